@@ -1,0 +1,155 @@
+//! The user's site: what to serve, where, and how to get its certificate.
+//! Loaded from YAML and/or command-line flags, then validated as a whole
+//! (see `site/validate.rs`) before anything touches the host.
+
+mod validate;
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+pub use validate::{Problem, validate};
+
+/// Where the HTTP-01 responder (builtin client or certbot standalone) listens by default.
+pub const DEFAULT_ACME_RESPONDER: &str = "127.0.0.1:8688";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// The public name, e.g. chat.example.com.
+    pub domain: String,
+    /// Contact address for the ACME account (required unless ACME is off).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// One or more `HOST:PORT` of the app (several = replicas, load-balanced with sticky sessions).
+    pub backends: Vec<String>,
+    /// `subdomain` (host header) or `path:/PREFIX/`.
+    #[serde(default = "default_routing")]
+    pub routing: String,
+    /// `auto`, `firewalld`, `ufw` or `none`.
+    #[serde(default = "default_firewall")]
+    pub firewall: String,
+    /// Strict-Transport-Security; defaults to on only with a CA-issued certificate
+    /// (HSTS on a self-signed placeholder would lock browsers out).
+    #[serde(default)]
+    pub hsts: Option<bool>,
+    #[serde(default)]
+    pub acme: Acme,
+    #[serde(default)]
+    pub listen: Listen,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Acme {
+    /// `letsencrypt`, `letsencrypt-staging`, an https:// directory URL, or `off`.
+    #[serde(default = "default_directory")]
+    pub directory: String,
+    /// PEM bundle to trust for a private CA's directory (e.g. Pebble).
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
+    /// `builtin` (instant-acme) or `certbot`.
+    #[serde(default = "default_client")]
+    pub client: String,
+    /// `ecdsa-p256` or `rsa-2048`.
+    #[serde(default = "default_key_type")]
+    pub key_type: String,
+    /// External account binding, for CAs that require one.
+    #[serde(default)]
+    pub eab: Option<Eab>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Eab {
+    pub kid: String,
+    pub hmac_key: String,
+}
+
+/// Advanced: where HAProxy and the ACME responder listen.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    #[serde(default = "default_http")]
+    pub http: Vec<String>,
+    #[serde(default = "default_https")]
+    pub https: Vec<String>,
+    #[serde(default = "default_responder")]
+    pub acme_responder: String,
+}
+
+impl Default for Acme {
+    fn default() -> Self {
+        Acme {
+            directory: default_directory(),
+            ca_bundle: None,
+            client: default_client(),
+            key_type: default_key_type(),
+            eab: None,
+        }
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            http: default_http(),
+            https: default_https(),
+            acme_responder: default_responder(),
+        }
+    }
+}
+
+fn default_routing() -> String {
+    "subdomain".into()
+}
+fn default_firewall() -> String {
+    "auto".into()
+}
+fn default_directory() -> String {
+    "letsencrypt".into()
+}
+fn default_client() -> String {
+    "builtin".into()
+}
+fn default_key_type() -> String {
+    "ecdsa-p256".into()
+}
+fn default_http() -> Vec<String> {
+    vec![":80".into()]
+}
+fn default_https() -> Vec<String> {
+    vec![":443".into()]
+}
+fn default_responder() -> String {
+    DEFAULT_ACME_RESPONDER.into()
+}
+
+impl Acme {
+    pub fn enabled(&self) -> bool {
+        self.directory != "off"
+    }
+
+    /// The directory URL, with the two Let's Encrypt keywords expanded.
+    pub fn directory_url(&self) -> Option<String> {
+        match self.directory.as_str() {
+            "off" => None,
+            "letsencrypt" => Some("https://acme-v02.api.letsencrypt.org/directory".into()),
+            "letsencrypt-staging" => {
+                Some("https://acme-staging-v02.api.letsencrypt.org/directory".into())
+            }
+            url => Some(url.to_string()),
+        }
+    }
+}
+
+impl Site {
+    /// HSTS as it will be rendered: explicit choice, else on only with ACME.
+    pub fn hsts_enabled(&self) -> bool {
+        self.hsts.unwrap_or_else(|| self.acme.enabled())
+    }
+
+    /// The path prefix for `path:/PREFIX/` routing, `None` for subdomain routing.
+    pub fn path_prefix(&self) -> Option<&str> {
+        self.routing.strip_prefix("path:")
+    }
+}
