@@ -7,12 +7,24 @@ use std::path::{Path, PathBuf};
 
 /// Everything shipped with edgeup, keyed by path relative to the repository root.
 const EMBEDDED: &[(&str, &str)] = &[
-    ("distros/debian.yaml", include_str!("../distros/debian.yaml")),
+    (
+        "distros/debian.yaml",
+        include_str!("../distros/debian.yaml"),
+    ),
     ("distros/rhel.yaml", include_str!("../distros/rhel.yaml")),
-    ("distros/fedora.yaml", include_str!("../distros/fedora.yaml")),
+    (
+        "distros/fedora.yaml",
+        include_str!("../distros/fedora.yaml"),
+    ),
     ("distros/amzn.yaml", include_str!("../distros/amzn.yaml")),
-    ("playbooks/open-webui.yaml", include_str!("../playbooks/open-webui.yaml")),
-    ("templates/haproxy.cfg.j2", include_str!("../templates/haproxy.cfg.j2")),
+    (
+        "playbooks/open-webui.yaml",
+        include_str!("../playbooks/open-webui.yaml"),
+    ),
+    (
+        "templates/haproxy.cfg.j2",
+        include_str!("../templates/haproxy.cfg.j2"),
+    ),
 ];
 
 #[derive(Debug, Clone, Default)]

@@ -1,1 +1,96 @@
-//! (in progress)
+//! Command-line interface (clap). Subcommands map to `app::*`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edgeup",
+    version,
+    about = "Put a web app (e.g. Open WebUI) behind HAProxy with HTTPS, idempotently",
+    after_help = "Exit codes: 0 ok, 1 a step failed, 2 invalid input (nothing changed), \
+3 plan has changes, 4 another run holds the lock, 5 host unsuitable (not root, no systemd, unsupported distro)."
+)]
+pub struct Cli {
+    /// Read distros/, playbooks/ and templates/ from this directory first (files
+    /// found there override the embedded ones).
+    #[arg(long, global = true, env = "EDGEUP_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// One JSON object per line; the last line is the recap.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Show every step's details and file diffs.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Only failures, warnings and the recap.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what this host is: distro, package manager, systemd, firewall, SELinux, tool versions.
+    Detect,
+    /// Check every step and show what would change (with diffs); changes nothing.
+    Plan(ConvergeArgs),
+    /// Converge the host: act only where a step's check finds drift.
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConvergeArgs {
+    #[command(flatten)]
+    pub site: SiteArgs,
+    /// Playbook name under playbooks/.
+    #[arg(long, default_value = crate::playbook::DEFAULT_PLAYBOOK)]
+    pub playbook: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub converge: ConvergeArgs,
+    /// Do not ask for confirmation on a terminal.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Show file diffs while applying.
+    #[arg(long)]
+    pub diff: bool,
+}
+
+/// The site, from a YAML file and/or flags (flags override the file).
+#[derive(Debug, Args, Default, Clone)]
+pub struct SiteArgs {
+    /// Site file (YAML). Default: /etc/edgeup/site.yaml when no --domain is given.
+    #[arg(short = 'f', long = "site", value_name = "FILE")]
+    pub site_file: Option<PathBuf>,
+    /// Public domain name, e.g. chat.example.com.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Contact email for the ACME account.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// App address HOST:PORT (repeat for replicas).
+    #[arg(long = "backend", value_name = "HOST:PORT")]
+    pub backends: Vec<String>,
+    /// letsencrypt | letsencrypt-staging | https://directory-url | off
+    #[arg(long, value_name = "DIRECTORY")]
+    pub acme_directory: Option<String>,
+    /// PEM file of the CA that serves a custom ACME directory.
+    #[arg(long, value_name = "PEM")]
+    pub acme_ca_bundle: Option<PathBuf>,
+    /// builtin | certbot
+    #[arg(long, value_name = "CLIENT")]
+    pub acme_client: Option<String>,
+    /// subdomain | path:/PREFIX/
+    #[arg(long)]
+    pub routing: Option<String>,
+    /// auto | firewalld | ufw | none
+    #[arg(long)]
+    pub firewall: Option<String>,
+    /// Send Strict-Transport-Security (default: on with ACME, off with the placeholder).
+    #[arg(long, value_name = "on|off")]
+    pub hsts: Option<String>,
+}

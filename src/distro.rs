@@ -70,32 +70,77 @@ pub fn load_all(assets: &Assets) -> Result<Vec<Distro>> {
         .collect()
 }
 
-/// The profile for this os-release: first by ID, then by each ID_LIKE entry in order.
+/// The profile for this os-release: first the profile listing its ID, then, for
+/// each ID_LIKE entry in order (closest relative first), a profile listing that
+/// entry in `ids`, else one listing it in `like`. Preferring `ids` per entry keeps
+/// the choice independent of file-name order: an ID_LIKE=fedora derivative gets
+/// the fedora profile even if another profile (amzn) also lists fedora in `like`.
 pub fn select(profiles: &[Distro], os: &OsRelease) -> Result<Distro> {
     if let Some(p) = profiles.iter().find(|p| p.ids.contains(&os.id)) {
         return Ok(p.clone());
     }
     for like in &os.id_like {
-        if let Some(p) = profiles
-            .iter()
-            .find(|p| p.ids.contains(like) || p.like.contains(like))
-        {
+        let by_id = profiles.iter().find(|p| p.ids.contains(like));
+        if let Some(p) = by_id.or_else(|| profiles.iter().find(|p| p.like.contains(like))) {
             return Ok(p.clone());
         }
     }
-    let mut families: Vec<String> = profiles
-        .iter()
-        .map(|p| format!("{} ({})", p.name, p.ids.join(", ")))
-        .collect();
-    families.dedup();
     bail!(
-        "unsupported distribution '{}'{}: edgeup supports {}",
+        "unsupported distribution '{}' (ID={}{}): edgeup supports {}",
         os.pretty_name_or_id(),
+        os.id,
         if os.id_like.is_empty() {
             String::new()
         } else {
-            format!(" (like {})", os.id_like.join(" "))
+            format!(", ID_LIKE={}", os.id_like.join(" "))
         },
-        families.join("; ")
+        supported(profiles)
     )
+}
+
+/// "the debian family (debian, ubuntu, ... and derivatives whose ID_LIKE names
+/// debian or ubuntu) and the rhel family (...)", families in name order.
+fn supported(profiles: &[Distro]) -> String {
+    let mut families: Vec<&str> = profiles.iter().map(|p| p.family.as_str()).collect();
+    families.sort();
+    families.dedup();
+    if families.is_empty() {
+        return "no distribution: no distro profile is loaded".to_string();
+    }
+    let described: Vec<String> = families
+        .iter()
+        .map(|family| {
+            let mut ids: Vec<&str> = Vec::new();
+            let mut likes: Vec<&str> = Vec::new();
+            for p in profiles.iter().filter(|p| p.family == *family) {
+                ids.extend(p.ids.iter().map(String::as_str));
+                likes.extend(p.like.iter().map(String::as_str));
+            }
+            dedup_in_order(&mut ids);
+            dedup_in_order(&mut likes);
+            let mut text = format!("the {family} family ({}", ids.join(", "));
+            if !likes.is_empty() {
+                text.push_str(&format!(
+                    " and derivatives whose ID_LIKE names {}",
+                    or_list(&likes)
+                ));
+            }
+            text.push(')');
+            text
+        })
+        .collect();
+    described.join(" and ")
+}
+
+/// "a", "a or b", "a, b or c".
+fn or_list(items: &[&str]) -> String {
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => items.join(""),
+    }
+}
+
+fn dedup_in_order(items: &mut Vec<&str>) {
+    let mut seen = std::collections::HashSet::new();
+    items.retain(|item| seen.insert(*item));
 }

@@ -1,5 +1,6 @@
 //! edgeup: converge a host to "HAProxy in front of a web app, with HTTPS".
 
+pub mod app;
 pub mod assets;
 pub mod cli;
 pub mod distro;
@@ -7,6 +8,7 @@ pub mod engine;
 pub mod exit;
 pub mod facts;
 pub mod host;
+pub mod pki;
 pub mod playbook;
 pub mod render;
 pub mod report;

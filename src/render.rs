@@ -50,7 +50,14 @@ pub struct Derived {
     pub https_binds: Vec<String>,
     pub acme_responder: String,
     pub hsts: bool,
+    /// `path:/PREFIX/` routing, normalised to `/PREFIX/` (leading and trailing slash).
     pub path_prefix: Option<String>,
+    /// `path_prefix` as a regular expression matching it literally (metacharacters
+    /// wrapped in `[]`, so HAProxy's config parser sees no backslashes).
+    pub path_prefix_regex: Option<String>,
+    /// Where plain-HTTP requests are redirected: `https://DOMAIN`, plus `:PORT`
+    /// when the first HTTPS bind is not on 443.
+    pub https_origin: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,13 +90,64 @@ impl HaproxyFeatures {
     }
 }
 
-/// `2.6.12-1+deb12u4` or `2.6.12` -> (2, 6).
+/// `major.minor` of a version as packages and `haproxy -v` print it:
+/// `2.6.12-1+deb12u4`, `1:2.6.12` (epoch), `2.4.22-3.el9`, `3.0`,
+/// `HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/` -> (2, 6).
+/// The first whitespace-separated word that starts with `N.N` wins.
 pub fn major_minor(version: &str) -> Option<(u32, u32)> {
-    let upstream = version.split([':']).next_back()?;
-    let mut parts = upstream.split(|c: char| !c.is_ascii_digit());
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
+    version.split_whitespace().find_map(|word| {
+        // Drop a package epoch (`1:`), never a URL's `https:`.
+        let word = match word.split_once(':') {
+            Some((epoch, rest))
+                if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                rest
+            }
+            _ => word,
+        };
+        let (major, rest) = split_number(word)?;
+        let (minor, _) = split_number(rest.strip_prefix('.')?)?;
+        Some((major, minor))
+    })
+}
+
+/// Leading decimal digits of `s` and what follows them.
+fn split_number(s: &str) -> Option<(u32, &str)> {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n = s[..end].parse().ok()?;
+    Some((n, &s[end..]))
+}
+
+/// `/owui`, `owui/`, `/owui/` -> `/owui/`.
+fn normalise_prefix(prefix: &str) -> String {
+    let inner = prefix.trim_matches('/');
+    if inner.is_empty() {
+        "/".into()
+    } else {
+        format!("/{inner}/")
+    }
+}
+
+/// A regular expression matching `literal` exactly: each metacharacter becomes a
+/// one-character class (`.` -> `[.]`), which needs no backslash in haproxy.cfg.
+fn regex_literal(literal: &str) -> String {
+    let mut out = String::with_capacity(literal.len() + 2);
+    out.push('^');
+    for c in literal.chars() {
+        if ".+*?()|{}$".contains(c) {
+            out.push('[');
+            out.push(c);
+            out.push(']');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The port of a bind address (`:443`, `127.0.0.1:8443`, `[::]:443`).
+fn bind_port(bind: &str) -> Option<&str> {
+    bind.rsplit_once(':').map(|(_, port)| port)
 }
 
 /// How a `HOST:PORT` from the site becomes an HAProxy bind address.
@@ -109,6 +167,11 @@ impl Vars {
                 address: address.clone(),
             })
             .collect();
+        let path_prefix = site.path_prefix().map(normalise_prefix);
+        let https_origin = match site.listen.https.first().and_then(|b| bind_port(b)) {
+            Some(port) if port != "443" => format!("https://{}:{port}", site.domain),
+            _ => format!("https://{}", site.domain),
+        };
         let derived = Derived {
             cert_path: format!("{}/{}.pem", distro.paths.certs_dir, site.domain),
             servers,
@@ -116,7 +179,9 @@ impl Vars {
             https_binds: site.listen.https.iter().map(|a| bind_address(a)).collect(),
             acme_responder: site.listen.acme_responder.clone(),
             hsts: site.hsts_enabled(),
-            path_prefix: site.path_prefix().map(str::to_string),
+            path_prefix_regex: path_prefix.as_deref().map(regex_literal),
+            path_prefix,
+            https_origin,
         };
         Vars {
             site: site.clone(),
@@ -125,6 +190,12 @@ impl Vars {
             haproxy,
             derived,
         }
+    }
+
+    /// After the packages step: templates render for the HAProxy now installed.
+    pub fn set_haproxy_version(&mut self, version: Option<String>) {
+        self.haproxy = HaproxyFeatures::for_version(version.as_deref());
+        self.facts.haproxy_version = version;
     }
 
     fn value(&self) -> Value {
@@ -172,4 +243,54 @@ pub fn eval_condition(expr: &str, vars: &Vars) -> Result<bool> {
         .eval(vars.value())
         .map_err(|e| anyhow::anyhow!("evaluating condition `{expr}`: {e:#}"))?;
     Ok(value.is_true())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn major_minor_reads_package_and_banner_versions() {
+        assert_eq!(major_minor("2.6.12-1+deb12u4"), Some((2, 6)));
+        assert_eq!(major_minor("1:2.6.12"), Some((2, 6)));
+        assert_eq!(major_minor("2.4.22-3.el9"), Some((2, 4)));
+        assert_eq!(major_minor("3.0"), Some((3, 0)));
+        assert_eq!(major_minor(" 2.8.5 "), Some((2, 8)));
+        assert_eq!(
+            major_minor("HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/"),
+            Some((2, 6))
+        );
+        assert_eq!(major_minor("3"), None);
+        assert_eq!(major_minor(""), None);
+        assert_eq!(major_minor("none"), None);
+    }
+
+    #[test]
+    fn alpn_h2_from_2_6() {
+        assert_eq!(HaproxyFeatures::for_version(None).alpn, "http/1.1");
+        assert!(!HaproxyFeatures::for_version(Some("garbage")).detected);
+        assert_eq!(
+            HaproxyFeatures::for_version(Some("2.4.22")).alpn,
+            "http/1.1"
+        );
+        let f = HaproxyFeatures::for_version(Some("2.6.12-1+deb12u4"));
+        assert_eq!(
+            (f.version.as_str(), f.detected, f.alpn.as_str()),
+            ("2.6", true, "h2,http/1.1")
+        );
+        assert_eq!(
+            HaproxyFeatures::for_version(Some("3.0.11")).alpn,
+            "h2,http/1.1"
+        );
+    }
+
+    #[test]
+    fn prefix_helpers() {
+        assert_eq!(normalise_prefix("/owui"), "/owui/");
+        assert_eq!(normalise_prefix("owui/"), "/owui/");
+        assert_eq!(normalise_prefix("/a/b/"), "/a/b/");
+        assert_eq!(regex_literal("/chat.v1/"), "^/chat[.]v1/");
+        assert_eq!(bind_port("[::]:8443"), Some("8443"));
+        assert_eq!(bind_port(":443"), Some("443"));
+    }
 }

@@ -16,11 +16,13 @@ pub const DEFAULT_ACME_RESPONDER: &str = "127.0.0.1:8688";
 #[serde(deny_unknown_fields)]
 pub struct Site {
     /// The public name, e.g. chat.example.com.
+    #[serde(default)]
     pub domain: String,
     /// Contact address for the ACME account (required unless ACME is off).
     #[serde(default)]
     pub email: Option<String>,
     /// One or more `HOST:PORT` of the app (several = replicas, load-balanced with sticky sessions).
+    #[serde(default)]
     pub backends: Vec<String>,
     /// `subdomain` (host header) or `path:/PREFIX/`.
     #[serde(default = "default_routing")]

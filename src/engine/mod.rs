@@ -1,1 +1,303 @@
-//! (in progress)
+//! The step engine: check every step, act only on drift, re-check, and run
+//! notified handlers once at the end. `plan` is the same walk without acting.
+
+pub mod pending;
+
+use crate::assets::Assets;
+use crate::host::Host;
+use crate::playbook::{Entry, Playbook};
+use crate::render::Vars;
+use crate::report::{Event, Reporter, Status};
+use crate::steps::{Ctx, Drift, State, Swap};
+use anyhow::Result;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Plan,
+    Apply,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recap {
+    pub ok: usize,
+    pub changed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Recap {
+    fn count(&mut self, status: Status) {
+        match status {
+            Status::Ok => self.ok += 1,
+            Status::Changed => self.changed += 1,
+            Status::Failed => self.failed += 1,
+            Status::Skipped => self.skipped += 1,
+        }
+    }
+}
+
+pub struct Engine<'a> {
+    pub host: &'a Host,
+    pub assets: &'a Assets,
+    pub state_dir: &'a str,
+    pub reporter: &'a mut dyn Reporter,
+    /// Called after a step changed the host, to refresh facts templates use
+    /// (e.g. the HAProxy version once the package is installed).
+    pub refresh: &'a dyn Fn(&Host, &mut Vars) -> Result<()>,
+}
+
+/// Steps that need systemd when it is not running (apply refuses to start).
+pub fn steps_needing_systemd<'p>(playbook: &'p Playbook, vars: &Vars) -> Vec<&'p str> {
+    playbook
+        .steps
+        .iter()
+        .chain(&playbook.handlers)
+        .filter(|e| e.applies(vars).unwrap_or(true))
+        .filter(|e| e.step().is_ok_and(|s| s.needs_systemd()))
+        .map(|e| e.name.as_str())
+        .collect()
+}
+
+impl Engine<'_> {
+    pub fn run(&mut self, playbook: &Playbook, vars: &mut Vars, mode: Mode) -> Result<Recap> {
+        let started = Instant::now();
+        let swaps = RefCell::new(Vec::new());
+        let mut recap = Recap::default();
+        let mut pending = pending::load(self.host, self.state_dir)?;
+        let total = playbook.steps.len();
+        let mut stopped = false;
+        for (i, entry) in playbook.steps.iter().enumerate() {
+            if stopped {
+                break;
+            }
+            let status = self.step(i + 1, total, entry, vars, mode, &swaps, &mut pending)?;
+            recap.count(status);
+            // Apply stops at the first failure (later steps build on earlier
+            // ones); plan keeps going to show everything it can.
+            stopped = status == Status::Failed && mode == Mode::Apply;
+        }
+        if !stopped {
+            self.handlers(playbook, vars, mode, &swaps, &mut pending, &mut recap)?;
+        } else if !pending.is_empty() {
+            self.reporter.event(&Event::Warning {
+                message: format!(
+                    "not run because a step failed (kept for the next run): {}",
+                    pending.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        self.reporter.event(&Event::Recap {
+            ok: recap.ok,
+            changed: recap.changed,
+            failed: recap.failed,
+            skipped: recap.skipped,
+            mode: if mode == Mode::Plan { "plan" } else { "apply" }.into(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        Ok(recap)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        index: usize,
+        total: usize,
+        entry: &Entry,
+        vars: &mut Vars,
+        mode: Mode,
+        swaps: &RefCell<Vec<Swap>>,
+        pending: &mut BTreeSet<String>,
+    ) -> Result<Status> {
+        let started = Instant::now();
+        self.reporter.begin(index, total, &entry.name);
+        let mut report = |status: Status, changes: Vec<String>, diff, message: Option<String>| {
+            self.reporter.event(&Event::Step {
+                index,
+                total,
+                name: entry.name.clone(),
+                status,
+                handler: false,
+                changes,
+                diff,
+                message,
+                duration_ms: started.elapsed().as_millis() as u64,
+            });
+            status
+        };
+        let applies = match entry.applies(vars) {
+            Ok(applies) => applies,
+            Err(e) => return Ok(report(Status::Failed, vec![], None, Some(format!("{e:#}")))),
+        };
+        if !applies {
+            let why = entry
+                .when
+                .as_deref()
+                .map(|w| format!("condition not met: {w}"));
+            return Ok(report(Status::Skipped, vec![], None, why));
+        }
+        let step = entry.step()?;
+        if mode == Mode::Plan && step.needs_systemd() && !vars.facts.systemd {
+            let why = "systemd is not running: cannot be checked here (apply refuses on this host)";
+            return Ok(report(Status::Skipped, vec![], None, Some(why.into())));
+        }
+        let ctx = Ctx {
+            host: self.host,
+            vars,
+            assets: self.assets,
+            state_dir: self.state_dir,
+            swaps,
+        };
+        let drift = match step.check(&ctx) {
+            Ok(State::Converged(note)) => {
+                return Ok(report(Status::Ok, vec![], None, Some(note)));
+            }
+            Ok(State::Drift(drift)) => drift,
+            Err(e) => return Ok(report(Status::Failed, vec![], None, Some(format!("{e:#}")))),
+        };
+        if mode == Mode::Plan {
+            let message = (!entry.notify.is_empty())
+                .then(|| format!("would notify: {}", entry.notify.join(", ")));
+            return Ok(report(Status::Changed, drift.changes, drift.diff, message));
+        }
+        // Persist notifications before acting: if we die mid-apply, the next
+        // run still reloads.
+        if !entry.notify.is_empty() {
+            pending.extend(entry.notify.iter().cloned());
+            pending::save(self.host, self.state_dir, pending)?;
+        }
+        let Drift { changes, diff } = drift.clone();
+        if let Err(e) = step.apply(&ctx, &drift) {
+            return Ok(report(
+                Status::Failed,
+                changes,
+                diff,
+                Some(format!("{e:#}")),
+            ));
+        }
+        if let Err(e) = (self.refresh)(self.host, vars) {
+            return Ok(report(
+                Status::Failed,
+                changes,
+                diff,
+                Some(format!("{e:#}")),
+            ));
+        }
+        let ctx = Ctx {
+            host: self.host,
+            vars,
+            assets: self.assets,
+            state_dir: self.state_dir,
+            swaps,
+        };
+        match step.check(&ctx) {
+            Ok(State::Converged(_)) => Ok(report(Status::Changed, changes, diff, None)),
+            Ok(State::Drift(still)) => Ok(report(
+                Status::Failed,
+                changes,
+                diff,
+                Some(format!(
+                    "applied, but the step still does not converge: {}",
+                    still.changes.join("; ")
+                )),
+            )),
+            Err(e) => Ok(report(
+                Status::Failed,
+                changes,
+                diff,
+                Some(format!("re-check after apply failed: {e:#}")),
+            )),
+        }
+    }
+
+    fn handlers(
+        &mut self,
+        playbook: &Playbook,
+        vars: &Vars,
+        mode: Mode,
+        swaps: &RefCell<Vec<Swap>>,
+        pending: &mut BTreeSet<String>,
+        recap: &mut Recap,
+    ) -> Result<()> {
+        // In plan, handlers that steps would notify are not in `pending`
+        // (nothing was persisted): report them from the plan's own drift.
+        let total = playbook.handlers.len();
+        for (i, handler) in playbook.handlers.iter().enumerate() {
+            if !pending.contains(&handler.name) {
+                continue;
+            }
+            let started = Instant::now();
+            self.reporter.begin(i + 1, total, &handler.name);
+            let ctx = Ctx {
+                host: self.host,
+                vars,
+                assets: self.assets,
+                state_dir: self.state_dir,
+                swaps,
+            };
+            let step = handler.step()?;
+            let (status, message) = if mode == Mode::Plan {
+                (Status::Changed, Some("pending from an earlier run".into()))
+            } else {
+                match run_handler(step, &ctx) {
+                    Ok(()) => {
+                        pending.remove(&handler.name);
+                        pending::save(self.host, self.state_dir, pending)?;
+                        (Status::Changed, None)
+                    }
+                    Err(e) => (Status::Failed, Some(rollback(&ctx, step, e))),
+                }
+            };
+            recap.count(status);
+            self.reporter.event(&Event::Step {
+                index: i + 1,
+                total,
+                name: handler.name.clone(),
+                status,
+                handler: true,
+                changes: vec![],
+                diff: None,
+                message,
+                duration_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn run_handler(step: &dyn crate::steps::Step, ctx: &Ctx) -> Result<()> {
+    match step.check(ctx)? {
+        State::Converged(_) => Ok(()),
+        State::Drift(drift) => step.apply(ctx, &drift),
+    }
+}
+
+/// A handler (reload) failed after files were swapped in this run: put the
+/// previous files back and run the handler again so the service keeps
+/// running on what worked before. Returns the message for the report.
+fn rollback(ctx: &Ctx, step: &dyn crate::steps::Step, error: anyhow::Error) -> String {
+    let swaps: Vec<Swap> = ctx.swaps.borrow().clone();
+    if swaps.is_empty() {
+        return format!("{error:#}");
+    }
+    let mut notes = vec![format!("{error:#}")];
+    for swap in swaps.iter().rev() {
+        let restored = match &swap.backup {
+            Some(backup) => ctx.host.restore(backup, &swap.dest),
+            None => ctx.host.remove_file(&swap.dest),
+        };
+        match restored {
+            Ok(()) => notes.push(format!("rolled back {}", swap.dest)),
+            Err(e) => notes.push(format!("could not roll back {}: {e:#}", swap.dest)),
+        }
+    }
+    match run_handler(step, ctx) {
+        Ok(()) => notes.push("the previous configuration is running again".into()),
+        Err(e) => notes.push(format!(
+            "running the handler on the previous files failed too: {e:#}"
+        )),
+    }
+    notes.join("\n")
+}

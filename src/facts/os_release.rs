@@ -25,8 +25,13 @@ impl OsRelease {
     pub fn from_file(path: &Path) -> Result<OsRelease> {
         let raw = os_release::OsRelease::new_from(path)
             .with_context(|| format!("reading {} to identify the distribution", path.display()))?;
+        // os-release(5): "If not set, a default of ID=linux may be used."
+        let id = match unquote(&raw.id).to_lowercase() {
+            id if id.is_empty() => "linux".to_string(),
+            id => id,
+        };
         Ok(OsRelease {
-            id: unquote(&raw.id).to_lowercase(),
+            id,
             id_like: unquote(&raw.id_like)
                 .split_whitespace()
                 .map(str::to_lowercase)

@@ -1,1 +1,75 @@
-//! (in progress)
+//! The host as steps see it: a command runner plus a file system rooted at
+//! `root` ("/" for real; a fixture tree in transcript tests). Steps never
+//! shell out or touch files directly, so the same step code runs against the
+//! real machine and against a scripted one.
+
+pub mod command;
+pub mod files;
+pub mod lock;
+pub mod pkgdb;
+pub mod scripted;
+pub mod users;
+
+pub use command::{Cmd, CmdOutput, DuctRunner, Runner};
+pub use files::{FileAttrs, FileStat, Staged};
+
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+pub struct Host {
+    root: PathBuf,
+    runner: Box<dyn Runner>,
+}
+
+impl Host {
+    /// The machine edgeup runs on.
+    pub fn real() -> Host {
+        Host::new(PathBuf::from("/"), Box::new(DuctRunner))
+    }
+
+    pub fn new(root: PathBuf, runner: Box<dyn Runner>) -> Host {
+        Host { root, runner }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// An absolute host path (`/etc/haproxy/haproxy.cfg`) under this host's root.
+    pub fn path(&self, host_path: &str) -> PathBuf {
+        self.root.join(host_path.trim_start_matches('/'))
+    }
+
+    /// Runs a command; a non-zero exit is not an error here (see `run_ok`).
+    pub fn run(&self, cmd: &Cmd) -> Result<CmdOutput> {
+        self.runner.run(cmd)
+    }
+
+    /// Runs a command and turns a non-zero exit into an error carrying stderr.
+    pub fn run_ok(&self, cmd: &Cmd) -> Result<CmdOutput> {
+        let out = self.runner.run(cmd)?;
+        if out.status != 0 {
+            anyhow::bail!(
+                "`{}` exited with status {}: {}",
+                cmd.display(),
+                out.status,
+                out.stderr_tail()
+            );
+        }
+        Ok(out)
+    }
+
+    /// Whether `program` is on the standard PATH of this host.
+    pub fn has_program(&self, program: &str) -> bool {
+        [
+            "usr/local/sbin",
+            "usr/local/bin",
+            "usr/sbin",
+            "usr/bin",
+            "sbin",
+            "bin",
+        ]
+        .iter()
+        .any(|dir| self.root.join(dir).join(program).is_file())
+    }
+}

@@ -1,0 +1,205 @@
+//! `edgeup plan` and `edgeup apply`: validate everything, then walk the playbook.
+
+use crate::assets::Assets;
+use crate::cli::{ApplyArgs, ConvergeArgs};
+use crate::distro::{self, Distro};
+use crate::engine::{self, Engine, Mode, Recap};
+use crate::exit;
+use crate::facts::{Facts, os_release::OsRelease};
+use crate::host::Host;
+use crate::playbook;
+use crate::render::{FactVars, Vars};
+use crate::report::{Event, Reporter, Verbosity};
+use crate::site::Site;
+use anyhow::Result;
+use std::io::IsTerminal;
+
+/// edgeup's own state: backups, pending handlers, the run lock.
+pub const STATE_DIR: &str = "/var/lib/edgeup";
+
+pub struct Output {
+    pub json: bool,
+    pub verbosity: Verbosity,
+}
+
+pub fn plan(host: &Host, assets: &Assets, args: &ConvergeArgs, out: &Output) -> Result<i32> {
+    let site = super::site_input::build(&args.site)?;
+    let prepared = prepare(host, assets, &site, &args.playbook)?;
+    let mut reporter = crate::report::for_output(out.json, out.verbosity, true);
+    let recap = walk(host, assets, prepared, reporter.as_mut(), Mode::Plan)?;
+    Ok(if recap.failed > 0 {
+        exit::FAILED
+    } else if recap.changed > 0 {
+        exit::CHANGES_PENDING
+    } else {
+        exit::OK
+    })
+}
+
+pub fn apply(host: &Host, assets: &Assets, args: &ApplyArgs, out: &Output) -> Result<i32> {
+    let site = super::site_input::build(&args.converge.site)?;
+    if !crate::facts::probes::is_root() {
+        return Err(exit::unsuitable(
+            "edgeup apply changes system files and services and must run as root \
+             (try: sudo edgeup apply ...); `edgeup plan` works without root",
+        ));
+    }
+    let prepared = prepare(host, assets, &site, &args.converge.playbook)?;
+    let needs = engine::steps_needing_systemd(&prepared.playbook, &prepared.vars);
+    if !prepared.facts.systemd.running && !needs.is_empty() {
+        return Err(exit::unsuitable(format!(
+            "systemd is not running on this host (PID 1 is '{}'), and these steps need it: {}. \
+             Nothing was changed. Run edgeup on a host booted with systemd (VM, bare metal, or a \
+             container started with its init, e.g. `systemd-nspawn -b`).",
+            prepared.facts.systemd.pid1,
+            needs.join(", ")
+        )));
+    }
+    let _lock = host.lock(STATE_DIR)?;
+    let interactive =
+        !out.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if interactive && !args.yes {
+        let mut preview = crate::report::for_output(false, out.verbosity, true);
+        let again = prepare(host, assets, &site, &args.converge.playbook)?;
+        let recap = walk(host, assets, again, preview.as_mut(), Mode::Plan)?;
+        if recap.changed == 0 && recap.failed == 0 {
+            return Ok(exit::OK);
+        }
+        let go = dialoguer::Confirm::new()
+            .with_prompt(format!("Apply {} change(s)?", recap.changed))
+            .default(false)
+            .interact()
+            .map_err(|e| exit::invalid(format!("could not read the answer: {e}")))?;
+        if !go {
+            eprintln!("nothing changed");
+            return Ok(exit::OK);
+        }
+    }
+    let mut reporter = crate::report::for_output(out.json, out.verbosity, args.diff);
+    let recap = walk(host, assets, prepared, reporter.as_mut(), Mode::Apply)?;
+    Ok(if recap.failed > 0 {
+        exit::FAILED
+    } else {
+        exit::OK
+    })
+}
+
+struct Prepared {
+    distro: Distro,
+    facts: Facts,
+    vars: Vars,
+    playbook: playbook::Playbook,
+    playbook_name: String,
+    site: Site,
+}
+
+/// Everything that can be known before the first write: profile, facts,
+/// host-dependent validation, rendered playbook.
+fn prepare(host: &Host, assets: &Assets, site: &Site, playbook_name: &str) -> Result<Prepared> {
+    let os = OsRelease::read(host.root()).map_err(|e| exit::unsuitable(format!("{e:#}")))?;
+    let profiles = distro::load_all(assets)?;
+    let distro = distro::select(&profiles, &os).map_err(|e| exit::unsuitable(format!("{e:#}")))?;
+    validate_against_host(site, &distro)?;
+    let facts = Facts::gather(host, Some(&distro))?;
+    let vars = Vars::new(site, &distro, fact_vars(&facts));
+    let playbook = playbook::load(assets, playbook_name, &vars)?;
+    Ok(Prepared {
+        distro,
+        facts,
+        vars,
+        playbook,
+        playbook_name: playbook_name.to_string(),
+        site: site.clone(),
+    })
+}
+
+/// Checks of the site that need the host: files it names, what the distro offers.
+fn validate_against_host(site: &Site, distro: &Distro) -> Result<()> {
+    let mut problems = Vec::new();
+    if let Some(bundle) = &site.acme.ca_bundle {
+        match std::fs::read(bundle) {
+            Ok(bytes) if crate::pki::parse_bundle(&bytes).is_ok() => {}
+            Ok(_) => problems.push(format!(
+                "acme.ca_bundle: \"{}\" holds no PEM certificate; point it at the CA's certificate file",
+                bundle.display()
+            )),
+            Err(e) => problems.push(format!(
+                "acme.ca_bundle: \"{}\" cannot be read ({e}); give the path of the CA's PEM file",
+                bundle.display()
+            )),
+        }
+    }
+    if site.acme.enabled() && site.acme.client == "certbot" && !distro.certbot_available {
+        problems.push(format!(
+            "acme.client: \"certbot\" is not packaged for {}; use acme.client: builtin",
+            distro.name
+        ));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(exit::invalid(format!(
+        "the site does not fit this host (nothing was changed):\n  - {}",
+        problems.join("\n  - ")
+    )))
+}
+
+pub fn fact_vars(facts: &Facts) -> FactVars {
+    FactVars {
+        selinux: facts.selinux.clone(),
+        firewall: facts.firewall.active.clone(),
+        systemd: facts.systemd.running,
+        haproxy_version: facts.haproxy_version().map(str::to_string),
+    }
+}
+
+fn warn_about(p: &Prepared, reporter: &mut dyn Reporter, mode: Mode) {
+    if let Some(prefix) = p.site.path_prefix() {
+        reporter.event(&Event::Warning {
+            message: format!(
+                "routing: path {prefix}: Open WebUI has no sub-path support (its pages call /api, \
+                 /ws/socket.io and /_app at the root), so it will not work under {prefix}; \
+                 use routing: subdomain for Open WebUI"
+            ),
+        });
+    }
+    if mode == Mode::Plan && !p.facts.systemd.running {
+        reporter.event(&Event::Warning {
+            message: format!(
+                "systemd is not running (PID 1 is '{}'): service steps cannot be checked, and \
+                 `edgeup apply` will refuse to run on this host",
+                p.facts.systemd.pid1
+            ),
+        });
+    }
+}
+
+fn walk(
+    host: &Host,
+    assets: &Assets,
+    mut p: Prepared,
+    reporter: &mut dyn Reporter,
+    mode: Mode,
+) -> Result<Recap> {
+    reporter.event(&Event::Start {
+        command: if mode == Mode::Plan { "plan" } else { "apply" }.into(),
+        playbook: p.playbook_name.clone(),
+        distro: format!("{} ({})", p.facts.os.pretty_name_or_id(), p.distro.name),
+        steps: p.playbook.steps.len(),
+    });
+    warn_about(&p, reporter, mode);
+    let distro = p.distro.clone();
+    let refresh = move |host: &Host, vars: &mut Vars| -> Result<()> {
+        let installed = host.installed_packages(&distro.package_manager, &distro.packages)?;
+        vars.set_haproxy_version(installed.get("haproxy").cloned());
+        Ok(())
+    };
+    let mut engine = Engine {
+        host,
+        assets,
+        state_dir: STATE_DIR,
+        reporter,
+        refresh: &refresh,
+    };
+    engine.run(&p.playbook, &mut p.vars, mode)
+}

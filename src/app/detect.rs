@@ -1,0 +1,103 @@
+//! `edgeup detect`: what this host is, read-only.
+
+use crate::assets::Assets;
+use crate::distro;
+use crate::facts::{Facts, os_release::OsRelease, probes};
+use crate::host::Host;
+use anyhow::Result;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Report {
+    #[serde(flatten)]
+    facts: Facts,
+    versions: Versions,
+    /// Why no profile matched (unsupported distro).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unsupported: Option<String>,
+    notes: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Versions {
+    haproxy: Option<String>,
+    openssl: Option<String>,
+    certbot: Option<String>,
+}
+
+pub fn run(host: &Host, assets: &Assets, json: bool) -> Result<i32> {
+    let os = OsRelease::read(host.root())?;
+    let profiles = distro::load_all(assets)?;
+    let (profile, unsupported) = match distro::select(&profiles, &os) {
+        Ok(p) => (Some(p), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
+    let facts = Facts::gather(host, profile.as_ref())?;
+    let versions = Versions {
+        haproxy: probes::tool_version(host, "haproxy", &["-v"]),
+        openssl: probes::tool_version(host, "openssl", &["version"]),
+        certbot: probes::tool_version(host, "certbot", &["--version"]),
+    };
+    let report = Report {
+        notes: profile
+            .as_ref()
+            .map(|p| p.notes.clone())
+            .unwrap_or_default(),
+        facts,
+        versions,
+        unsupported,
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_human(&report);
+    }
+    Ok(if report.unsupported.is_some() {
+        crate::exit::HOST_UNSUITABLE
+    } else {
+        crate::exit::OK
+    })
+}
+
+fn print_human(r: &Report) {
+    let f = &r.facts;
+    let na = |v: &Option<String>| v.clone().unwrap_or_else(|| "not installed".into());
+    println!(
+        "distro:          {} (ID={} VERSION_ID={})",
+        f.os.pretty_name_or_id(),
+        f.os.id,
+        f.os.version_id
+    );
+    match (&f.profile, &r.unsupported) {
+        (Some(p), _) => println!(
+            "profile:         {p} (family {}, package manager {})",
+            f.family.as_deref().unwrap_or("?"),
+            f.package_manager.as_deref().unwrap_or("?")
+        ),
+        (None, Some(why)) => println!("profile:         none: {why}"),
+        (None, None) => {}
+    }
+    if f.systemd.running {
+        println!("systemd:         running");
+    } else {
+        println!(
+            "systemd:         NOT running (PID 1 is '{}'): apply cannot manage services here",
+            f.systemd.pid1
+        );
+    }
+    let installed = |yes: bool| if yes { "installed" } else { "not installed" };
+    println!(
+        "firewall:        {} active (firewalld {}, ufw {})",
+        f.firewall.active,
+        installed(f.firewall.firewalld_installed),
+        installed(f.firewall.ufw_installed)
+    );
+    println!("SELinux:         {}", f.selinux);
+    println!("root:            {}", if f.is_root { "yes" } else { "no" });
+    println!("haproxy:         {}", na(&r.versions.haproxy));
+    println!("openssl:         {}", na(&r.versions.openssl));
+    println!("certbot:         {}", na(&r.versions.certbot));
+    for note in &r.notes {
+        println!("note:            {note}");
+    }
+}

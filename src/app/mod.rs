@@ -1,0 +1,31 @@
+//! The subcommands, wired to the library.
+
+pub mod converge;
+pub mod detect;
+pub mod site_input;
+
+use crate::assets::Assets;
+use crate::cli::{Cli, Command};
+use crate::host::Host;
+use crate::report::Verbosity;
+use anyhow::Result;
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let host = Host::real();
+    let assets = Assets::new(cli.data_dir.clone());
+    let out = converge::Output {
+        json: cli.json,
+        verbosity: if cli.quiet {
+            Verbosity::Quiet
+        } else if cli.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        },
+    };
+    match &cli.command {
+        Command::Detect => detect::run(&host, &assets, cli.json),
+        Command::Plan(args) => converge::plan(&host, &assets, args, &out),
+        Command::Apply(args) => converge::apply(&host, &assets, args, &out),
+    }
+}

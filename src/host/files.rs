@@ -1,0 +1,263 @@
+//! File operations with the safety rules edgeup promises: new content is
+//! staged in a temp file (created with its final mode, so a key is never
+//! readable by others), fsynced, renamed over the target, and the directory
+//! fsynced. The replaced file is kept as a backup.
+
+use super::Host;
+use anyhow::{Context, Result, bail};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Mode and owner a managed file or directory must have.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FileAttrs {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FileStat {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub is_dir: bool,
+}
+
+impl FileStat {
+    pub fn matches(&self, attrs: &FileAttrs) -> bool {
+        self.mode & 0o7777 == attrs.mode && self.uid == attrs.uid && self.gid == attrs.gid
+    }
+}
+
+/// How many backups of one file are kept.
+const BACKUPS_KEPT: usize = 5;
+
+impl Host {
+    pub fn read(&self, host_path: &str) -> Result<Option<Vec<u8>>> {
+        match fs::read(self.path(host_path)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {host_path}")),
+        }
+    }
+
+    pub fn read_string(&self, host_path: &str) -> Result<Option<String>> {
+        Ok(self
+            .read(host_path)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    pub fn stat(&self, host_path: &str) -> Result<Option<FileStat>> {
+        match fs::symlink_metadata(self.path(host_path)) {
+            Ok(m) => Ok(Some(FileStat {
+                mode: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+                is_dir: m.is_dir(),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("inspecting {host_path}")),
+        }
+    }
+
+    /// Sets mode and owner of an existing file or directory.
+    pub fn set_attrs(&self, host_path: &str, attrs: &FileAttrs) -> Result<()> {
+        let path = self.path(host_path);
+        std::os::unix::fs::chown(&path, Some(attrs.uid), Some(attrs.gid))
+            .with_context(|| format!("changing owner of {host_path}"))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(attrs.mode))
+            .with_context(|| format!("changing mode of {host_path}"))
+    }
+
+    /// Creates a directory (and missing parents) and sets its mode and owner.
+    pub fn ensure_dir(&self, host_path: &str, attrs: &FileAttrs) -> Result<()> {
+        let path = self.path(host_path);
+        fs::create_dir_all(&path).with_context(|| format!("creating directory {host_path}"))?;
+        self.set_attrs(host_path, attrs)
+    }
+
+    pub fn remove_file(&self, host_path: &str) -> Result<()> {
+        match fs::remove_file(self.path(host_path)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {host_path}")),
+        }
+    }
+
+    /// Writes `content` to a temp file in `stage_dir` (default: the target's
+    /// directory), ready to be validated and then committed over `dest`.
+    pub fn stage(
+        &self,
+        dest: &str,
+        content: &[u8],
+        attrs: &FileAttrs,
+        stage_dir: Option<&str>,
+    ) -> Result<Staged> {
+        let dest_path = self.path(dest);
+        let name = dest_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .with_context(|| format!("{dest} has no file name"))?;
+        let dir = match stage_dir {
+            Some(d) => self.path(d),
+            None => dest_path
+                .parent()
+                .map(Path::to_path_buf)
+                .with_context(|| format!("{dest} has no parent directory"))?,
+        };
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let temp = dir.join(format!(".{name}.edgeup-{}", std::process::id()));
+        let _ = fs::remove_file(&temp);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(attrs.mode)
+            .open(&temp)
+            .with_context(|| format!("creating temp file {}", temp.display()))?;
+        // Mode first (umask may have narrowed it), owner next, content last.
+        let staged = Staged {
+            temp: temp.clone(),
+            dest: dest_path,
+            committed: false,
+        };
+        fs::set_permissions(&temp, fs::Permissions::from_mode(attrs.mode))?;
+        std::os::unix::fs::chown(&temp, Some(attrs.uid), Some(attrs.gid))
+            .with_context(|| format!("changing owner of {}", temp.display()))?;
+        file.write_all(content)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", temp.display()))?;
+        Ok(staged)
+    }
+
+    /// Stage + commit in one go, for files that need no validation.
+    pub fn write_atomic(
+        &self,
+        dest: &str,
+        content: &[u8],
+        attrs: &FileAttrs,
+        stage_dir: Option<&str>,
+    ) -> Result<()> {
+        self.stage(dest, content, attrs, stage_dir)?.commit()
+    }
+
+    /// Copies `host_path` into the backup area; returns the backup's host path.
+    /// The copy keeps the original's mode (keys stay 0600).
+    pub fn backup(&self, host_path: &str, state_dir: &str) -> Result<Option<String>> {
+        let source = self.path(host_path);
+        let Some(stat) = self.stat(host_path)? else {
+            return Ok(None);
+        };
+        let flat = host_path.trim_start_matches('/').replace('/', "%");
+        let stamp = unique_stamp();
+        let dir = format!("{state_dir}/backups");
+        self.ensure_dir(
+            &dir,
+            &FileAttrs {
+                mode: 0o700,
+                uid: 0,
+                gid: 0,
+            },
+        )?;
+        let backup = format!("{dir}/{flat}.{stamp}");
+        let content = fs::read(&source).with_context(|| format!("reading {host_path}"))?;
+        self.write_atomic(
+            &backup,
+            &content,
+            &FileAttrs {
+                mode: stat.mode,
+                uid: stat.uid,
+                gid: stat.gid,
+            },
+            None,
+        )?;
+        self.prune_backups(&dir, &flat)?;
+        Ok(Some(backup))
+    }
+
+    /// Puts a backup back in place (atomically), keeping its mode and owner.
+    pub fn restore(&self, backup: &str, dest: &str) -> Result<()> {
+        let Some(stat) = self.stat(backup)? else {
+            bail!("backup {backup} is missing; cannot restore {dest}");
+        };
+        let content = fs::read(self.path(backup)).with_context(|| format!("reading {backup}"))?;
+        self.write_atomic(
+            dest,
+            &content,
+            &FileAttrs {
+                mode: stat.mode,
+                uid: stat.uid,
+                gid: stat.gid,
+            },
+            None,
+        )
+    }
+
+    fn prune_backups(&self, dir: &str, flat: &str) -> Result<()> {
+        let mut found: Vec<PathBuf> = fs::read_dir(self.path(dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_prefix(flat))
+                    .is_some_and(|rest| rest.starts_with('.'))
+            })
+            .collect();
+        found.sort();
+        while found.len() > BACKUPS_KEPT {
+            let oldest = found.remove(0);
+            let _ = fs::remove_file(oldest);
+        }
+        Ok(())
+    }
+}
+
+/// Sortable, unique per call: seconds and nanoseconds since the epoch.
+fn unique_stamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{:011}.{:09}", now.as_secs(), now.subsec_nanos())
+}
+
+/// A temp file holding new content; removed unless committed.
+pub struct Staged {
+    temp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// The temp file's real path (to hand to a validator such as `haproxy -c`).
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Renames the temp file over the destination and fsyncs the directory.
+    pub fn commit(mut self) -> Result<()> {
+        fs::rename(&self.temp, &self.dest).with_context(|| {
+            format!(
+                "moving {} into place as {}",
+                self.temp.display(),
+                self.dest.display()
+            )
+        })?;
+        self.committed = true;
+        if let Some(dir) = self.dest.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .with_context(|| format!("syncing {}", dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Installed packages and their versions. On dpkg hosts the status database
+//! is read directly (no fork: this is on every run's hot path); on rpm hosts
+//! one `rpm -q` answers for all packages at once.
+
+use super::{Cmd, Host};
+use anyhow::Result;
+use std::collections::BTreeMap;
+
+/// package name -> installed version (absent: not installed).
+pub type Installed = BTreeMap<String, String>;
+
+impl Host {
+    pub fn installed_packages(&self, manager: &str, names: &[String]) -> Result<Installed> {
+        match manager {
+            "apt" => self.dpkg_installed(names),
+            "dnf" => self.rpm_installed(names),
+            other => anyhow::bail!("unknown package manager '{other}' in the distro profile"),
+        }
+    }
+
+    fn dpkg_installed(&self, names: &[String]) -> Result<Installed> {
+        let status = self
+            .read_string("/var/lib/dpkg/status")?
+            .unwrap_or_default();
+        Ok(parse_dpkg_status(&status, names))
+    }
+
+    fn rpm_installed(&self, names: &[String]) -> Result<Installed> {
+        if names.is_empty() {
+            return Ok(Installed::new());
+        }
+        let out = self.run(
+            &Cmd::new("rpm")
+                .arg("-q")
+                .arg("--qf")
+                .arg("%{NAME} %{VERSION}-%{RELEASE}\\n")
+                .args(names.iter().cloned()),
+        )?;
+        // rpm exits non-zero when any package is missing; the lines still tell.
+        let mut found = Installed::new();
+        for line in out.stdout.lines() {
+            let mut parts = line.split_whitespace();
+            if let (Some(name), Some(version), None) = (parts.next(), parts.next(), parts.next())
+                && names.iter().any(|n| n == name)
+            {
+                found.insert(name.to_string(), version.to_string());
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Reads the packages of interest out of /var/lib/dpkg/status.
+pub fn parse_dpkg_status(status: &str, wanted: &[String]) -> Installed {
+    let mut found = Installed::new();
+    for stanza in status.split("\n\n") {
+        let mut name = None;
+        let mut installed = false;
+        let mut version = None;
+        for line in stanza.lines() {
+            if let Some(v) = line.strip_prefix("Package: ") {
+                name = Some(v.trim());
+            } else if let Some(v) = line.strip_prefix("Status: ") {
+                installed = v.trim().ends_with(" installed");
+            } else if let Some(v) = line.strip_prefix("Version: ") {
+                version = Some(v.trim());
+            }
+        }
+        if let (Some(name), true, Some(version)) = (name, installed, version)
+            && wanted.iter().any(|w| w == name)
+        {
+            found.insert(name.to_string(), version.to_string());
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_status_distinguishes_installed_from_removed() {
+        let status = "Package: haproxy\nStatus: install ok installed\nVersion: 2.6.12-1+deb12u4\n\n\
+Package: certbot\nStatus: deinstall ok config-files\nVersion: 2.1.0-4\n\n\
+Package: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 3.0.17-1~deb12u3\n";
+        let wanted: Vec<String> = ["haproxy", "certbot", "openssl"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let found = parse_dpkg_status(status, &wanted);
+        assert_eq!(
+            found.get("haproxy").map(String::as_str),
+            Some("2.6.12-1+deb12u4")
+        );
+        assert_eq!(
+            found.get("openssl").map(String::as_str),
+            Some("3.0.17-1~deb12u3")
+        );
+        assert!(
+            !found.contains_key("certbot"),
+            "config-files only is not installed"
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! Certificates and keys as HAProxy wants them: one PEM holding the chain
+//! and the private key. Inspection (names, expiry, key match, placeholder or
+//! CA-issued) and the self-signed placeholder. Key material never leaves
+//! this module except as the PEM written to disk.
+
+use anyhow::{Context, Result, anyhow};
+use serde::Serialize;
+use x509_parser::pem::Pem;
+use x509_parser::prelude::*;
+
+/// Organisation name that marks edgeup's self-signed placeholder.
+pub const PLACEHOLDER_ORG: &str = "edgeup placeholder";
+/// Placeholder lifetime: long enough for LAN installs, short enough to be realistic.
+pub const PLACEHOLDER_DAYS: i64 = 365;
+/// A placeholder is regenerated when it has fewer days left than this.
+pub const PLACEHOLDER_RENEW_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub names: Vec<String>,
+    /// Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+    pub placeholder: bool,
+    #[serde(skip)]
+    pub public_key: Vec<u8>,
+}
+
+/// What a combined PEM file holds.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// Leaf first, then the chain, in file order.
+    pub certs: Vec<CertInfo>,
+    /// Public key derived from the private key, when one is present and readable.
+    key_public: Option<Vec<u8>>,
+    pub key_present: bool,
+}
+
+impl Bundle {
+    pub fn leaf(&self) -> Option<&CertInfo> {
+        self.certs.first()
+    }
+
+    /// The private key belongs to the leaf certificate. Keys in a format this
+    /// build cannot read (not PKCS#8) count as matching only if present: we
+    /// never replace a user's certificate on a guess.
+    pub fn key_matches(&self) -> bool {
+        match (&self.key_public, self.leaf()) {
+            (Some(key), Some(leaf)) => *key == leaf.public_key,
+            (None, Some(_)) => self.key_present,
+            _ => false,
+        }
+    }
+}
+
+impl CertInfo {
+    pub fn covers(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    pub fn days_left(&self, now: i64) -> i64 {
+        (self.not_after - now).div_euclid(86_400)
+    }
+
+    pub fn expired(&self, now: i64) -> bool {
+        now >= self.not_after
+    }
+}
+
+pub fn now() -> i64 {
+    ::time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Parses a combined PEM (certificates + optional private key).
+pub fn parse_bundle(pem: &[u8]) -> Result<Bundle> {
+    let mut certs = Vec::new();
+    let mut key_public = None;
+    let mut key_present = false;
+    for block in Pem::iter_from_buffer(pem) {
+        let block = block.map_err(|e| anyhow!("not a valid PEM file: {e}"))?;
+        if block.label == "CERTIFICATE" {
+            certs.push(cert_info(&block)?);
+        } else if block.label.ends_with("PRIVATE KEY") {
+            key_present = true;
+            if block.label == "PRIVATE KEY" {
+                key_public = public_key_of_pkcs8(&block.contents);
+            }
+        }
+    }
+    if certs.is_empty() {
+        anyhow::bail!("no certificate in the PEM file");
+    }
+    Ok(Bundle {
+        certs,
+        key_public,
+        key_present,
+    })
+}
+
+fn cert_info(block: &Pem) -> Result<CertInfo> {
+    let (_, cert) = X509Certificate::from_der(&block.contents)
+        .map_err(|e| anyhow!("unreadable certificate: {e}"))?;
+    let mut names: Vec<String> = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::DNSName(dns) = name {
+                names.push(dns.to_string());
+            }
+        }
+    }
+    if names.is_empty() {
+        names.extend(
+            cert.subject()
+                .iter_common_name()
+                .filter_map(|cn| cn.as_str().ok().map(str::to_string)),
+        );
+    }
+    let placeholder = cert
+        .subject()
+        .iter_organization()
+        .any(|o| o.as_str().ok() == Some(PLACEHOLDER_ORG))
+        && cert.subject() == cert.issuer();
+    Ok(CertInfo {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        names,
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        placeholder,
+        public_key: cert.public_key().subject_public_key.data.to_vec(),
+    })
+}
+
+fn public_key_of_pkcs8(der: &[u8]) -> Option<Vec<u8>> {
+    let key = rcgen::KeyPair::try_from(der).ok()?;
+    Some(key.public_key_raw().to_vec())
+}
+
+/// A self-signed P-256 certificate for `domain`, valid from an hour ago for
+/// `PLACEHOLDER_DAYS`, as one PEM: certificate then PKCS#8 key.
+pub fn placeholder_pem(domain: &str) -> Result<String> {
+    let mut params = rcgen::CertificateParams::new(vec![domain.to_string()])
+        .with_context(|| format!("'{domain}' cannot be a certificate name"))?;
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, domain);
+    dn.push(rcgen::DnType::OrganizationName, PLACEHOLDER_ORG);
+    params.distinguished_name = dn;
+    let now = ::time::OffsetDateTime::now_utc();
+    params.not_before = now - ::time::Duration::hours(1);
+    params.not_after = now + ::time::Duration::days(PLACEHOLDER_DAYS);
+    let key = rcgen::KeyPair::generate().context("generating the placeholder key")?;
+    let cert = params
+        .self_signed(&key)
+        .context("signing the placeholder certificate")?;
+    Ok(format!("{}{}", cert.pem(), key.serialize_pem()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholder_is_recognised_and_consistent() -> Result<()> {
+        let pem = placeholder_pem("chat.example.com")?;
+        let bundle = parse_bundle(pem.as_bytes())?;
+        let leaf = bundle.leaf().context("leaf")?;
+        assert!(leaf.placeholder);
+        assert!(leaf.covers("chat.example.com"));
+        assert!(!leaf.covers("other.example.com"));
+        assert!(bundle.key_matches());
+        let days = leaf.days_left(now());
+        assert!(
+            (PLACEHOLDER_DAYS - 1..=PLACEHOLDER_DAYS).contains(&days),
+            "{days}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn key_of_another_certificate_does_not_match() -> Result<()> {
+        let a = placeholder_pem("a.example.com")?;
+        let b = placeholder_pem("a.example.com")?;
+        let cert_a = &a[..a.find("-----BEGIN PRIVATE KEY").context("key")?];
+        let key_b = &b[b.find("-----BEGIN PRIVATE KEY").context("key")?..];
+        let mixed = parse_bundle(format!("{cert_a}{key_b}").as_bytes())?;
+        assert!(!mixed.key_matches());
+        let no_key = parse_bundle(cert_a.as_bytes())?;
+        assert!(!no_key.key_present && !no_key.key_matches());
+        Ok(())
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(parse_bundle(b"hello").is_err());
+    }
+}

@@ -1,0 +1,681 @@
+use super::*;
+use crate::site::{Acme, Eab, Listen};
+use std::path::PathBuf;
+
+fn base() -> Site {
+    Site {
+        domain: "chat.example.com".into(),
+        email: Some("ops@widgets.dev".into()),
+        backends: vec!["127.0.0.1:3000".into()],
+        routing: "subdomain".into(),
+        firewall: "auto".into(),
+        hsts: None,
+        acme: Acme::default(),
+        listen: Listen::default(),
+    }
+}
+
+fn yaml(text: &str) -> Site {
+    serde_saphyr::from_str::<Site>(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+fn pebble(s: &mut Site) {
+    s.acme.directory = "https://127.0.0.1:14000/dir".into();
+    s.acme.ca_bundle = Some(PathBuf::from("/etc/edgeup/pebble-ca.pem"));
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn good_configs_have_no_problems() {
+    type Case = (&'static str, fn(&mut Site));
+    let cases: &[Case] = &[
+        ("minimal", |_| {}),
+        ("path routing", |s| s.routing = "path:/owui/".into()),
+        ("deep path routing", |s| {
+            s.routing = "path:/a/b.c_d~e-f/".into()
+        }),
+        ("several backends", |s| {
+            s.backends = strs(&["127.0.0.1:3000", "10.0.0.5:8080", "open-webui:8080"]);
+        }),
+        ("IPv6 backends", |s| {
+            s.backends = strs(&["[::1]:3000", "[fd00::5]:8080"]);
+        }),
+        ("acme off without email", |s| {
+            s.acme.directory = "off".into();
+            s.email = None;
+        }),
+        ("acme off keeps ca_bundle and eab", |s| {
+            s.acme.directory = "off".into();
+            s.acme.ca_bundle = Some(PathBuf::from("/etc/edgeup/ca.pem"));
+            s.acme.eab = Some(Eab {
+                kid: "kid-1".into(),
+                hmac_key: "c2VjcmV0".into(),
+            });
+        }),
+        ("custom Pebble URL with ca_bundle", pebble),
+        ("Pebble allows test names and example addresses", |s| {
+            pebble(s);
+            s.domain = "chat.test".into();
+            s.email = Some("admin@example.com".into());
+        }),
+        ("private CA with EAB", |s| {
+            s.acme.directory = "https://acme.zerossl.com/v2/DV90".into();
+            s.acme.eab = Some(Eab {
+                kid: "f_KID-123".into(),
+                hmac_key: "aGVsbG8td29ybGQ_".into(),
+            });
+        }),
+        ("punycode domain", |s| {
+            s.domain = "xn--bcher-kva.example.com".into()
+        }),
+        ("letsencrypt URL written out", |s| {
+            s.acme.directory = "https://acme-v02.api.letsencrypt.org/directory".into();
+        }),
+        ("staging, certbot, rsa", |s| {
+            s.acme.directory = "letsencrypt-staging".into();
+            s.acme.client = "certbot".into();
+            s.acme.key_type = "rsa-2048".into();
+        }),
+        ("dual-stack listen, custom responder", |s| {
+            s.listen.http = strs(&[":80", "[::]:80"]);
+            s.listen.https = strs(&[":443", "[::]:443", "192.0.2.7:8443"]);
+            s.listen.acme_responder = "[::1]:8689".into();
+        }),
+        (
+            "backend on port 80 when HAProxy binds another address",
+            |s| {
+                s.listen.http = strs(&["192.0.2.7:80"]);
+                s.backends = strs(&["127.0.0.1:80"]);
+            },
+        ),
+        ("hsts explicitly off with acme off", |s| {
+            s.acme.directory = "off".into();
+            s.hsts = Some(false);
+        }),
+    ];
+    for (name, edit) in cases {
+        let mut site = base();
+        edit(&mut site);
+        let problems = validate(&site);
+        assert!(problems.is_empty(), "{name}: {problems:#?}");
+    }
+}
+
+#[test]
+fn each_bad_value_names_its_field() {
+    // (edit, expected field, text the message must contain)
+    type Case = (fn(&mut Site), &'static str, &'static str);
+    let cases: &[Case] = &[
+        // domain
+        (|s| s.domain = "localhost".into(), "domain", "localhost"),
+        (|s| s.domain = String::new(), "domain", "domain is empty"),
+        (
+            |s| s.domain = "https://chat.example.com".into(),
+            "domain",
+            "https://chat.example.com",
+        ),
+        (
+            |s| s.domain = "chat.example.com:443".into(),
+            "domain",
+            "chat.example.com:443",
+        ),
+        (
+            |s| s.domain = "chat.example.com/owui".into(),
+            "domain",
+            "chat.example.com/owui",
+        ),
+        (|s| s.domain = "192.0.2.10".into(), "domain", "192.0.2.10"),
+        (|s| s.domain = "2001:db8::1".into(), "domain", "2001:db8::1"),
+        (
+            |s| s.domain = "[2001:db8::1]".into(),
+            "domain",
+            "[2001:db8::1]",
+        ),
+        (
+            |s| s.domain = "*.example.com".into(),
+            "domain",
+            "*.example.com",
+        ),
+        (
+            |s| s.domain = "chat.example.com.".into(),
+            "domain",
+            "chat.example.com.",
+        ),
+        (
+            |s| s.domain = "Chat.Example.com".into(),
+            "domain",
+            "chat.example.com",
+        ),
+        (
+            |s| s.domain = "bücher.example.com".into(),
+            "domain",
+            "bücher.example.com",
+        ),
+        (
+            |s| s.domain = "-chat.example.com".into(),
+            "domain",
+            "-chat.example.com",
+        ),
+        (
+            |s| s.domain = "chat..example.com".into(),
+            "domain",
+            "chat..example.com",
+        ),
+        (
+            |s| s.domain = "chat_1.example.com".into(),
+            "domain",
+            "chat_1.example.com",
+        ),
+        (
+            |s| s.domain = format!("{}.example.com", "a".repeat(64)),
+            "domain",
+            "aaaa",
+        ),
+        (|s| s.domain = "chat.123".into(), "domain", "chat.123"),
+        (|s| s.domain = "chat.local".into(), "domain", "chat.local"),
+        (
+            |s| s.domain = "chat example.com".into(),
+            "domain",
+            "chat example.com",
+        ),
+        // email
+        (|s| s.email = None, "email", "email is missing"),
+        (|s| s.email = Some(" ".into()), "email", "email is missing"),
+        (|s| s.email = Some("ops".into()), "email", "ops"),
+        (
+            |s| s.email = Some("ops@localhost".into()),
+            "email",
+            "ops@localhost",
+        ),
+        (
+            |s| s.email = Some("ops@example.com".into()),
+            "email",
+            "Let's Encrypt",
+        ),
+        (
+            |s| s.email = Some("mailto:ops@widgets.dev".into()),
+            "email",
+            "mailto:",
+        ),
+        (
+            |s| s.email = Some("a@b@widgets.dev".into()),
+            "email",
+            "a@b@widgets.dev",
+        ),
+        (
+            |s| s.email = Some("a@widgets.dev,b@widgets.dev".into()),
+            "email",
+            "b@widgets.dev",
+        ),
+        (
+            |s| {
+                s.acme.directory = "off".into();
+                s.email = Some("not-an-address".into())
+            },
+            "email",
+            "not-an-address",
+        ),
+        // backends
+        (|s| s.backends.clear(), "backends", "backends is empty"),
+        (
+            |s| s.backends = strs(&["http://127.0.0.1:3000"]),
+            "backends[0]",
+            "http://127.0.0.1:3000",
+        ),
+        (
+            |s| s.backends = strs(&["https://app.lan"]),
+            "backends[0]",
+            "plain-HTTP",
+        ),
+        (
+            |s| s.backends = strs(&["127.0.0.1"]),
+            "backends[0]",
+            "127.0.0.1",
+        ),
+        (
+            |s| s.backends = strs(&["127.0.0.1:0"]),
+            "backends[0]",
+            "127.0.0.1:0",
+        ),
+        (
+            |s| s.backends = strs(&["127.0.0.1:70000"]),
+            "backends[0]",
+            "127.0.0.1:70000",
+        ),
+        (
+            |s| s.backends = strs(&["127.0.0.1:http"]),
+            "backends[0]",
+            "127.0.0.1:http",
+        ),
+        (
+            |s| s.backends = strs(&["127.0.0.1:3000/api"]),
+            "backends[0]",
+            "127.0.0.1:3000/api",
+        ),
+        (
+            |s| s.backends = strs(&["::1:3000"]),
+            "backends[0]",
+            "::1:3000",
+        ),
+        (|s| s.backends = strs(&["[::1]"]), "backends[0]", "[::1]"),
+        (
+            |s| s.backends = strs(&["[app]:3000"]),
+            "backends[0]",
+            "[app]:3000",
+        ),
+        (
+            |s| s.backends = strs(&["300.1.1.1:80"]),
+            "backends[0]",
+            "300.1.1.1:80",
+        ),
+        (
+            |s| s.backends = strs(&["0.0.0.0:3000"]),
+            "backends[0]",
+            "0.0.0.0:3000",
+        ),
+        (
+            |s| s.backends = strs(&["bad host:3000"]),
+            "backends[0]",
+            "bad host:3000",
+        ),
+        (
+            |s| s.backends = strs(&["127.0.0.1:3000", "10.0.0.2:3000", "127.0.0.1:3000"]),
+            "backends[2]",
+            "repeats backends[0]",
+        ),
+        (
+            |s| s.backends = strs(&["Open-WebUI:8080", "open-webui:8080"]),
+            "backends[1]",
+            "open-webui:8080",
+        ),
+        (
+            |s| s.backends = strs(&["127.0.0.1:8688"]),
+            "backends[0]",
+            "127.0.0.1:8688",
+        ),
+        (
+            |s| s.backends = strs(&["localhost:8688"]),
+            "backends[0]",
+            "localhost:8688",
+        ),
+        (
+            |s| s.backends = strs(&["localhost:80"]),
+            "backends[0]",
+            "localhost:80",
+        ),
+        (
+            |s| s.backends = strs(&["127.0.0.1:443"]),
+            "backends[0]",
+            "loop",
+        ),
+        // routing
+        (|s| s.routing = "path".into(), "routing", "path"),
+        (|s| s.routing = "path:/".into(), "routing", "path:/"),
+        (|s| s.routing = "path:owui".into(), "routing", "path:/owui/"),
+        (|s| s.routing = "path:/owui".into(), "routing", "path:/owui"),
+        (
+            |s| s.routing = "path:/o wui/".into(),
+            "routing",
+            "path:/o wui/",
+        ),
+        (
+            |s| s.routing = "path:/owui//x/".into(),
+            "routing",
+            "path:/owui//x/",
+        ),
+        (
+            |s| s.routing = "path:/.well-known/".into(),
+            "routing",
+            "path:/.well-known/",
+        ),
+        (|s| s.routing = "path:/../".into(), "routing", "path:/../"),
+        (|s| s.routing = "/owui/".into(), "routing", "path:/owui/"),
+        (|s| s.routing = "Subdomain".into(), "routing", "Subdomain"),
+        // firewall, hsts
+        (
+            |s| s.firewall = "iptables".into(),
+            "firewall",
+            "use auto, firewalld, ufw or none",
+        ),
+        (|s| s.firewall = "UFW".into(), "firewall", "lowercase: ufw"),
+        (
+            |s| {
+                s.acme.directory = "off".into();
+                s.hsts = Some(true)
+            },
+            "hsts",
+            "true",
+        ),
+        // acme
+        (
+            |s| s.acme.directory = "http://127.0.0.1:14000/dir".into(),
+            "acme.directory",
+            "https://127.0.0.1:14000/dir",
+        ),
+        (
+            |s| s.acme.directory = "staging".into(),
+            "acme.directory",
+            "letsencrypt-staging",
+        ),
+        (
+            |s| s.acme.directory = "false".into(),
+            "acme.directory",
+            "write off",
+        ),
+        (
+            |s| s.acme.directory = "https://".into(),
+            "acme.directory",
+            "https://",
+        ),
+        (
+            |s| s.acme.directory = "https://:14000/dir".into(),
+            "acme.directory",
+            "https://:14000/dir",
+        ),
+        (
+            |s| s.acme.directory = "https://127.0.0.1:99999/dir".into(),
+            "acme.directory",
+            "99999",
+        ),
+        (
+            |s| s.acme.directory = "ftp://ca.example.org/dir".into(),
+            "acme.directory",
+            "ftp://ca.example.org/dir",
+        ),
+        (
+            |s| s.acme.client = "acme.sh".into(),
+            "acme.client",
+            "acme.sh",
+        ),
+        (
+            |s| s.acme.key_type = "rsa-4096".into(),
+            "acme.key_type",
+            "rsa-4096",
+        ),
+        (
+            |s| {
+                pebble(s);
+                s.acme.ca_bundle = Some("pebble.pem".into())
+            },
+            "acme.ca_bundle",
+            "pebble.pem",
+        ),
+        (
+            |s| s.acme.ca_bundle = Some("/etc/ssl/ca.pem".into()),
+            "acme.ca_bundle",
+            "Let's Encrypt is trusted by default",
+        ),
+        (
+            |s| {
+                pebble(s);
+                s.acme.eab = Some(Eab {
+                    kid: String::new(),
+                    hmac_key: "c2VjcmV0".into(),
+                })
+            },
+            "acme.eab.kid",
+            "acme.eab.kid is empty",
+        ),
+        (
+            |s| {
+                pebble(s);
+                s.acme.eab = Some(Eab {
+                    kid: "k".into(),
+                    hmac_key: "c2VjcmV0Cg==".into(),
+                })
+            },
+            "acme.eab.hmac_key",
+            "padding",
+        ),
+        (
+            |s| {
+                pebble(s);
+                s.acme.eab = Some(Eab {
+                    kid: "k".into(),
+                    hmac_key: "c2V+jcm/V0".into(),
+                })
+            },
+            "acme.eab.hmac_key",
+            "base64url",
+        ),
+        (
+            |s| {
+                pebble(s);
+                s.acme.eab = Some(Eab {
+                    kid: "k".into(),
+                    hmac_key: String::new(),
+                })
+            },
+            "acme.eab.hmac_key",
+            "is empty",
+        ),
+        (
+            |s| {
+                s.acme.eab = Some(Eab {
+                    kid: "kid-1".into(),
+                    hmac_key: "c2VjcmV0".into(),
+                })
+            },
+            "acme.eab",
+            "kid-1",
+        ),
+        // listen
+        (
+            |s| s.listen.http.clear(),
+            "listen.http",
+            "listen.http is empty",
+        ),
+        (
+            |s| s.listen.https.clear(),
+            "listen.https",
+            "listen.https is empty",
+        ),
+        (
+            |s| s.listen.http = strs(&["80"]),
+            "listen.http[0]",
+            "\":80\"",
+        ),
+        (
+            |s| s.listen.http = strs(&["*:80"]),
+            "listen.http[0]",
+            "*:80",
+        ),
+        (
+            |s| s.listen.http = strs(&["localhost:80"]),
+            "listen.http[0]",
+            "localhost:80",
+        ),
+        (
+            |s| s.listen.https = strs(&[":99999"]),
+            "listen.https[0]",
+            ":99999",
+        ),
+        (
+            |s| s.listen.https = strs(&["[::1:443"]),
+            "listen.https[0]",
+            "[::1:443",
+        ),
+        (
+            |s| s.listen.http = strs(&[":80", ":80"]),
+            "listen.http[1]",
+            "listen.http[0]",
+        ),
+        (
+            |s| s.listen.https = strs(&[":443", "0.0.0.0:443"]),
+            "listen.https[1]",
+            "0.0.0.0:443",
+        ),
+        (
+            |s| s.listen.https = strs(&["127.0.0.1:80"]),
+            "listen.https[0]",
+            "both HTTP and HTTPS",
+        ),
+        (
+            |s| s.listen.acme_responder = ":8688".into(),
+            "listen.acme_responder",
+            ":8688",
+        ),
+        (
+            |s| s.listen.acme_responder = "0.0.0.0:8688".into(),
+            "listen.acme_responder",
+            "0.0.0.0:8688",
+        ),
+        (
+            |s| s.listen.acme_responder = "192.0.2.1:8688".into(),
+            "listen.acme_responder",
+            "192.0.2.1:8688",
+        ),
+        (
+            |s| s.listen.acme_responder = "localhost:8688".into(),
+            "listen.acme_responder",
+            "127.0.0.1:8688",
+        ),
+        (
+            |s| s.listen.acme_responder = "127.0.0.1:80".into(),
+            "listen.acme_responder",
+            "listen.http[0]",
+        ),
+    ];
+    assert!(cases.len() >= 45);
+    for (i, (edit, field, needle)) in cases.iter().enumerate() {
+        let mut site = base();
+        edit(&mut site);
+        let problems = validate(&site);
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 1, "case {i} ({field}): {shown:#?}");
+        assert_eq!(problems[0].field, *field, "case {i}: {shown:#?}");
+        assert!(
+            shown[0].contains(needle),
+            "case {i}: {:?} does not contain {needle:?}",
+            shown[0]
+        );
+        assert!(!problems[0].fix.is_empty(), "case {i}: no fix");
+    }
+}
+
+#[test]
+fn display_reads_as_one_line() {
+    let mut site = base();
+    site.domain = "localhost".into();
+    let p = &validate(&site)[0];
+    assert_eq!(
+        p.to_string(),
+        "domain: \"localhost\" is not a fully qualified domain name; \
+         use a public name such as chat.example.com"
+    );
+    assert!(!p.to_string().contains('\n'));
+}
+
+#[test]
+fn hmac_key_is_never_shown() {
+    let mut site = base();
+    pebble(&mut site);
+    site.acme.eab = Some(Eab {
+        kid: "k".into(),
+        hmac_key: "s3cr3t+key/==".into(),
+    });
+    let problems = validate(&site);
+    assert_eq!(problems.len(), 1);
+    let shown = problems[0].to_string();
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    assert!(!problems[0].value.contains("s3cr3t"));
+}
+
+#[test]
+fn three_bad_fields_are_all_reported_in_file_order() {
+    let site = yaml(
+        "domain: localhost\n\
+         email: ops@widgets.dev\n\
+         backends: [\"http://127.0.0.1:3000\"]\n\
+         firewall: iptables\n",
+    );
+    let fields: Vec<String> = validate(&site).into_iter().map(|p| p.field).collect();
+    assert_eq!(fields, ["domain", "backends[0]", "firewall"]);
+}
+
+#[test]
+fn listen_problems_come_last() {
+    let mut site = base();
+    site.listen.http = strs(&["80"]);
+    site.acme.client = "acme.sh".into();
+    site.domain = "localhost".into();
+    let fields: Vec<String> = validate(&site).into_iter().map(|p| p.field).collect();
+    assert_eq!(fields, ["domain", "acme.client", "listen.http[0]"]);
+}
+
+#[test]
+fn minimal_yaml_gets_defaults_and_passes() {
+    let site =
+        yaml("domain: chat.example.com\nemail: ops@widgets.dev\nbackends: [\"127.0.0.1:3000\"]\n");
+    assert_eq!(site, base());
+    assert!(validate(&site).is_empty());
+}
+
+#[test]
+fn full_yaml_passes() {
+    let site = yaml(
+        r#"
+domain: chat.example.com
+email: ops@widgets.dev
+backends:
+  - 127.0.0.1:3000
+  - "[::1]:3001"
+  - open-webui:8080
+routing: path:/owui/
+firewall: ufw
+hsts: true
+acme:
+  directory: https://127.0.0.1:14000/dir
+  ca_bundle: /etc/edgeup/pebble-ca.pem
+  client: certbot
+  key_type: rsa-2048
+  eab:
+    kid: kid-1
+    hmac_key: aGVsbG8td29ybGQ_
+listen:
+  http: [":80", "[::]:80"]
+  https: [":443", "[::]:443"]
+  acme_responder: 127.0.0.1:8689
+"#,
+    );
+    assert_eq!(site.backends.len(), 3);
+    assert_eq!(site.listen.http, [":80", "[::]:80"]);
+    let problems = validate(&site);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn yaml_off_stays_a_string() {
+    // YAML 1.1 would read `off` as a boolean; serde-saphyr gives the string.
+    let site =
+        yaml("domain: chat.example.com\nbackends: [\"127.0.0.1:3000\"]\nacme:\n  directory: off\n");
+    assert_eq!(site.acme.directory, "off");
+    assert!(validate(&site).is_empty());
+}
+
+#[test]
+fn unknown_keys_fail_deserialisation_naming_the_key() {
+    for (text, key) in [
+        (
+            "domian: chat.example.com\nbackends: [\"127.0.0.1:3000\"]\n",
+            "domian",
+        ),
+        (
+            "domain: chat.example.com\nbackends: [\"127.0.0.1:3000\"]\nacme:\n  dirctory: off\n",
+            "dirctory",
+        ),
+        (
+            "domain: chat.example.com\nbackends: [\"127.0.0.1:3000\"]\nlisten:\n  htps: [\":443\"]\n",
+            "htps",
+        ),
+    ] {
+        let err = match serde_saphyr::from_str::<Site>(text) {
+            Ok(site) => panic!("{key} accepted: {site:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(key), "{err}");
+    }
+}

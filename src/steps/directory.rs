@@ -1,0 +1,95 @@
+//! A directory with a given mode and owner (e.g. /etc/haproxy/certs, 0700 haproxy).
+
+use super::{Ctx, Drift, State, Step};
+use crate::host::FileAttrs;
+use anyhow::Result;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Directory {
+    pub path: String,
+    /// Octal, as a string: "0700".
+    pub mode: String,
+    pub owner: String,
+    pub group: String,
+}
+
+/// Resolves owner/group names and the octal mode string of a managed path.
+pub fn attrs(ctx: &Ctx, mode: &str, owner: &str, group: &str) -> Result<FileAttrs> {
+    let mode = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
+        .map_err(|_| anyhow::anyhow!("mode '{mode}' is not an octal number such as 0640"))?;
+    Ok(FileAttrs {
+        mode,
+        uid: ctx.host.uid(owner)?,
+        gid: ctx.host.gid(group)?,
+    })
+}
+
+/// Lines describing how a path's mode/owner differ from what is wanted.
+pub fn attr_changes(stat: &crate::host::FileStat, want: &FileAttrs, path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if stat.mode & 0o7777 != want.mode {
+        out.push(format!(
+            "{path}: mode {:04o} -> {:04o}",
+            stat.mode & 0o7777,
+            want.mode
+        ));
+    }
+    if stat.uid != want.uid || stat.gid != want.gid {
+        out.push(format!(
+            "{path}: owner {}:{} -> {}:{}",
+            stat.uid, stat.gid, want.uid, want.gid
+        ));
+    }
+    out
+}
+
+/// Mode/owner drift of an existing file; an owner that does not exist yet
+/// (package not installed) is reported as drift, not as an error.
+pub fn file_attr_drift(
+    ctx: &Ctx,
+    path: &str,
+    mode: &str,
+    owner: &str,
+    group: &str,
+) -> Result<Vec<String>> {
+    let Some(stat) = ctx.host.stat(path)? else {
+        return Ok(Vec::new());
+    };
+    Ok(match attrs(ctx, mode, owner, group) {
+        Ok(want) => attr_changes(&stat, &want, path),
+        Err(e) => vec![format!("{e:#}")],
+    })
+}
+
+impl Step for Directory {
+    fn check(&self, ctx: &Ctx) -> Result<State> {
+        let Some(stat) = ctx.host.stat(&self.path)? else {
+            return Ok(State::Drift(Drift::one(format!("create {}", self.path))));
+        };
+        if !stat.is_dir {
+            anyhow::bail!(
+                "{} exists but is not a directory; move it away so edgeup can create the directory",
+                self.path
+            );
+        }
+        // Before the package creates the owner, the wanted attrs are unknown:
+        // that is drift (apply runs after the packages step), not an error.
+        let want = match attrs(ctx, &self.mode, &self.owner, &self.group) {
+            Ok(want) => want,
+            Err(e) => return Ok(State::Drift(Drift::one(format!("{e:#}")))),
+        };
+        let changes = attr_changes(&stat, &want, &self.path);
+        if changes.is_empty() {
+            Ok(State::Converged(format!("{} {}", self.path, self.mode)))
+        } else {
+            Ok(State::Drift(Drift::new(changes)))
+        }
+    }
+
+    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+        let want = attrs(ctx, &self.mode, &self.owner, &self.group)?;
+        ctx.host.ensure_dir(&self.path, &want)
+    }
+}

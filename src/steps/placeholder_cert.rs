@@ -1,0 +1,120 @@
+//! The self-signed placeholder that lets HAProxy start (it refuses an empty
+//! or missing crt directory) before a CA-issued certificate exists. It never
+//! replaces a valid certificate, and it is staged outside the crt directory
+//! because HAProxy loads every file there.
+
+use super::directory::{attrs, file_attr_drift};
+use super::{Ctx, Diff, Drift, State, Step, Swap};
+use crate::pki;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceholderCert {
+    /// The combined PEM HAProxy serves, e.g. /etc/haproxy/certs/DOMAIN.pem.
+    pub path: String,
+    pub domain: String,
+    pub owner: String,
+    pub group: String,
+}
+
+/// Why the PEM content must be (re)generated, if it must.
+fn content_problem(pem: Option<&[u8]>, domain: &str) -> Option<String> {
+    let Some(pem) = pem else {
+        return Some("create a self-signed placeholder (no certificate yet)".into());
+    };
+    let bundle = match pki::parse_bundle(pem) {
+        Ok(b) => b,
+        Err(e) => return Some(format!("replace an unreadable PEM ({e:#})")),
+    };
+    let leaf = bundle.leaf()?;
+    let now = pki::now();
+    if !bundle.key_matches() {
+        return Some(
+            "replace: the private key is missing or does not match the certificate".into(),
+        );
+    }
+    if leaf.expired(now) {
+        return Some(format!(
+            "replace an expired certificate ({}) with a placeholder",
+            leaf.subject
+        ));
+    }
+    if leaf.placeholder {
+        if !leaf.covers(domain) {
+            return Some(format!(
+                "replace a placeholder made for {}",
+                leaf.names.join(", ")
+            ));
+        }
+        if leaf.days_left(now) < pki::PLACEHOLDER_RENEW_DAYS {
+            return Some(format!(
+                "renew the placeholder ({} days left)",
+                leaf.days_left(now)
+            ));
+        }
+    }
+    // A CA-issued, unexpired certificate: never overwritten here.
+    None
+}
+
+impl PlaceholderCert {
+    /// Outside the crt directory, on the same file system (its parent).
+    fn stage_dir(&self) -> Result<String> {
+        Path::new(&self.path)
+            .parent()
+            .and_then(Path::parent)
+            .map(|p| p.to_string_lossy().into_owned())
+            .with_context(|| format!("{} must live in a crt directory", self.path))
+    }
+}
+
+impl Step for PlaceholderCert {
+    fn check(&self, ctx: &Ctx) -> Result<State> {
+        let pem = ctx.host.read(&self.path)?;
+        let mut drift = Drift::new(Vec::new());
+        if let Some(problem) = content_problem(pem.as_deref(), &self.domain) {
+            drift.changes.push(problem);
+            drift.diff = Some(Diff::Secret);
+        }
+        drift.changes.extend(file_attr_drift(
+            ctx,
+            &self.path,
+            "0600",
+            &self.owner,
+            &self.group,
+        )?);
+        if drift.changes.is_empty() {
+            let kind = match pem.as_deref().map(pki::parse_bundle) {
+                Some(Ok(b)) if b.leaf().is_some_and(|l| !l.placeholder) => "CA-issued certificate",
+                _ => "placeholder certificate",
+            };
+            return Ok(State::Converged(format!(
+                "{kind} in place at {}",
+                self.path
+            )));
+        }
+        Ok(State::Drift(drift))
+    }
+
+    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+        let want = attrs(ctx, "0600", &self.owner, &self.group)?;
+        let current = ctx.host.read(&self.path)?;
+        if content_problem(current.as_deref(), &self.domain).is_none() {
+            return ctx.host.set_attrs(&self.path, &want);
+        }
+        let pem = pki::placeholder_pem(&self.domain)?;
+        let staged = ctx
+            .host
+            .stage(&self.path, pem.as_bytes(), &want, Some(&self.stage_dir()?))?;
+        let backup = ctx.host.backup(&self.path, ctx.state_dir)?;
+        staged.commit()?;
+        ctx.swaps.borrow_mut().push(Swap {
+            dest: self.path.clone(),
+            backup,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! A systemd unit: enabled, started, and (as a handler) reloaded or restarted.
+
+use super::{Ctx, Drift, State, Step};
+use crate::facts::probes;
+use crate::host::{Cmd, Host};
+use anyhow::{Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// `started`, `stopped`, `reloaded` or `restarted` (the last two act every
+    /// time they run, so they belong in handlers).
+    #[serde(default = "started")]
+    pub state: String,
+}
+
+fn started() -> String {
+    "started".into()
+}
+
+/// The message every systemd-needing action gives when systemd is not PID 1.
+pub fn require_systemd(host: &Host, what: &str) -> Result<()> {
+    let systemd = probes::systemd(host);
+    if !systemd.running {
+        bail!(
+            "systemd is not running on this host (PID 1 is '{}'), so {what} is impossible. \
+             edgeup needs a host booted with systemd: a VM, bare metal, or a container booted \
+             with its init (e.g. `systemd-nspawn -b`). Use `edgeup plan` to inspect this host.",
+            systemd.pid1
+        );
+    }
+    Ok(())
+}
+
+/// `systemctl show` properties of a unit.
+pub fn unit_properties(host: &Host, unit: &str) -> Result<BTreeMap<String, String>> {
+    let out = host.run_ok(&Cmd::new("systemctl").args([
+        "show",
+        unit,
+        "--property=LoadState,UnitFileState,ActiveState,MainPID",
+    ]))?;
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+fn is_enabled(state: &str) -> bool {
+    matches!(state, "enabled" | "enabled-runtime" | "static" | "alias")
+}
+
+impl Step for Service {
+    fn check(&self, ctx: &Ctx) -> Result<State> {
+        require_systemd(ctx.host, &format!("managing {}", self.name))?;
+        let props = unit_properties(ctx.host, &self.name)?;
+        let get = |k: &str| props.get(k).map(String::as_str).unwrap_or("");
+        if get("LoadState") == "not-found" {
+            bail!("systemd unit {} does not exist on this host", self.name);
+        }
+        let mut changes = Vec::new();
+        match self.enabled {
+            Some(true) if !is_enabled(get("UnitFileState")) => {
+                changes.push(format!("enable {}", self.name))
+            }
+            Some(false) if is_enabled(get("UnitFileState")) => {
+                changes.push(format!("disable {}", self.name))
+            }
+            _ => {}
+        }
+        let active = get("ActiveState") == "active";
+        match self.state.as_str() {
+            "started" if !active => changes.push(format!("start {}", self.name)),
+            "stopped" if active => changes.push(format!("stop {}", self.name)),
+            "reloaded" => changes.push(format!("reload {}", self.name)),
+            "restarted" => changes.push(format!("restart {}", self.name)),
+            "started" | "stopped" => {}
+            other => {
+                bail!("service state '{other}' is not one of started, stopped, reloaded, restarted")
+            }
+        }
+        if changes.is_empty() {
+            Ok(State::Converged(format!(
+                "{} {} and {}",
+                self.name,
+                get("UnitFileState"),
+                get("ActiveState")
+            )))
+        } else {
+            Ok(State::Drift(Drift::new(changes)))
+        }
+    }
+
+    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+        let props = unit_properties(ctx.host, &self.name)?;
+        let active = props.get("ActiveState").map(String::as_str) == Some("active");
+        let systemctl = |verb: &str| {
+            ctx.host
+                .run_ok(&Cmd::new("systemctl").arg(verb).arg(&self.name))
+                .map(|_| ())
+        };
+        match self.enabled {
+            Some(true) if !is_enabled(props.get("UnitFileState").map_or("", |s| s)) => {
+                systemctl("enable")?
+            }
+            Some(false) => systemctl("disable")?,
+            _ => {}
+        }
+        match self.state.as_str() {
+            "started" if !active => systemctl("start")?,
+            "stopped" if active => systemctl("stop")?,
+            // Reload keeps connections; a stopped unit has nothing to reload.
+            "reloaded" if active => systemctl("reload")?,
+            "reloaded" => systemctl("start")?,
+            "restarted" => systemctl("restart")?,
+            _ => {}
+        }
+        if matches!(self.state.as_str(), "reloaded" | "restarted" | "started") {
+            let after = unit_properties(ctx.host, &self.name)?;
+            if after.get("ActiveState").map(String::as_str) != Some("active") {
+                bail!(
+                    "{} is not active after {}; see `journalctl -u {}`",
+                    self.name,
+                    self.state,
+                    self.name
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn needs_systemd(&self) -> bool {
+        true
+    }
+}
