@@ -5,6 +5,8 @@
 //! Every test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod backend;
+
 use edgeup::distro::{Distro, Paths, Units};
 use edgeup::render::{FactVars, Vars, render_template};
 use edgeup::site::Site;

@@ -1,0 +1,236 @@
+//! System tests: the real edgeup binary converges a freshly debootstrap'd
+//! Debian booted with systemd (systemd-nspawn). Scenarios share the host's
+//! network (ports 80/443 on loopback), so they run one at a time.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod container;
+
+use common::backend::{Role, start_backend};
+use container::{Container, require_tools, stdout};
+use serde_json::Value;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+const DOMAIN: &str = "chat.example.test";
+
+fn edgeup_binary() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_edgeup"))
+}
+
+/// The JSON lines of one `edgeup --json` run; the last one is the recap.
+struct Run {
+    code: i32,
+    events: Vec<Value>,
+    stderr: String,
+}
+
+impl Run {
+    fn recap(&self) -> &Value {
+        let last = self
+            .events
+            .last()
+            .unwrap_or_else(|| panic!("no output; stderr:\n{}", self.stderr));
+        assert_eq!(
+            last["event"], "recap",
+            "last line must be the recap: {last}"
+        );
+        last
+    }
+
+    fn count(&self, key: &str) -> u64 {
+        self.recap()[key].as_u64().unwrap_or(u64::MAX)
+    }
+
+    fn changed_steps(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "step" && e["status"] == "changed")
+            .map(|e| e["name"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+fn edgeup(c: &Container, args: &str) -> Run {
+    let out = c.sh(&format!("edgeup --json {args}"));
+    let events = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        events,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn site_flags(backend_port: u16) -> String {
+    format!(
+        "--domain {DOMAIN} --email ops@example.org --backend 127.0.0.1:{backend_port} --acme-directory off"
+    )
+}
+
+/// curl on the host against HAProxy in the container (shared loopback).
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(["--resolve", &format!("{DOMAIN}:443:127.0.0.1")])
+        .args(["--resolve", &format!("{DOMAIN}:80:127.0.0.1")])
+        .args(args)
+        .output()
+        .expect("run curl (apt-get install curl)");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The certificate half of the served PEM, for curl's --cacert (the key stays put).
+fn served_cert(c: &Container, dir: &std::path::Path) -> std::path::PathBuf {
+    let pem = std::fs::read_to_string(c.path(&format!("/etc/haproxy/certs/{DOMAIN}.pem")))
+        .expect("read the served PEM");
+    let end = "-----END CERTIFICATE-----";
+    let cert_end = pem.find(end).expect("a certificate in the PEM") + end.len();
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, format!("{}\n", &pem[..cert_end])).expect("write ca.pem");
+    path
+}
+
+fn haproxy_workers(c: &Container) -> String {
+    let main = c.ok("systemctl show -p MainPID --value haproxy.service");
+    c.ok(&format!("pgrep -P {} | sort | tr '\\n' ' '", main.trim()))
+}
+
+#[test]
+fn fresh_debian_converges_serves_https_and_second_run_changes_nothing() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let started = Instant::now();
+    let backend = start_backend(Role::App("system"));
+    let c = Container::boot("bookworm", "fresh", &edgeup_binary());
+
+    let first = edgeup(&c, &format!("apply {}", site_flags(backend)));
+    assert_eq!(
+        first.code, 0,
+        "first apply failed: {:?}\n{}",
+        first.events, first.stderr
+    );
+    assert_eq!(first.count("failed"), 0);
+    assert!(
+        first.count("changed") >= 4,
+        "fresh host must change: {:?}",
+        first.changed_steps()
+    );
+
+    assert_eq!(
+        c.ok("systemctl is-enabled haproxy.service").trim(),
+        "enabled"
+    );
+    assert_eq!(c.ok("systemctl is-active haproxy.service").trim(), "active");
+    assert_eq!(
+        c.ok(&format!(
+            "stat -c '%a %U %G' /etc/haproxy/certs/{DOMAIN}.pem"
+        ))
+        .trim(),
+        "600 haproxy haproxy"
+    );
+    assert_eq!(
+        c.ok("stat -c '%a %U' /etc/haproxy/certs").trim(),
+        "700 haproxy"
+    );
+    c.ok("haproxy -c -q -f /etc/haproxy/haproxy.cfg");
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ca = served_cert(&c, tmp.path());
+    let ca = ca.to_string_lossy();
+    // HTTPS with SNI, verified against the placeholder; forwarded headers set, not appended.
+    let (body, err) = curl(&[
+        "--cacert",
+        &ca,
+        "-H",
+        "X-Client-IP: 6.6.6.6",
+        "-H",
+        "X-Forwarded-For: 6.6.6.6",
+        &format!("https://{DOMAIN}/hello"),
+    ]);
+    assert!(
+        body.starts_with("backend: system"),
+        "HTTPS did not reach the app: {body} {err}"
+    );
+    let lower = body.to_lowercase();
+    assert!(lower.contains("x-forwarded-for: 127.0.0.1\r\n"), "{body}");
+    assert!(lower.contains("x-client-ip: 127.0.0.1\r\n"), "{body}");
+    assert!(lower.contains("x-forwarded-proto: https\r\n"), "{body}");
+    assert!(
+        !lower.contains("6.6.6.6"),
+        "spoofed header passed through: {body}"
+    );
+    // HTTP is redirected, except the ACME path (routed to the responder: 503 while none runs).
+    let (status, _) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        &format!("http://{DOMAIN}/a?b=1"),
+    ]);
+    assert_eq!(status, format!("308 https://{DOMAIN}/a?b=1"));
+    let (status, _) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://{DOMAIN}/.well-known/acme-challenge/x"),
+    ]);
+    assert_eq!(
+        status, "503",
+        "ACME path must go to the responder, not redirect"
+    );
+    // Websocket upgrade through TLS.
+    let (head, err) = curl(&[
+        "--cacert",
+        &ca,
+        "--http1.1",
+        "-i",
+        "-H",
+        "Connection: Upgrade",
+        "-H",
+        "Upgrade: websocket",
+        "-H",
+        "Sec-WebSocket-Version: 13",
+        "-H",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        &format!("https://{DOMAIN}/ws/socket.io/"),
+    ]);
+    assert!(
+        head.starts_with("HTTP/1.1 101"),
+        "no websocket upgrade: {head} {err}"
+    );
+
+    // Second run: nothing changes, HAProxy is neither restarted nor reloaded.
+    let workers = haproxy_workers(&c);
+    let main_pid = c.ok("systemctl show -p MainPID --value haproxy.service");
+    let second = edgeup(&c, &format!("apply {}", site_flags(backend)));
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(
+        second.count("changed"),
+        0,
+        "second run changed: {:?}",
+        second.changed_steps()
+    );
+    assert_eq!(second.count("failed"), 0);
+    assert_eq!(
+        c.ok("systemctl show -p MainPID --value haproxy.service"),
+        main_pid
+    );
+    assert_eq!(
+        haproxy_workers(&c),
+        workers,
+        "HAProxy was reloaded on a no-op run"
+    );
+    // plan agrees: nothing to do, exit 0.
+    let plan = edgeup(&c, &format!("plan {}", site_flags(backend)));
+    assert_eq!((plan.code, plan.count("changed")), (0, 0));
+    eprintln!("scenario fresh+second run: {:.1?}", started.elapsed());
+}
