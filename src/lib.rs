@@ -1,5 +1,6 @@
 //! edgeup: converge a host to "HAProxy in front of a web app, with HTTPS".
 
+pub mod acme;
 pub mod app;
 pub mod assets;
 pub mod cli;

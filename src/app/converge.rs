@@ -45,16 +45,7 @@ pub fn apply(host: &Host, assets: &Assets, args: &ApplyArgs, out: &Output) -> Re
         ));
     }
     let prepared = prepare(host, assets, &site, &args.converge.playbook)?;
-    let needs = engine::steps_needing_systemd(&prepared.playbook, &prepared.vars);
-    if !prepared.facts.systemd.running && !needs.is_empty() {
-        return Err(exit::unsuitable(format!(
-            "systemd is not running on this host (PID 1 is '{}'), and these steps need it: {}. \
-             Nothing was changed. Run edgeup on a host booted with systemd (VM, bare metal, or a \
-             container started with its init, e.g. `systemd-nspawn -b`).",
-            prepared.facts.systemd.pid1,
-            needs.join(", ")
-        )));
-    }
+    refuse_without_systemd(&prepared)?;
     let _lock = host.lock(STATE_DIR)?;
     let interactive =
         !out.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
@@ -82,6 +73,42 @@ pub fn apply(host: &Host, assets: &Assets, args: &ApplyArgs, out: &Output) -> Re
     } else {
         exit::OK
     })
+}
+
+/// `plan` or `apply` of a validated `site` on any host, reported to
+/// `reporter`: the same preparation, systemd refusal, run lock and walk as
+/// the CLI, without the root check, the interactive preview and the exit
+/// code. Transcript tests run it on a fixture root with a scripted runner.
+pub fn converge(
+    host: &Host,
+    assets: &Assets,
+    site: &Site,
+    playbook_name: &str,
+    mode: Mode,
+    reporter: &mut dyn Reporter,
+) -> Result<Recap> {
+    let prepared = prepare(host, assets, site, playbook_name)?;
+    if mode == Mode::Plan {
+        return walk(host, assets, prepared, reporter, Mode::Plan);
+    }
+    refuse_without_systemd(&prepared)?;
+    let _lock = host.lock(STATE_DIR)?;
+    walk(host, assets, prepared, reporter, Mode::Apply)
+}
+
+/// apply changes nothing on a host without systemd when any step needs it.
+fn refuse_without_systemd(prepared: &Prepared) -> Result<()> {
+    let needs = engine::steps_needing_systemd(&prepared.playbook, &prepared.vars);
+    if !prepared.facts.systemd.running && !needs.is_empty() {
+        return Err(exit::unsuitable(format!(
+            "systemd is not running on this host (PID 1 is '{}'), and these steps need it: {}. \
+             Nothing was changed. Run edgeup on a host booted with systemd (VM, bare metal, or a \
+             container started with its init, e.g. `systemd-nspawn -b`).",
+            prepared.facts.systemd.pid1,
+            needs.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 struct Prepared {

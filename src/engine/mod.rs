@@ -67,6 +67,24 @@ impl Engine<'_> {
         let swaps = RefCell::new(Vec::new());
         let mut recap = Recap::default();
         let mut pending = pending::load(self.host, self.state_dir)?;
+        let unknown: Vec<String> = pending
+            .iter()
+            .filter(|name| !playbook.handlers.iter().any(|h| &&h.name == name))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            // Left by another playbook (or an older edgeup): nothing here can run them.
+            self.reporter.event(&Event::Warning {
+                message: format!(
+                    "dropping pending handlers this playbook does not have: {}",
+                    unknown.join(", ")
+                ),
+            });
+            pending.retain(|name| !unknown.contains(name));
+            if mode == Mode::Apply {
+                pending::save(self.host, self.state_dir, &pending)?;
+            }
+        }
         let total = playbook.steps.len();
         let mut stopped = false;
         for (i, entry) in playbook.steps.iter().enumerate() {

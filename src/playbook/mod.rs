@@ -5,8 +5,9 @@
 use crate::assets::Assets;
 use crate::render::{self, Vars};
 use crate::steps::{
-    Step, directory::Directory, firewall::Firewall, packages::Packages,
-    placeholder_cert::PlaceholderCert, selinux::SelinuxBoolean, service::Service,
+    Step, acme_account::AcmeAccount, acme_certificate::AcmeCertificate, directory::Directory,
+    firewall::Firewall, packages::Packages, placeholder_cert::PlaceholderCert,
+    selinux::SelinuxBoolean, service::DaemonReload, service::Service, site_record::SiteRecord,
     template::Template,
 };
 use anyhow::{Context, Result, bail};
@@ -54,7 +55,23 @@ pub struct Entry {
     selinux_boolean: Option<SelinuxBoolean>,
     #[serde(default)]
     service: Option<Service>,
+    #[serde(default)]
+    daemon_reload: Option<DaemonReload>,
+    #[serde(default)]
+    site_record: Option<SiteRecord>,
+    #[serde(default)]
+    acme_account: Option<AcmeAccount>,
+    #[serde(default)]
+    acme_certificate: Option<AcmeCertificate>,
+    /// Run the handlers notified so far, here (Ansible's `meta: flush_handlers`):
+    /// e.g. HAProxy must run the new config before the CA validates.
+    #[serde(default)]
+    flush_handlers: Option<FlushHandlers>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlushHandlers {}
 
 impl Entry {
     pub fn step(&self) -> Result<&dyn Step> {
@@ -66,18 +83,31 @@ impl Entry {
             self.firewall.as_ref().map(|s| s as &dyn Step),
             self.selinux_boolean.as_ref().map(|s| s as &dyn Step),
             self.service.as_ref().map(|s| s as &dyn Step),
+            self.daemon_reload.as_ref().map(|s| s as &dyn Step),
+            self.site_record.as_ref().map(|s| s as &dyn Step),
+            self.acme_account.as_ref().map(|s| s as &dyn Step),
+            self.acme_certificate.as_ref().map(|s| s as &dyn Step),
         ]
         .into_iter()
         .flatten()
         .collect();
         match kinds.as_slice() {
-            [one] => Ok(*one),
+            [one] if !self.is_flush() => Ok(*one),
+            [] if self.is_flush() => Ok(&FlushHandlers {}),
             [] => bail!("playbook step '{}' names no step kind", self.name),
             _ => bail!(
                 "playbook step '{}' names more than one step kind",
                 self.name
             ),
         }
+    }
+
+    pub fn is_flush(&self) -> bool {
+        self.flush_handlers.is_some()
+    }
+
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
     }
 
     pub fn applies(&self, vars: &Vars) -> Result<bool> {
@@ -112,4 +142,15 @@ pub fn load(assets: &Assets, name: &str, vars: &Vars) -> Result<Playbook> {
         }
     }
     Ok(playbook)
+}
+
+/// Never checked or applied: the engine runs pending handlers at its place.
+impl Step for FlushHandlers {
+    fn check(&self, _ctx: &crate::steps::Ctx) -> Result<crate::steps::State> {
+        Ok(crate::steps::State::Converged("handlers flushed".into()))
+    }
+
+    fn apply(&self, _ctx: &crate::steps::Ctx, _drift: &crate::steps::Drift) -> Result<()> {
+        Ok(())
+    }
 }

@@ -109,12 +109,19 @@ impl Step for Firewall {
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
         match self.backend(ctx)?.as_str() {
             "firewalld" => {
-                let mut add = Cmd::new("firewall-cmd").arg("--permanent");
-                for s in &self.services {
-                    add = add.arg(format!("--add-service={s}"));
-                }
-                ctx.host.run_ok(&add)?;
-                ctx.host.run_ok(&Cmd::new("firewall-cmd").arg("--reload"))?;
+                // Runtime and permanent separately: `--reload` would throw away
+                // runtime rules other tools or admins added.
+                let services: Vec<String> = self
+                    .services
+                    .iter()
+                    .map(|s| format!("--add-service={s}"))
+                    .collect();
+                ctx.host.run_ok(
+                    &Cmd::new("firewall-cmd")
+                        .arg("--permanent")
+                        .args(services.clone()),
+                )?;
+                ctx.host.run_ok(&Cmd::new("firewall-cmd").args(services))?;
             }
             "ufw" => {
                 for port in self.ufw_missing(ctx)? {

@@ -1,12 +1,15 @@
 //! Step kinds. Each one: `check` reads the host and never changes it;
 //! `apply` acts on the drift `check` found. The engine re-checks after apply.
 
+pub mod acme_account;
+pub mod acme_certificate;
 pub mod directory;
 pub mod firewall;
 pub mod packages;
 pub mod placeholder_cert;
 pub mod selinux;
 pub mod service;
+pub mod site_record;
 pub mod template;
 
 use crate::assets::Assets;

@@ -61,10 +61,15 @@ impl Step for Service {
         require_systemd(ctx.host, &format!("managing {}", self.name))?;
         let props = unit_properties(ctx.host, &self.name)?;
         let get = |k: &str| props.get(k).map(String::as_str).unwrap_or("");
-        if get("LoadState") == "not-found" {
-            bail!("systemd unit {} does not exist on this host", self.name);
-        }
         let mut changes = Vec::new();
+        if get("LoadState") == "not-found" {
+            // Before the packages step has run (plan on a fresh host) the unit
+            // does not exist yet: that is drift; apply fails if it still is.
+            changes.push(format!(
+                "{} is not installed yet (its package provides it)",
+                self.name
+            ));
+        }
         match self.enabled {
             Some(true) if !is_enabled(get("UnitFileState")) => {
                 changes.push(format!("enable {}", self.name))
@@ -99,6 +104,9 @@ impl Step for Service {
 
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
         let props = unit_properties(ctx.host, &self.name)?;
+        if props.get("LoadState").map(String::as_str) == Some("not-found") {
+            bail!("systemd unit {} does not exist on this host", self.name);
+        }
         let active = props.get("ActiveState").map(String::as_str) == Some("active");
         let systemctl = |verb: &str| {
             ctx.host
@@ -132,6 +140,28 @@ impl Step for Service {
                 );
             }
         }
+        Ok(())
+    }
+
+    fn needs_systemd(&self) -> bool {
+        true
+    }
+}
+
+/// `systemctl daemon-reload`, as a handler for changed unit files.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonReload {}
+
+impl Step for DaemonReload {
+    fn check(&self, ctx: &Ctx) -> Result<State> {
+        require_systemd(ctx.host, "reloading systemd's unit files")?;
+        Ok(State::Drift(Drift::one("systemctl daemon-reload")))
+    }
+
+    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+        ctx.host
+            .run_ok(&Cmd::new("systemctl").arg("daemon-reload"))?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod pebble;
 
 use edgeup::distro::{Distro, Paths, Units};
 use edgeup::render::{FactVars, Vars, render_template};

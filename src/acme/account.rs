@@ -1,0 +1,115 @@
+//! The builtin client's ACME account: registered once per directory, its
+//! credentials (which contain the account's private key) stored 0600 under
+//! /etc/edgeup/acme/<directory>/account.json. A corrupt file is an error,
+//! never a reason to register again silently.
+
+use super::{CaSettings, directory_key};
+use crate::host::{FileAttrs, Host};
+use anyhow::{Context, Result, anyhow, bail};
+use instant_acme::{Account, AccountCredentials, ExternalAccountKey, NewAccount};
+
+pub const ACCOUNTS_DIR: &str = "/etc/edgeup/acme";
+
+pub fn credentials_path(directory: &str) -> String {
+    format!("{ACCOUNTS_DIR}/{}/account.json", directory_key(directory))
+}
+
+/// Stored credentials: Ok(None) when there are none yet.
+pub fn load(host: &Host, ca: &CaSettings) -> Result<Option<AccountCredentials>> {
+    let path = credentials_path(&ca.directory);
+    let Some(text) = host.read_string(&path)? else {
+        return Ok(None);
+    };
+    // serde_json's error text never quotes the input, so the key cannot leak here.
+    let credentials = serde_json::from_str::<AccountCredentials>(&text).map_err(|e| {
+        anyhow!(
+            "the ACME account credentials in {path} are unreadable ({e}); edgeup will not \
+             register a new account over them. Restore the file from a backup, or move it \
+             away to register a new account"
+        )
+    })?;
+    Ok(Some(credentials))
+}
+
+pub fn account_builder(ca: &CaSettings) -> Result<instant_acme::AccountBuilder> {
+    match &ca.ca_bundle {
+        Some(pem) => Account::builder_with_root(pem).map_err(|e| {
+            anyhow!(
+                "cannot use {} as the CA bundle for the ACME directory: {e}",
+                pem.display()
+            )
+        }),
+        None => Account::builder().map_err(|e| anyhow!("setting up the HTTPS client: {e}")),
+    }
+}
+
+/// Registers a new account and stores its credentials (0600, root).
+pub fn register(host: &Host, ca: &CaSettings) -> Result<()> {
+    let contact: Vec<String> = ca.email.iter().map(|e| format!("mailto:{e}")).collect();
+    let contact_refs: Vec<&str> = contact.iter().map(String::as_str).collect();
+    let eab = match (&ca.eab_kid, &ca.eab_hmac_key) {
+        (Some(kid), Some(key)) => Some(ExternalAccountKey::new(kid.clone(), &decode_b64url(key)?)),
+        _ => None,
+    };
+    let builder = account_builder(ca)?;
+    let directory = ca.directory.clone();
+    let (_, credentials) = super::block_on(async move {
+        builder
+            .create(
+                &NewAccount {
+                    contact: &contact_refs,
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
+                directory,
+                eab.as_ref(),
+            )
+            .await
+    })?
+    .map_err(|e| anyhow!("registering with {}: {e}", ca.directory))?;
+    let json = serde_json::to_string_pretty(&credentials).context("encoding credentials")?;
+    let path = credentials_path(&ca.directory);
+    let dir = path.trim_end_matches("/account.json");
+    let root_only = |mode| FileAttrs {
+        mode,
+        uid: 0,
+        gid: 0,
+    };
+    host.ensure_dir(ACCOUNTS_DIR, &root_only(0o700))?;
+    host.ensure_dir(dir, &root_only(0o700))?;
+    host.write_atomic(&path, json.as_bytes(), &root_only(0o600), None)
+}
+
+fn decode_b64url(text: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => bail!("acme.eab.hmac_key is not base64url"),
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64url_decodes() -> anyhow::Result<()> {
+        assert_eq!(super::decode_b64url("aGVsbG8")?, b"hello");
+        assert_eq!(super::decode_b64url("_-8")?, vec![0xff, 0xef]);
+        assert!(super::decode_b64url("a+b").is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! Issuance with the builtin client: order, answer HTTP-01 on the loopback
+//! responder, finalize with a fresh key, download the chain.
+
+use super::CaSettings;
+use super::account::{account_builder, load};
+use super::responder::Responder;
+use crate::host::{Cmd, Host};
+use anyhow::{Context, Result, anyhow, bail};
+use instant_acme::{
+    AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus, RetryPolicy,
+};
+use std::time::Duration;
+
+/// A certificate chain and its private key, as PEM. The key is never logged.
+pub struct Issued {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+/// How long to wait for the CA to validate and to issue.
+const VALIDATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn issue(
+    host: &Host,
+    ca: &CaSettings,
+    domains: &[String],
+    key_type: &str,
+    responder_addr: &str,
+) -> Result<Issued> {
+    let credentials = load(host, ca)?.with_context(|| {
+        format!(
+            "no ACME account for {} yet (the account step registers it)",
+            ca.directory
+        )
+    })?;
+    // RSA keys come from openssl (ring cannot generate RSA); made before any
+    // network call so a missing openssl fails early.
+    let key_pem = match key_type {
+        "rsa-2048" => Some(generate_rsa(host)?),
+        _ => None,
+    };
+    let builder = account_builder(ca)?;
+    let responder = Responder::start(responder_addr)?;
+    let directory = ca.directory.clone();
+    super::block_on(async move {
+        let account = builder
+            .from_credentials(credentials)
+            .await
+            .map_err(|e| anyhow!("contacting the CA at {directory}: {e}"))?;
+        let identifiers: Vec<Identifier> =
+            domains.iter().map(|d| Identifier::Dns(d.clone())).collect();
+        let mut order = account
+            .new_order(&NewOrder::new(&identifiers))
+            .await
+            .map_err(|e| anyhow!("creating the order: {}", explain(&e)))?;
+        answer_challenges(&mut order, &responder).await?;
+        let retries = RetryPolicy::default()
+            .initial_delay(Duration::from_millis(200))
+            .timeout(VALIDATION_TIMEOUT);
+        let status = order
+            .poll_ready(&retries)
+            .await
+            .map_err(|e| anyhow!("waiting for validation: {}", explain(&e)))?;
+        if status != OrderStatus::Ready {
+            bail!(
+                "the CA did not validate the order ({status:?}): {}",
+                validation_errors(&mut order).await
+            );
+        }
+        let key_pem = match key_pem {
+            Some(pem) => {
+                finalize_with_key(&mut order, &pem).await?;
+                pem
+            }
+            None => order
+                .finalize()
+                .await
+                .map_err(|e| anyhow!("finalizing the order: {}", explain(&e)))?,
+        };
+        let chain_pem = order
+            .poll_certificate(&retries)
+            .await
+            .map_err(|e| anyhow!("downloading the certificate: {}", explain(&e)))?;
+        Ok(Issued { chain_pem, key_pem })
+    })?
+}
+
+async fn answer_challenges(order: &mut Order, responder: &Responder) -> Result<()> {
+    let mut authorizations = order.authorizations();
+    while let Some(result) = authorizations.next().await {
+        let mut authz = result.map_err(|e| anyhow!("reading authorizations: {}", explain(&e)))?;
+        match authz.status {
+            AuthorizationStatus::Valid => continue,
+            AuthorizationStatus::Pending => {}
+            other => bail!("authorization is {other:?}; the CA will not validate it"),
+        }
+        let mut challenge = authz
+            .challenge(ChallengeType::Http01)
+            .context("the CA offers no HTTP-01 challenge for this name")?;
+        responder.add(&challenge.token, challenge.key_authorization().as_str());
+        challenge
+            .set_ready()
+            .await
+            .map_err(|e| anyhow!("telling the CA the challenge is ready: {}", explain(&e)))?;
+    }
+    Ok(())
+}
+
+/// The per-name validation errors the CA recorded (what failed, from where).
+async fn validation_errors(order: &mut Order) -> String {
+    let mut out = Vec::new();
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(mut authz)) = authorizations.next().await {
+        let _ = authz.refresh().await;
+        let name = authz.identifier().to_string();
+        for challenge in &authz.challenges {
+            if let Some(problem) = &challenge.error {
+                out.push(format!(
+                    "{name}: {}",
+                    problem
+                        .detail
+                        .clone()
+                        .unwrap_or_else(|| format!("{problem:?}"))
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        "no detail given".into()
+    } else {
+        out.join("; ")
+    }
+}
+
+async fn finalize_with_key(order: &mut Order, key_pem: &str) -> Result<()> {
+    let mut names = Vec::new();
+    let mut identifiers = order.identifiers();
+    while let Some(id) = identifiers.next().await {
+        names.push(id.map_err(|e| anyhow!("{e}"))?.to_string());
+    }
+    let key = rcgen::KeyPair::from_pem(key_pem).map_err(|e| anyhow!("reading the RSA key: {e}"))?;
+    let mut params = rcgen::CertificateParams::new(names)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = params.serialize_request(&key)?;
+    order
+        .finalize_csr(csr.der())
+        .await
+        .map_err(|e| anyhow!("finalizing the order: {}", explain(&e)))
+}
+
+fn generate_rsa(host: &Host) -> Result<String> {
+    let out = host.run_ok(&Cmd::new("openssl").args([
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+    ]))?;
+    Ok(out.stdout)
+}
+
+/// An instant-acme error in words a user can act on (rate limits called out).
+pub fn explain(error: &instant_acme::Error) -> String {
+    if let instant_acme::Error::Api(problem) = error {
+        let kind = problem.r#type.as_deref().unwrap_or("");
+        let detail = problem.detail.as_deref().unwrap_or("");
+        if kind.ends_with(":rateLimited") {
+            return format!(
+                "rate limited by the CA: {detail} (edgeup will not retry before the time the CA gives)"
+            );
+        }
+        return format!("{detail} ({kind})");
+    }
+    error.to_string()
+}

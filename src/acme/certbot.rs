@@ -1,0 +1,196 @@
+//! The certbot client: what the tutorial does, done right (correct
+//! `--http-01-port 8688`, loopback-only standalone server, a fixed
+//! `--cert-name` so no `-0001` lineages, a deploy hook that rebuilds
+//! HAProxy's PEM atomically and reloads).
+
+use super::CaSettings;
+use crate::host::{Cmd, Host};
+use anyhow::{Result, bail};
+
+/// certbot's account directory for a server URL:
+/// `<config>/accounts/<host[:port]>/<path>`.
+pub fn account_dir(letsencrypt: &str, directory: &str) -> String {
+    let rest = directory
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    format!("{letsencrypt}/accounts/{}", rest.trim_end_matches('/'))
+}
+
+/// Whether certbot has an account for this server (any id under its dir).
+pub fn has_account(host: &Host, letsencrypt: &str, directory: &str) -> bool {
+    let dir = host.path(&account_dir(letsencrypt, directory));
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .any(|e| e.path().join("regr.json").is_file())
+        })
+        .unwrap_or(false)
+}
+
+fn base(ca: &CaSettings, letsencrypt: &str, verb: &str) -> Cmd {
+    let mut cmd = Cmd::new("certbot").arg(verb).args([
+        "--non-interactive",
+        "--agree-tos",
+        "--config-dir",
+        letsencrypt,
+        "--server",
+        &ca.directory,
+    ]);
+    cmd = match &ca.email {
+        Some(email) => cmd.arg("--email").arg(email),
+        None => cmd.arg("--register-unsafely-without-email"),
+    };
+    if let (Some(kid), Some(key)) = (&ca.eab_kid, &ca.eab_hmac_key) {
+        cmd = cmd.arg("--eab-kid").arg(kid).arg("--eab-hmac-key").arg(key);
+    }
+    if let Some(bundle) = &ca.ca_bundle {
+        cmd = cmd.env("REQUESTS_CA_BUNDLE", &bundle.to_string_lossy());
+    }
+    cmd
+}
+
+pub fn register(host: &Host, ca: &CaSettings, letsencrypt: &str) -> Result<()> {
+    host.run_ok(&base(ca, letsencrypt, "register"))?;
+    Ok(())
+}
+
+/// `certbot certonly --standalone` on the loopback responder address.
+pub fn certonly(
+    host: &Host,
+    ca: &CaSettings,
+    letsencrypt: &str,
+    domains: &[String],
+    key_type: &str,
+    responder: &str,
+    force: bool,
+) -> Result<()> {
+    let (address, port) = responder
+        .rsplit_once(':')
+        .map(|(a, p)| (a.trim_start_matches('[').trim_end_matches(']'), p))
+        .unwrap_or(("127.0.0.1", "8688"));
+    let Some(name) = domains.first() else {
+        bail!("no domain to certify");
+    };
+    let mut cmd = base(ca, letsencrypt, "certonly").args([
+        "--standalone",
+        "--preferred-challenges",
+        "http",
+        "--http-01-address",
+        address,
+        "--http-01-port",
+        port,
+        "--cert-name",
+        name,
+    ]);
+    for domain in domains {
+        cmd = cmd.arg("-d").arg(domain);
+    }
+    cmd = match key_type {
+        "rsa-2048" => cmd.args(["--key-type", "rsa", "--rsa-key-size", "2048"]),
+        _ => cmd.args(["--key-type", "ecdsa", "--elliptic-curve", "secp256r1"]),
+    };
+    if force {
+        cmd = cmd.arg("--force-renewal");
+    }
+    let out = host.run(&cmd)?;
+    if out.status != 0 {
+        let tail = out.stderr_tail();
+        if tail.contains("rateLimited") || tail.to_lowercase().contains("too many") {
+            bail!("rate limited by the CA (certbot): {tail}");
+        }
+        bail!(
+            "certbot could not get a certificate for {}: {tail}",
+            domains.join(", ")
+        );
+    }
+    Ok(())
+}
+
+pub fn live_dir(letsencrypt: &str, name: &str) -> String {
+    format!("{letsencrypt}/live/{name}")
+}
+
+pub fn hook_path(letsencrypt: &str, name: &str) -> String {
+    format!("{letsencrypt}/renewal-hooks/deploy/edgeup-{name}")
+}
+
+/// Everything the deploy hook needs to know.
+pub struct HookSettings<'a> {
+    pub letsencrypt: &'a str,
+    pub domain: &'a str,
+    pub pem: &'a str,
+    pub stage_dir: &'a str,
+    pub owner: &'a str,
+    pub group: &'a str,
+    pub haproxy_config: &'a str,
+    pub unit: &'a str,
+    pub state_dir: &'a str,
+}
+
+/// The deploy hook certbot runs after it renews the lineage: rebuild the
+/// combined PEM beside (not inside) the crt directory, check the key matches,
+/// swap it in, validate HAProxy's config, reload; restore the old PEM if the
+/// check fails.
+pub fn deploy_hook(s: &HookSettings) -> String {
+    format!(
+        r#"#!/bin/sh
+# Managed by edgeup: after certbot renews {domain}, rebuild HAProxy's combined
+# PEM atomically, validate, and reload HAProxy (hitless). Edits are overwritten.
+set -eu
+lineage="{letsencrypt}/live/{domain}"
+[ "${{RENEWED_LINEAGE:-}}" = "$lineage" ] || exit 0
+dest="{pem}"
+tmp="{stage_dir}/.{domain}.pem.certbot-$$"
+backup="{state_dir}/backups/certbot-hook-{domain}.pem"
+trap 'rm -f "$tmp"' EXIT
+umask 077
+cert_pub=$(openssl x509 -in "$lineage/fullchain.pem" -noout -pubkey | openssl sha256)
+key_pub=$(openssl pkey -in "$lineage/privkey.pem" -pubout | openssl sha256)
+if [ "$cert_pub" != "$key_pub" ]; then
+    echo "edgeup deploy hook: the renewed key does not match its certificate; $dest unchanged" >&2
+    exit 1
+fi
+cat "$lineage/fullchain.pem" "$lineage/privkey.pem" > "$tmp"
+chown {owner}:{group} "$tmp"
+chmod 0600 "$tmp"
+sync
+mkdir -p "{state_dir}/backups"
+if [ -f "$dest" ]; then cp -p "$dest" "$backup"; fi
+mv -f "$tmp" "$dest"
+if ! haproxy -c -q -f {haproxy_config}; then
+    echo "edgeup deploy hook: HAProxy rejects the renewed certificate; restoring the previous one" >&2
+    if [ -f "$backup" ]; then cp -p "$backup" "$dest"; fi
+    exit 1
+fi
+systemctl reload {unit}
+"#,
+        domain = s.domain,
+        letsencrypt = s.letsencrypt,
+        pem = s.pem,
+        stage_dir = s.stage_dir,
+        state_dir = s.state_dir,
+        owner = s.owner,
+        group = s.group,
+        haproxy_config = s.haproxy_config,
+        unit = s.unit,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn account_dir_follows_certbot_layout() {
+        assert_eq!(
+            super::account_dir(
+                "/etc/letsencrypt",
+                "https://acme-v02.api.letsencrypt.org/directory"
+            ),
+            "/etc/letsencrypt/accounts/acme-v02.api.letsencrypt.org/directory"
+        );
+        assert_eq!(
+            super::account_dir("/etc/letsencrypt", "https://127.0.0.1:14000/dir"),
+            "/etc/letsencrypt/accounts/127.0.0.1:14000/dir"
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! When a certificate is due, and when the CA told us to back off.
+
+use crate::host::{FileAttrs, Host};
+use crate::pki::CertInfo;
+use anyhow::Result;
+
+/// Renew when less than this fraction of the lifetime remains (Let's
+/// Encrypt's 90-day certificates: 30 days before expiry).
+const RENEW_WHEN_REMAINING: f64 = 1.0 / 3.0;
+
+/// Why a certificate needs renewing, or None when it does not.
+pub fn renewal_due(leaf: &CertInfo, now: i64) -> Option<String> {
+    let lifetime = (leaf.not_after - leaf.not_before).max(1);
+    let remaining = leaf.not_after - now;
+    if remaining <= 0 {
+        return Some("the certificate has expired".into());
+    }
+    if (remaining as f64) < lifetime as f64 * RENEW_WHEN_REMAINING {
+        return Some(format!(
+            "less than a third of its lifetime remains ({} days left)",
+            remaining / 86_400
+        ));
+    }
+    None
+}
+
+fn backoff_path(state_dir: &str, domain: &str) -> String {
+    format!("{state_dir}/acme/{domain}.retry-after")
+}
+
+/// Unix time before which no new order may be placed (after a rate limit).
+pub fn retry_after(host: &Host, state_dir: &str, domain: &str) -> Result<Option<i64>> {
+    Ok(host
+        .read_string(&backoff_path(state_dir, domain))?
+        .and_then(|s| s.trim().parse().ok()))
+}
+
+/// Records a rate limit: no order before `until` (unix seconds).
+pub fn record_backoff(host: &Host, state_dir: &str, domain: &str, until: i64) -> Result<()> {
+    let attrs = FileAttrs {
+        mode: 0o700,
+        uid: 0,
+        gid: 0,
+    };
+    host.ensure_dir(&format!("{state_dir}/acme"), &attrs)?;
+    host.write_atomic(
+        &backoff_path(state_dir, domain),
+        until.to_string().as_bytes(),
+        &FileAttrs {
+            mode: 0o644,
+            ..attrs
+        },
+        None,
+    )
+}
+
+pub fn clear_backoff(host: &Host, state_dir: &str, domain: &str) -> Result<()> {
+    host.remove_file(&backoff_path(state_dir, domain))
+}
+
+/// The retry time a CA states in a rate-limit message ("retry after
+/// 2026-11-27 12:00:00 UTC" or an RFC 3339 time); one hour when it gives none.
+pub fn retry_time_from_message(message: &str, now: i64) -> i64 {
+    let lower = message.to_lowercase();
+    if let Some(pos) = lower.find("retry after ") {
+        let rest = &message[pos + "retry after ".len()..];
+        let candidate: String = rest.chars().take(25).collect();
+        for len in (19..=candidate.len()).rev() {
+            let text = candidate[..len]
+                .trim()
+                .replace(' ', "T")
+                .replace("TUTC", "Z");
+            let text = if text.ends_with('Z') || text.contains('+') {
+                text
+            } else {
+                format!("{text}Z")
+            };
+            if let Ok(t) =
+                time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            {
+                return t.unix_timestamp();
+            }
+        }
+    }
+    now + 3600
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(not_before: i64, not_after: i64) -> CertInfo {
+        CertInfo {
+            subject: String::new(),
+            issuer: String::new(),
+            names: vec![],
+            not_before,
+            not_after,
+            placeholder: false,
+            public_key: vec![],
+        }
+    }
+
+    #[test]
+    fn due_in_the_last_third() {
+        let day = 86_400;
+        let c = cert(0, 90 * day);
+        assert!(renewal_due(&c, 59 * day).is_none());
+        assert!(renewal_due(&c, 61 * day).is_some());
+        assert!(renewal_due(&c, 91 * day).is_some_and(|w| w.contains("expired")));
+    }
+
+    #[test]
+    fn retry_after_is_read_from_the_message() {
+        let t = retry_time_from_message(
+            "too many certificates: retry after 2026-11-27 12:00:00 UTC: see https://x",
+            0,
+        );
+        assert_eq!(t, 1_795_780_800);
+        assert_eq!(retry_time_from_message("slow down", 100), 3700);
+    }
+}

@@ -1,0 +1,263 @@
+//! The CA-issued certificate in HAProxy's crt directory. Converged when the
+//! PEM holds a CA-issued certificate (not the placeholder) from the
+//! configured directory, covering every name, whose key matches, outside the
+//! renewal window, 0600 haproxy. Otherwise: preflight, issue (builtin or
+//! certbot), check the result, swap it in atomically. On any failure the
+//! current PEM (placeholder or previous certificate) stays in place.
+
+use super::directory::{attrs, file_attr_drift};
+use super::{Ctx, Diff, Drift, State, Step, Swap};
+use crate::acme::{CaSettings, builtin, certbot, policy, preflight};
+use crate::pki;
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::cell::Cell;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeCertificate {
+    pub ca: CaSettings,
+    /// First name is the primary (lineage / file name).
+    pub domains: Vec<String>,
+    /// The combined PEM HAProxy serves.
+    pub path: String,
+    pub owner: String,
+    pub group: String,
+    /// `ecdsa-p256` or `rsa-2048`.
+    pub key_type: String,
+    /// Loopback address of the HTTP-01 responder (HAProxy's acme backend).
+    pub responder: String,
+    /// Port the CA connects to for HTTP-01 (80 for public CAs).
+    pub validation_port: u16,
+    pub preflight: bool,
+    pub letsencrypt: String,
+    /// Renew now whatever the policy says (`edgeup renew --force`); cleared
+    /// once a certificate has been obtained so the re-check can converge.
+    #[serde(default)]
+    pub force: Cell<bool>,
+}
+
+/// Which directory issued the current certificate (to notice a switch, e.g.
+/// from staging to production).
+fn issuer_record(state_dir: &str, domain: &str) -> String {
+    format!("{state_dir}/acme/{domain}.directory")
+}
+
+impl AcmeCertificate {
+    fn primary(&self) -> Result<&str> {
+        self.domains
+            .first()
+            .map(String::as_str)
+            .context("acme_certificate needs at least one domain")
+    }
+
+    /// Why the certificate must be (re)issued, or None.
+    fn content_problem(&self, ctx: &Ctx) -> Result<Option<String>> {
+        if self.force.get() {
+            return Ok(Some("renewal forced".into()));
+        }
+        let Some(pem) = ctx.host.read(&self.path)? else {
+            return Ok(Some("no certificate yet".into()));
+        };
+        let bundle = match pki::parse_bundle(&pem) {
+            Ok(b) => b,
+            Err(e) => return Ok(Some(format!("the current PEM is unreadable ({e:#})"))),
+        };
+        let Some(leaf) = bundle.leaf() else {
+            return Ok(Some("no certificate in the PEM".into()));
+        };
+        if leaf.placeholder {
+            return Ok(Some("replace the self-signed placeholder".into()));
+        }
+        if !bundle.key_matches() {
+            return Ok(Some("the key does not match the certificate".into()));
+        }
+        if let Some(missing) = self.domains.iter().find(|d| !leaf.covers(d)) {
+            return Ok(Some(format!("the certificate does not cover {missing}")));
+        }
+        let issued_by = ctx
+            .host
+            .read_string(&issuer_record(ctx.state_dir, self.primary()?))?
+            .map(|s| s.trim().to_string());
+        if issued_by.as_deref() != Some(self.ca.directory.as_str()) {
+            return Ok(Some(format!(
+                "the certificate was not issued by {} (issued by {})",
+                self.ca.directory,
+                issued_by.unwrap_or_else(|| "an unknown CA".into())
+            )));
+        }
+        Ok(policy::renewal_due(leaf, pki::now()))
+    }
+
+    fn obtain(&self, ctx: &Ctx) -> Result<builtin::Issued> {
+        match self.ca.client.as_str() {
+            "certbot" => {
+                let name = self.primary()?;
+                let live = certbot::live_dir(&self.letsencrypt, name);
+                let read = |f: &str| -> Result<Option<String>> {
+                    ctx.host.read_string(&format!("{live}/{f}"))
+                };
+                // A valid, current lineage (e.g. the PEM was deleted): reuse it.
+                let reusable = match (read("fullchain.pem")?, read("privkey.pem")?) {
+                    (Some(chain), Some(key)) if lineage_current(&chain, &key, &self.domains) => {
+                        Some(builtin::Issued {
+                            chain_pem: chain,
+                            key_pem: key,
+                        })
+                    }
+                    _ => None,
+                };
+                if let Some(issued) = reusable.filter(|_| !self.force.get()) {
+                    return Ok(issued);
+                }
+                let lineage_exists = read("fullchain.pem")?.is_some();
+                certbot::certonly(
+                    ctx.host,
+                    &self.ca,
+                    &self.letsencrypt,
+                    &self.domains,
+                    &self.key_type,
+                    &self.responder,
+                    self.force.get() || lineage_exists,
+                )?;
+                match (read("fullchain.pem")?, read("privkey.pem")?) {
+                    (Some(chain_pem), Some(key_pem)) => Ok(builtin::Issued { chain_pem, key_pem }),
+                    _ => bail!(
+                        "certbot reported success but {live} has no fullchain.pem/privkey.pem"
+                    ),
+                }
+            }
+            _ => builtin::issue(
+                ctx.host,
+                &self.ca,
+                &self.domains,
+                &self.key_type,
+                &self.responder,
+            ),
+        }
+    }
+
+    fn preflight(&self) -> Result<()> {
+        let domain = self.primary()?;
+        let addrs = preflight::resolve(domain, self.validation_port)?;
+        preflight::check(domain, &addrs, &self.responder)
+            .with_context(|| format!("preflight for {domain} failed; the CA was not contacted"))
+    }
+}
+
+fn lineage_current(chain: &str, key: &str, domains: &[String]) -> bool {
+    let Ok(bundle) = pki::parse_bundle(format!("{chain}{key}").as_bytes()) else {
+        return false;
+    };
+    bundle.key_matches()
+        && bundle.leaf().is_some_and(|leaf| {
+            domains.iter().all(|d| leaf.covers(d))
+                && policy::renewal_due(leaf, pki::now()).is_none()
+        })
+}
+
+impl Step for AcmeCertificate {
+    fn check(&self, ctx: &Ctx) -> Result<State> {
+        let mut drift = Drift::new(Vec::new());
+        if let Some(problem) = self.content_problem(ctx)? {
+            drift
+                .changes
+                .push(format!("obtain a certificate: {problem}"));
+            drift.diff = Some(Diff::Secret);
+        }
+        drift.changes.extend(file_attr_drift(
+            ctx,
+            &self.path,
+            "0600",
+            &self.owner,
+            &self.group,
+        )?);
+        if drift.changes.is_empty() {
+            return Ok(State::Converged(format!(
+                "CA-issued certificate for {} in place",
+                self.domains.join(", ")
+            )));
+        }
+        Ok(State::Drift(drift))
+    }
+
+    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+        let want = attrs(ctx, "0600", &self.owner, &self.group)?;
+        if self.content_problem(ctx)?.is_none() {
+            return ctx.host.set_attrs(&self.path, &want);
+        }
+        let domain = self.primary()?;
+        let now = pki::now();
+        if let Some(until) = policy::retry_after(ctx.host, ctx.state_dir, domain)?
+            && until > now
+            && !self.force.get()
+        {
+            bail!(
+                "the CA rate-limited the last order; not retrying for another {} minutes \
+                 (the current certificate stays in place; `edgeup renew --force` overrides)",
+                (until - now + 59) / 60
+            );
+        }
+        if self.preflight {
+            self.preflight()?;
+        }
+        let issued = match self.obtain(ctx) {
+            Ok(issued) => issued,
+            Err(e) => {
+                let text = format!("{e:#}");
+                if text.contains("rate limited") {
+                    let until = policy::retry_time_from_message(&text, now);
+                    policy::record_backoff(ctx.host, ctx.state_dir, domain, until)?;
+                }
+                return Err(e.context("no new certificate; the current PEM stays in place"));
+            }
+        };
+        let pem = format!(
+            "{}\n{}",
+            issued.chain_pem.trim_end(),
+            issued.key_pem.trim_start()
+        );
+        let bundle = pki::parse_bundle(pem.as_bytes()).context("the CA's answer is not a PEM")?;
+        let leaf = bundle.leaf().context("the CA returned no certificate")?;
+        if !bundle.key_matches() || !self.domains.iter().all(|d| leaf.covers(d)) {
+            bail!(
+                "the issued certificate does not match the key or the names; nothing was changed"
+            );
+        }
+        let stage_dir = Path::new(&self.path)
+            .parent()
+            .and_then(Path::parent)
+            .map(|p| p.to_string_lossy().into_owned())
+            .context("the certificate path must be inside a crt directory")?;
+        let staged = ctx
+            .host
+            .stage(&self.path, pem.as_bytes(), &want, Some(&stage_dir))?;
+        let backup = ctx.host.backup(&self.path, ctx.state_dir)?;
+        staged.commit()?;
+        ctx.swaps.borrow_mut().push(Swap {
+            dest: self.path.clone(),
+            backup,
+        });
+        let record_attrs = crate::host::FileAttrs {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        ctx.host.ensure_dir(
+            &format!("{}/acme", ctx.state_dir),
+            &crate::host::FileAttrs {
+                mode: 0o700,
+                ..record_attrs
+            },
+        )?;
+        ctx.host.write_atomic(
+            &issuer_record(ctx.state_dir, domain),
+            self.ca.directory.as_bytes(),
+            &record_attrs,
+            None,
+        )?;
+        self.force.set(false);
+        policy::clear_backoff(ctx.host, ctx.state_dir, domain)
+    }
+}

@@ -1,0 +1,69 @@
+//! The site as last applied, kept at /etc/edgeup/site.yaml (0600: it may hold
+//! an EAB key) so `edgeup renew` and the renewal timer work without flags.
+//! A file that already describes the same site (comments and all) is left alone.
+
+use super::{Ctx, Drift, State, Step};
+use crate::host::FileAttrs;
+use crate::site::Site;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SiteRecord {
+    pub path: String,
+}
+
+const ATTRS: FileAttrs = FileAttrs {
+    mode: 0o600,
+    uid: 0,
+    gid: 0,
+};
+
+impl Step for SiteRecord {
+    fn check(&self, ctx: &Ctx) -> Result<State> {
+        let current = ctx.host.read_string(&self.path)?;
+        let same = current
+            .as_deref()
+            .and_then(|text| serde_saphyr::from_str::<Site>(text).ok())
+            .is_some_and(|recorded| recorded == ctx.vars.site);
+        let mut changes = Vec::new();
+        if !same {
+            changes.push(format!("record the site in {}", self.path));
+        }
+        if let Some(stat) = ctx.host.stat(&self.path)? {
+            changes.extend(super::directory::attr_changes(&stat, &ATTRS, &self.path));
+        }
+        if changes.is_empty() {
+            Ok(State::Converged(format!(
+                "{} describes this site",
+                self.path
+            )))
+        } else {
+            Ok(State::Drift(Drift::new(changes)))
+        }
+    }
+
+    fn apply(&self, ctx: &Ctx, drift: &Drift) -> Result<()> {
+        let rewrite = drift.changes.iter().any(|c| c.starts_with("record"));
+        if !rewrite {
+            return ctx.host.set_attrs(&self.path, &ATTRS);
+        }
+        let yaml = serde_saphyr::to_string(&ctx.vars.site).context("encoding the site as YAML")?;
+        let text = format!(
+            "# The site edgeup last applied (written by `edgeup apply`; `edgeup renew`\n# and the renewal timer read it). Edit it and run `edgeup apply` again.\n{yaml}"
+        );
+        if let Some(dir) = std::path::Path::new(&self.path).parent() {
+            ctx.host.ensure_dir(
+                &dir.to_string_lossy(),
+                &FileAttrs {
+                    mode: 0o755,
+                    ..ATTRS
+                },
+            )?;
+        }
+        ctx.host.backup(&self.path, ctx.state_dir)?;
+        ctx.host
+            .write_atomic(&self.path, text.as_bytes(), &ATTRS, None)
+    }
+}

@@ -1,0 +1,611 @@
+//! Transcript tests (pyinfra style) and engine semantics, on the real
+//! library: `edgeup::app::converge::converge` with the embedded open-webui
+//! playbook, the shipped distro profiles and the real steps, against a
+//! fixture root directory (see `transcript/fixture.rs`) whose commands are
+//! answered by the `ScriptedRunner`.
+//!
+//! "Mutating" commands are all commands except the read-only queries
+//! `systemctl show`, `rpm -q`, `firewall-cmd --state` and
+//! `firewall-cmd [--permanent] --list-services` (`fixture::is_read_only`).
+//! The `haproxy -c` validation counts as mutating: it only runs as part of
+//! replacing haproxy.cfg.
+//!
+//! The tests run as root (they chown inside the fixture).
+
+#[path = "transcript/fixture.rs"]
+mod fixture;
+
+use edgeup::engine::Mode;
+use edgeup::host::CmdOutput;
+use edgeup::report::Status::{self, Changed, Failed, Ok as Okay, Skipped};
+use fixture::*;
+use std::os::unix::fs::PermissionsExt;
+
+const REPO: &str = "Enable the repository that carries certbot";
+const PACKAGES: &str = "Install haproxy, certbot and openssl";
+const CERT_DIR: &str = "Certificate directory";
+const PLACEHOLDER: &str = "Placeholder certificate (until a CA-issued one exists)";
+const CONFIG: &str = "haproxy.cfg";
+const FIREWALL: &str = "Open ports 80 and 443";
+const SELINUX: &str = "SELinux lets HAProxy reach the app and the ACME responder";
+const SERVICE: &str = "haproxy enabled and running";
+const RELOAD: &str = "reload haproxy";
+
+const VALIDATE: &str = "haproxy -c -q -f /etc/haproxy/.haproxy.cfg.edgeup-PID";
+const ENABLE: &str = "systemctl enable haproxy.service";
+const START: &str = "systemctl start haproxy.service";
+const RELOAD_CMD: &str = "systemctl reload haproxy.service";
+
+fn steps(expected: &[(&str, Status)]) -> Vec<(String, Status, bool)> {
+    expected
+        .iter()
+        .map(|(name, status)| (name.to_string(), *status, *name == RELOAD))
+        .collect()
+}
+
+fn all_ok(family: Family) -> Vec<(String, Status, bool)> {
+    match family {
+        Family::Debian => steps(&[
+            (REPO, Skipped),
+            (PACKAGES, Okay),
+            (CERT_DIR, Okay),
+            (PLACEHOLDER, Okay),
+            (CONFIG, Okay),
+            (FIREWALL, Okay),
+            (SELINUX, Skipped),
+            (SERVICE, Okay),
+        ]),
+        Family::Rocky => steps(&[
+            (REPO, Okay),
+            (PACKAGES, Okay),
+            (CERT_DIR, Okay),
+            (PLACEHOLDER, Okay),
+            (CONFIG, Okay),
+            (FIREWALL, Okay),
+            (SELINUX, Okay),
+            (SERVICE, Okay),
+        ]),
+    }
+}
+
+fn pending(fx: &Fixture) -> Option<String> {
+    fx.read(PENDING)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+// =================================================================== fresh hosts
+
+#[test]
+fn debian_fresh_apply_transcript() {
+    let fx = Fixture::debian_12();
+    let run = fx.apply();
+    assert_eq!(
+        run.mutating(),
+        [
+            "DEBIAN_FRONTEND=noninteractive apt-get update",
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy certbot openssl procps",
+            VALIDATE,
+            ENABLE,
+            START,
+            RELOAD_CMD,
+        ],
+        "{run:#?}"
+    );
+    assert_eq!(
+        run.statuses(),
+        steps(&[
+            (REPO, Skipped),
+            (PACKAGES, Changed),
+            (CERT_DIR, Changed),
+            (PLACEHOLDER, Changed),
+            (CONFIG, Changed),
+            (FIREWALL, Okay),
+            (SELINUX, Skipped),
+            (SERVICE, Changed),
+            (RELOAD, Changed),
+        ]),
+        "{run:#?}"
+    );
+    let recap = run.recap();
+    assert_eq!(
+        (recap.ok, recap.changed, recap.failed, recap.skipped),
+        (1, 6, 0, 2)
+    );
+    assert_eq!(
+        run.message(FIREWALL),
+        "no active firewall (nothing to open)"
+    );
+    assert_eq!(pending(&fx), None, "handlers ran: nothing stays pending");
+}
+
+#[test]
+fn rocky_fresh_apply_transcript() {
+    let fx = Fixture::rocky_9();
+    let run = fx.apply();
+    assert_eq!(
+        run.mutating(),
+        [
+            "dnf install -y epel-release",
+            "dnf install -y haproxy certbot openssl",
+            VALIDATE,
+            "firewall-cmd --permanent --add-service=http --add-service=https",
+            "firewall-cmd --add-service=http --add-service=https",
+            "setsebool -P haproxy_connect_any on",
+            ENABLE,
+            START,
+            RELOAD_CMD,
+        ],
+        "{run:#?}"
+    );
+    assert_eq!(
+        run.statuses(),
+        steps(&[
+            (REPO, Changed),
+            (PACKAGES, Changed),
+            (CERT_DIR, Changed),
+            (PLACEHOLDER, Changed),
+            (CONFIG, Changed),
+            (FIREWALL, Changed),
+            (SELINUX, Changed),
+            (SERVICE, Changed),
+            (RELOAD, Changed),
+        ]),
+        "{run:#?}"
+    );
+    assert_eq!(run.recap().changed, 9);
+    assert_eq!(
+        run.changes(FIREWALL),
+        [
+            "firewalld: allow service http (permanent)",
+            "firewalld: allow service https (permanent)"
+        ]
+    );
+    assert_eq!(
+        run.changes(SELINUX),
+        ["setsebool -P haproxy_connect_any on (now off)"]
+    );
+    // The simulated state the commands left behind.
+    let zone = String::from_utf8(
+        fx.read("/etc/firewalld/zones/public.xml")
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    assert!(zone.contains("<service name=\"https\"/>"), "{zone}");
+    assert_eq!(
+        fx.read("/sys/fs/selinux/booleans/haproxy_connect_any"),
+        Some(b"1 1".to_vec())
+    );
+}
+
+/// The fixture's dnf finds certbot only once EPEL is installed, so the order
+/// of the two package steps is load-bearing, not cosmetic.
+#[test]
+fn rocky_certbot_needs_epel_first() {
+    let fx = Fixture::rocky_9();
+    let run = fx.run(Mode::Apply, |r| {
+        r.respond(
+            "dnf install -y epel-release",
+            CmdOutput::ok("Nothing to do."),
+        )
+    });
+    assert_eq!(
+        run.statuses()[0],
+        (REPO.to_string(), Failed, false),
+        "{run:#?}"
+    );
+    assert!(
+        run.message(REPO)
+            .contains("still does not converge: install epel-release"),
+        "{run:#?}"
+    );
+    assert_eq!(run.mutating(), ["dnf install -y epel-release"], "{run:#?}");
+}
+
+/// Debian's real postinst enables and starts haproxy with the packaged
+/// config: the service step then has nothing to do, and the handler reloads.
+#[test]
+fn debian_package_that_starts_haproxy_is_only_reloaded() {
+    let mut fx = Fixture::debian_12();
+    fx.behaviour.package_starts_service = true;
+    let run = fx.apply();
+    assert_eq!(
+        run.mutating(),
+        [
+            "DEBIAN_FRONTEND=noninteractive apt-get update",
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy certbot openssl procps",
+            VALIDATE,
+            RELOAD_CMD,
+        ],
+        "{run:#?}"
+    );
+    assert_eq!(run.recap().failed, 0);
+}
+
+/// Only missing packages are installed; fresh lists that lack a package are
+/// refreshed once and the install retried.
+#[test]
+fn debian_installs_only_missing_packages_and_refreshes_fresh_but_stale_lists() {
+    let fx = Fixture::debian_12();
+    let status =
+        String::from_utf8(fx.read("/var/lib/dpkg/status").unwrap_or_default()).unwrap_or_default();
+    fx.write(
+        "/var/lib/dpkg/status",
+        &format!(
+            "{status}\nPackage: openssl\nStatus: install ok installed\nVersion: 3.0.17-1~deb12u2\n\n\
+             Package: procps\nStatus: install ok installed\nVersion: 2:4.0.2-3\n"
+        ),
+    );
+    fx.write("/usr/bin/kill", "");
+    // Fetched minutes ago (not stale by age), but from a mirror without haproxy.
+    fx.write(
+        "/var/lib/apt/lists/mirror.example_debian_dists_bookworm_main_binary-amd64_Packages",
+        "Package: openssl\n\n",
+    );
+    let run = fx.apply();
+    let install =
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy certbot";
+    assert_eq!(
+        run.mutating()[..3],
+        [
+            install,
+            "DEBIAN_FRONTEND=noninteractive apt-get update",
+            install
+        ],
+        "{run:#?}"
+    );
+    assert_eq!(run.recap().failed, 0, "{run:#?}");
+}
+
+// =================================================================== second run
+
+fn second_apply_changes_nothing(fx: Fixture) {
+    let family = fx.family;
+    let fx = fx.converged();
+    let run = fx.apply();
+    assert_eq!(run.mutating(), Vec::<String>::new(), "{run:#?}");
+    assert_eq!(run.count(RELOAD_CMD), 0);
+    assert_eq!(run.statuses(), all_ok(family), "{run:#?}");
+    let recap = run.recap();
+    assert_eq!((recap.changed, recap.failed), (0, 0));
+}
+
+#[test]
+fn debian_second_apply_changes_nothing() {
+    second_apply_changes_nothing(Fixture::debian_12());
+}
+
+#[test]
+fn rocky_second_apply_changes_nothing() {
+    second_apply_changes_nothing(Fixture::rocky_9());
+}
+
+#[test]
+fn plan_on_converged_host_reports_nothing_to_do() {
+    for fx in [Fixture::debian_12(), Fixture::rocky_9()] {
+        let fx = fx.converged();
+        let before = snapshot(fx.root());
+        let run = fx.plan();
+        assert_eq!(run.mutating(), Vec::<String>::new(), "{run:#?}");
+        let recap = run.recap();
+        assert_eq!((recap.changed, recap.failed), (0, 0), "{run:#?}");
+        assert!(snapshot(fx.root()) == before, "plan changed the host");
+    }
+}
+
+// =================================================================== plan
+
+fn plan_changes_nothing(fx: Fixture) {
+    let before = snapshot(fx.root());
+    let run = fx.plan();
+    let after = snapshot(fx.root());
+    let changed: Vec<&String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|p| before.get(*p) != after.get(*p))
+        .collect();
+    assert!(changed.is_empty(), "plan touched {changed:?}");
+    assert_eq!(run.mutating(), Vec::<String>::new(), "{run:#?}");
+    let recap = run.recap();
+    assert!(recap.changed > 0, "{run:#?}");
+    let mut missing = vec!["install haproxy", "install certbot", "install openssl"];
+    if fx.family == Family::Debian {
+        missing.push("install procps");
+    }
+    assert_eq!(run.changes(PACKAGES), missing);
+    assert_eq!(run.message(PLACEHOLDER), "would notify: reload haproxy");
+}
+
+#[test]
+fn debian_plan_changes_nothing() {
+    plan_changes_nothing(Fixture::debian_12());
+}
+
+#[test]
+fn rocky_plan_changes_nothing() {
+    plan_changes_nothing(Fixture::rocky_9());
+}
+
+/// BUG (reported): on a fresh host haproxy.service does not exist yet, and
+/// the service step's check fails instead of reporting drift, so `edgeup
+/// plan` on a fresh host exits 1 (failed) instead of 3 (changes pending).
+#[test]
+fn plan_on_fresh_host_reports_drift_not_failure() {
+    for fx in [Fixture::debian_12(), Fixture::rocky_9()] {
+        let run = fx.plan();
+        let failed: Vec<(String, Status, bool)> = run
+            .statuses()
+            .into_iter()
+            .filter(|(_, status, _)| *status == Failed)
+            .collect();
+        assert_eq!(failed, [], "{run:#?}");
+        assert_eq!(
+            run.statuses().last().map(|s| s.1),
+            Some(Changed),
+            "{run:#?}"
+        );
+    }
+}
+
+// =================================================================== files written
+
+fn files_written(fx: Fixture, version: &str) {
+    let fx = fx.converged();
+    let (uid, gid) = fx.haproxy_ids();
+    assert_eq!(fx.attrs(CERTS), (0o700, uid, gid), "certs dir");
+    assert_eq!(fx.attrs(PEM), (0o600, uid, gid), "PEM");
+    assert_eq!(fx.attrs(CFG), (0o640, 0, gid), "haproxy.cfg");
+
+    let pem = fx.read(PEM).unwrap_or_default();
+    let bundle = edgeup::pki::parse_bundle(&pem).expect("the PEM parses");
+    let leaf = bundle.leaf().expect("a leaf certificate");
+    assert!(leaf.placeholder && leaf.covers(DOMAIN), "{leaf:?}");
+    assert!(bundle.key_matches());
+
+    let cfg = String::from_utf8(fx.read(CFG).unwrap_or_default()).unwrap_or_default();
+    assert!(cfg.contains("127.0.0.1:3000"), "{cfg}");
+    assert!(cfg.contains(PEM) || cfg.contains(CERTS), "{cfg}");
+    // Rendered for the HAProxy the packages step installed, not the assumed one.
+    assert!(
+        cfg.contains(&format!("rendered for HAProxy {version}.\n")),
+        "{}",
+        cfg.lines().take(4).collect::<Vec<_>>().join("\n")
+    );
+
+    // The packaged haproxy.cfg was backed up before being replaced.
+    let backups = list_dir(fx.root(), "/var/lib/edgeup/backups");
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert!(
+        backups[0].starts_with("etc%haproxy%haproxy.cfg."),
+        "{backups:?}"
+    );
+    assert_eq!(
+        fx.read(&format!("/var/lib/edgeup/backups/{}", backups[0])),
+        Some(PACKAGE_CFG.as_bytes().to_vec())
+    );
+    assert_eq!(temp_files(fx.root()), Vec::<String>::new());
+    assert_eq!(
+        list_dir(fx.root(), "/etc/haproxy/certs"),
+        [format!("{DOMAIN}.pem")]
+    );
+    assert_eq!(
+        list_dir(fx.root(), "/etc/haproxy"),
+        ["certs", "haproxy.cfg"]
+    );
+}
+
+#[test]
+fn debian_files_written() {
+    files_written(Fixture::debian_12(), "2.6");
+}
+
+#[test]
+fn rocky_files_written() {
+    files_written(Fixture::rocky_9(), "2.4");
+}
+
+// =================================================================== engine semantics
+
+/// (b) A run killed after a change but before its reload left the
+/// notification on disk: the next run reloads exactly once and clears it.
+#[test]
+fn pending_handler_survives_a_crash() {
+    let fx = Fixture::debian_12().converged();
+    fx.write(PENDING, "reload haproxy\n");
+    let run = fx.apply();
+    assert_eq!(run.mutating(), [RELOAD_CMD], "{run:#?}");
+    let mut expected = all_ok(Family::Debian);
+    expected.push((RELOAD.into(), Changed, true));
+    assert_eq!(run.statuses(), expected, "{run:#?}");
+    assert!(!fx.exists(PENDING), "pending-handlers is removed once run");
+
+    // And a plan shows a pending handler without running it.
+    fx.write(PENDING, "reload haproxy\n");
+    let plan = fx.plan();
+    assert_eq!(plan.mutating(), Vec::<String>::new(), "{plan:#?}");
+    assert_eq!(plan.message(RELOAD), "pending from an earlier run");
+    assert_eq!(pending(&fx).as_deref(), Some("reload haproxy\n"));
+}
+
+/// (c) apply re-checks: a step whose action "succeeds" without effect is a
+/// failure, and the run stops there (later steps and handlers do not run,
+/// the notification stays pending for the next run).
+#[test]
+fn apply_without_effect_fails_and_stops_the_run() {
+    let fx = Fixture::rocky_9();
+    let run = fx.run(Mode::Apply, |r| r.respond("setsebool", CmdOutput::ok("")));
+    assert_eq!(run.status(SELINUX), Failed, "{run:#?}");
+    assert!(
+        run.message(SELINUX).contains(
+            "applied, but the step still does not converge: setsebool -P haproxy_connect_any on"
+        ),
+        "{run:#?}"
+    );
+    assert!(!run.begun.iter().any(|b| b == SERVICE), "{:?}", run.begun);
+    assert!(!run.begun.iter().any(|b| b == RELOAD), "{:?}", run.begun);
+    assert!(
+        !run.commands
+            .iter()
+            .any(|c| c.starts_with("systemctl ") && !c.starts_with("systemctl show"))
+    );
+    assert_eq!(run.recap().failed, 1);
+    assert_eq!(pending(&fx).as_deref(), Some("reload haproxy\n"));
+    assert!(
+        run.warnings()
+            .iter()
+            .any(|w| w.contains("kept for the next run") && w.contains(RELOAD)),
+        "{run:#?}"
+    );
+}
+
+/// (c) `systemctl enable` that leaves the unit disabled: the engine's
+/// re-check reports it.
+#[test]
+fn service_enable_without_effect_does_not_converge() {
+    let fx = Fixture::debian_12();
+    let run = fx.run(Mode::Apply, |r| r.respond(ENABLE, CmdOutput::ok("")));
+    assert!(
+        run.message(SERVICE)
+            .contains("still does not converge: enable haproxy.service"),
+        "{run:#?}"
+    );
+    assert_eq!(run.recap().failed, 1);
+    assert_eq!(run.count(RELOAD_CMD), 0);
+}
+
+/// (c) `systemctl start` that leaves the unit inactive: the service step
+/// verifies the unit itself and fails with a pointer to the journal.
+#[test]
+fn service_start_without_effect_fails() {
+    let fx = Fixture::debian_12();
+    let run = fx.run(Mode::Apply, |r| r.respond(START, CmdOutput::ok("")));
+    let message = run.message(SERVICE);
+    assert!(
+        message.contains("haproxy.service is not active after started")
+            && message.contains("journalctl -u haproxy.service"),
+        "{run:#?}"
+    );
+    assert_eq!(run.status(SERVICE), Failed);
+    let recap = run.recap();
+    assert_eq!((recap.failed, recap.changed), (1, 4), "{run:#?}");
+    assert_eq!(run.count(RELOAD_CMD), 0, "no handler after a failed step");
+}
+
+/// (d) A reload that fails on the new haproxy.cfg: the previous file comes
+/// back (content, mode, owner), the service is reloaded on it, and the
+/// failure is reported.
+#[test]
+fn failed_reload_rolls_back_haproxy_cfg() {
+    let fx = Fixture::debian_12().converged();
+    let edited = format!(
+        "{}# local edit\n",
+        String::from_utf8(fx.read(CFG).unwrap_or_default()).unwrap_or_default()
+    );
+    fx.write(CFG, &edited);
+    let before = fx.attrs(CFG);
+    // HAProxy refuses the new config but still runs the previous one.
+    let run = fx.run(Mode::Apply, |r| {
+        r.dynamic(RELOAD_CMD, |root, _| {
+            let live = std::fs::read_to_string(root.join("etc/haproxy/haproxy.cfg"))?;
+            Ok(if live.contains("# local edit") {
+                CmdOutput::ok("")
+            } else {
+                CmdOutput::failed(1, "Job for haproxy.service failed because the control process exited with error code.")
+            })
+        })
+    });
+    assert_eq!(run.status(CONFIG), Changed, "{run:#?}");
+    assert_eq!(run.status(RELOAD), Failed, "{run:#?}");
+    let message = run.message(RELOAD);
+    assert!(
+        message.contains("Job for haproxy.service failed"),
+        "{message}"
+    );
+    assert!(
+        message.contains("rolled back /etc/haproxy/haproxy.cfg"),
+        "{message}"
+    );
+    assert!(
+        message.contains("the previous configuration is running again"),
+        "{message}"
+    );
+    assert_eq!(
+        fx.read(CFG),
+        Some(edited.into_bytes()),
+        "old haproxy.cfg restored"
+    );
+    assert_eq!(fx.attrs(CFG), before);
+    assert_eq!(
+        run.count(RELOAD_CMD),
+        2,
+        "reload, then reload on the old file"
+    );
+    assert_eq!(run.recap().failed, 1);
+    assert_eq!(temp_files(fx.root()), Vec::<String>::new());
+}
+
+/// (e) `haproxy -c` rejects the new config: the live file is untouched and
+/// no temp file is left behind.
+#[test]
+fn rejected_config_leaves_the_live_file_alone() {
+    let fx = Fixture::debian_12().converged();
+    let edited = b"# hand-edited\nglobal\n".to_vec();
+    fx.write(CFG, "# hand-edited\nglobal\n");
+    let before = fx.attrs(CFG);
+    let run = fx.run(Mode::Apply, |r| {
+        r.respond(
+            "haproxy -c",
+            CmdOutput::failed(
+                1,
+                "[ALERT] config : parsing [haproxy.cfg:12] : unknown keyword 'bogus'",
+            ),
+        )
+    });
+    assert_eq!(run.status(CONFIG), Failed, "{run:#?}");
+    let message = run.message(CONFIG);
+    assert!(
+        message.contains("was rejected by `haproxy -c -q -f {}`"),
+        "{message}"
+    );
+    assert!(message.contains("unknown keyword 'bogus'"), "{message}");
+    assert!(
+        message.contains("the live file was not changed"),
+        "{message}"
+    );
+    assert_eq!(
+        fx.read(CFG),
+        Some(edited),
+        "live haproxy.cfg byte-identical"
+    );
+    assert_eq!(fx.attrs(CFG), before);
+    assert_eq!(
+        list_dir(fx.root(), "/etc/haproxy"),
+        ["certs", "haproxy.cfg"]
+    );
+    assert_eq!(temp_files(fx.root()), Vec::<String>::new());
+    assert_eq!(run.mutating(), [VALIDATE], "no reload after a failed step");
+    assert_eq!(run.recap().failed, 1);
+}
+
+/// (f) Drift repair: a PEM made world-readable is fixed by exactly one
+/// changed step and one reload; its content is kept.
+#[test]
+fn chmod_drift_on_the_pem_is_repaired() {
+    let fx = Fixture::debian_12().converged();
+    let pem = fx.read(PEM);
+    fx.chmod(PEM, 0o644);
+    let run = fx.apply();
+    let mut expected = all_ok(Family::Debian);
+    expected[3].1 = Changed;
+    expected.push((RELOAD.into(), Changed, true));
+    assert_eq!(run.statuses(), expected, "{run:#?}");
+    assert_eq!(
+        run.changes(PLACEHOLDER),
+        ["/etc/haproxy/certs/chat.example.com.pem: mode 0644 -> 0600"]
+    );
+    assert_eq!(run.mutating(), [RELOAD_CMD], "{run:#?}");
+    assert_eq!(fx.read(PEM), pem, "same certificate, only the mode fixed");
+    let (uid, gid) = fx.haproxy_ids();
+    assert_eq!(fx.attrs(PEM), (0o600, uid, gid));
+    let mode = std::fs::metadata(fx.path(PEM)).map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(mode.ok(), Some(0o600));
+}
