@@ -37,6 +37,18 @@ pub enum Command {
     Plan(ConvergeArgs),
     /// Converge the host: act only where a step's check finds drift.
     Apply(ApplyArgs),
+    /// Renew the certificate when due (only the certificate steps; quiet with -q
+    /// when there is nothing to do). Run by edgeup-renew.timer.
+    Renew(RenewArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    #[command(flatten)]
+    pub converge: ConvergeArgs,
+    /// Renew now, even if the certificate is not due (and past a rate-limit back-off).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -93,4 +105,7 @@ pub struct SiteArgs {
     /// Send Strict-Transport-Security (default: on with ACME, off with the placeholder).
     #[arg(long, value_name = "on|off")]
     pub hsts: Option<String>,
+    /// Do not prove the challenge path before ordering (split-horizon DNS).
+    #[arg(long)]
+    pub skip_preflight: bool,
 }

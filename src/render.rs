@@ -20,6 +20,7 @@ pub struct Vars {
     pub haproxy: HaproxyFeatures,
     /// Derived values templates should not have to compute.
     pub derived: Derived,
+    pub acme: crate::acme::AcmeVars,
 }
 
 /// Facts as templates see them (a small, stable subset of `facts::Facts`).
@@ -65,6 +66,9 @@ pub struct Server {
     pub name: String,
     pub address: String,
 }
+
+/// edgeup's own state: backups, pending handlers, ACME records, the run lock.
+pub const STATE_DIR: &str = "/var/lib/edgeup";
 
 /// The oldest HAProxy we render for when none is installed yet (RHEL 9, Ubuntu 22.04).
 const ASSUMED_VERSION: (u32, u32) = (2, 4);
@@ -184,6 +188,7 @@ impl Vars {
             https_origin,
         };
         Vars {
+            acme: crate::acme::AcmeVars::new(site, distro, STATE_DIR),
             site: site.clone(),
             distro: distro.clone(),
             facts,

@@ -58,6 +58,14 @@ pub struct Acme {
     /// External account binding, for CAs that require one.
     #[serde(default)]
     pub eab: Option<Eab>,
+    /// Prove the challenge path works (DNS -> port 80 -> HAProxy) before
+    /// contacting the CA. Turn off only for split-horizon DNS.
+    #[serde(default = "yes")]
+    pub preflight: bool,
+    /// The port the CA connects to for HTTP-01: 80 for every public CA; a test
+    /// CA (Pebble) can be pointed elsewhere.
+    #[serde(default = "default_validation_port")]
+    pub validation_port: u16,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -87,6 +95,8 @@ impl Default for Acme {
             client: default_client(),
             key_type: default_key_type(),
             eab: None,
+            preflight: true,
+            validation_port: default_validation_port(),
         }
     }
 }
@@ -115,6 +125,12 @@ fn default_client() -> String {
 }
 fn default_key_type() -> String {
     "ecdsa-p256".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_validation_port() -> u16 {
+    80
 }
 fn default_http() -> Vec<String> {
     vec![":80".into()]

@@ -109,7 +109,12 @@ fn debian_fresh_apply_transcript() {
     let recap = run.recap();
     assert_eq!(
         (recap.ok, recap.changed, recap.failed, recap.skipped),
-        (1, 6, 0, 2)
+        (1, 6, 0, 2 + run.acme_skipped())
+    );
+    assert_eq!(
+        run.acme_skipped(),
+        8,
+        "every certificate step is skipped with ACME off"
     );
     assert_eq!(
         run.message(FIREWALL),

@@ -10,8 +10,65 @@ pub mod policy;
 pub mod preflight;
 pub mod responder;
 
+use crate::distro::Distro;
+use crate::site::Site;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+
+/// What playbooks see as `acme`: the CA settings and the renewal plumbing.
+#[derive(Debug, Clone, Serialize)]
+pub struct AcmeVars {
+    pub enabled: bool,
+    pub ca: CaSettings,
+    pub domains: Vec<String>,
+    /// certbot's deploy hook (path and script).
+    pub hook_path: String,
+    pub hook: String,
+    /// This binary, for the renewal service unit.
+    pub edgeup_binary: String,
+    /// `edgeup renew --force`.
+    pub force: bool,
+}
+
+impl AcmeVars {
+    pub fn new(site: &Site, distro: &Distro, state_dir: &str) -> AcmeVars {
+        let letsencrypt = &distro.paths.letsencrypt;
+        let pem = format!("{}/{}.pem", distro.paths.certs_dir, site.domain);
+        let stage_dir = std::path::Path::new(&distro.paths.certs_dir)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/etc/haproxy".into());
+        let hook = certbot::deploy_hook(&certbot::HookSettings {
+            letsencrypt,
+            domain: &site.domain,
+            pem: &pem,
+            stage_dir: &stage_dir,
+            owner: &distro.haproxy_user,
+            group: &distro.haproxy_group,
+            haproxy_config: &distro.paths.haproxy_config,
+            unit: &distro.units.haproxy,
+            state_dir,
+        });
+        AcmeVars {
+            enabled: site.acme.enabled(),
+            ca: CaSettings {
+                client: site.acme.client.clone(),
+                directory: site.acme.directory_url().unwrap_or_else(|| "off".into()),
+                ca_bundle: site.acme.ca_bundle.clone(),
+                email: site.email.clone(),
+                eab_kid: site.acme.eab.as_ref().map(|e| e.kid.clone()),
+                eab_hmac_key: site.acme.eab.as_ref().map(|e| e.hmac_key.clone()),
+            },
+            domains: vec![site.domain.clone()],
+            hook_path: certbot::hook_path(letsencrypt, &site.domain),
+            hook,
+            edgeup_binary: std::env::current_exe()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "/usr/local/bin/edgeup".into()),
+            force: false,
+        }
+    }
+}
 
 /// How to reach the CA (shared by the account and certificate steps).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

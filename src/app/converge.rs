@@ -14,8 +14,7 @@ use crate::site::Site;
 use anyhow::Result;
 use std::io::IsTerminal;
 
-/// edgeup's own state: backups, pending handlers, the run lock.
-pub const STATE_DIR: &str = "/var/lib/edgeup";
+pub use crate::render::STATE_DIR;
 
 pub struct Output {
     pub json: bool,
@@ -24,9 +23,9 @@ pub struct Output {
 
 pub fn plan(host: &Host, assets: &Assets, args: &ConvergeArgs, out: &Output) -> Result<i32> {
     let site = super::site_input::build(&args.site)?;
-    let prepared = prepare(host, assets, &site, &args.playbook)?;
+    let prepared = prepare(host, assets, &site, &args.playbook, false)?;
     let mut reporter = crate::report::for_output(out.json, out.verbosity, true);
-    let recap = walk(host, assets, prepared, reporter.as_mut(), Mode::Plan)?;
+    let recap = walk(host, assets, prepared, reporter.as_mut(), Run::plan())?;
     Ok(if recap.failed > 0 {
         exit::FAILED
     } else if recap.changed > 0 {
@@ -38,21 +37,16 @@ pub fn plan(host: &Host, assets: &Assets, args: &ConvergeArgs, out: &Output) -> 
 
 pub fn apply(host: &Host, assets: &Assets, args: &ApplyArgs, out: &Output) -> Result<i32> {
     let site = super::site_input::build(&args.converge.site)?;
-    if !crate::facts::probes::is_root() {
-        return Err(exit::unsuitable(
-            "edgeup apply changes system files and services and must run as root \
-             (try: sudo edgeup apply ...); `edgeup plan` works without root",
-        ));
-    }
-    let prepared = prepare(host, assets, &site, &args.converge.playbook)?;
+    require_root("apply")?;
+    let prepared = prepare(host, assets, &site, &args.converge.playbook, false)?;
     refuse_without_systemd(&prepared)?;
     let _lock = host.lock(STATE_DIR)?;
     let interactive =
         !out.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if interactive && !args.yes {
         let mut preview = crate::report::for_output(false, out.verbosity, true);
-        let again = prepare(host, assets, &site, &args.converge.playbook)?;
-        let recap = walk(host, assets, again, preview.as_mut(), Mode::Plan)?;
+        let again = prepare(host, assets, &site, &args.converge.playbook, false)?;
+        let recap = walk(host, assets, again, preview.as_mut(), Run::plan())?;
         if recap.changed == 0 && recap.failed == 0 {
             return Ok(exit::OK);
         }
@@ -67,7 +61,7 @@ pub fn apply(host: &Host, assets: &Assets, args: &ApplyArgs, out: &Output) -> Re
         }
     }
     let mut reporter = crate::report::for_output(out.json, out.verbosity, args.diff);
-    let recap = walk(host, assets, prepared, reporter.as_mut(), Mode::Apply)?;
+    let recap = walk(host, assets, prepared, reporter.as_mut(), Run::apply())?;
     Ok(if recap.failed > 0 {
         exit::FAILED
     } else {
@@ -84,16 +78,50 @@ pub fn converge(
     assets: &Assets,
     site: &Site,
     playbook_name: &str,
-    mode: Mode,
+    run: Run,
     reporter: &mut dyn Reporter,
 ) -> Result<Recap> {
-    let prepared = prepare(host, assets, site, playbook_name)?;
-    if mode == Mode::Plan {
-        return walk(host, assets, prepared, reporter, Mode::Plan);
+    let prepared = prepare(host, assets, site, playbook_name, run.force_renew)?;
+    if run.mode == Mode::Plan {
+        return walk(host, assets, prepared, reporter, run);
     }
     refuse_without_systemd(&prepared)?;
     let _lock = host.lock(STATE_DIR)?;
-    walk(host, assets, prepared, reporter, Mode::Apply)
+    walk(host, assets, prepared, reporter, run)
+}
+
+/// How to walk the playbook.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub mode: Mode,
+    /// Only steps with this tag (`certificate` for `edgeup renew`).
+    pub only_tag: Option<&'static str>,
+    pub force_renew: bool,
+}
+
+impl Run {
+    pub fn plan() -> Run {
+        Run {
+            mode: Mode::Plan,
+            only_tag: None,
+            force_renew: false,
+        }
+    }
+
+    pub fn apply() -> Run {
+        Run {
+            mode: Mode::Apply,
+            ..Run::plan()
+        }
+    }
+
+    pub fn renew(force: bool) -> Run {
+        Run {
+            mode: Mode::Apply,
+            only_tag: Some("certificate"),
+            force_renew: force,
+        }
+    }
 }
 
 /// apply changes nothing on a host without systemd when any step needs it.
@@ -120,15 +148,33 @@ struct Prepared {
     site: Site,
 }
 
+/// Commands that change the host refuse to start without root.
+pub fn require_root(command: &str) -> Result<()> {
+    if crate::facts::probes::is_root() {
+        return Ok(());
+    }
+    Err(exit::unsuitable(format!(
+        "edgeup {command} changes system files and services and must run as root \
+         (try: sudo edgeup {command} ...); `edgeup plan` works without root"
+    )))
+}
+
 /// Everything that can be known before the first write: profile, facts,
 /// host-dependent validation, rendered playbook.
-fn prepare(host: &Host, assets: &Assets, site: &Site, playbook_name: &str) -> Result<Prepared> {
+fn prepare(
+    host: &Host,
+    assets: &Assets,
+    site: &Site,
+    playbook_name: &str,
+    force_renew: bool,
+) -> Result<Prepared> {
     let os = OsRelease::read(host.root()).map_err(|e| exit::unsuitable(format!("{e:#}")))?;
     let profiles = distro::load_all(assets)?;
     let distro = distro::select(&profiles, &os).map_err(|e| exit::unsuitable(format!("{e:#}")))?;
     validate_against_host(site, &distro)?;
     let facts = Facts::gather(host, Some(&distro))?;
-    let vars = Vars::new(site, &distro, fact_vars(&facts));
+    let mut vars = Vars::new(site, &distro, fact_vars(&facts));
+    vars.acme.force = force_renew;
     let playbook = playbook::load(assets, playbook_name, &vars)?;
     Ok(Prepared {
         distro,
@@ -206,10 +252,16 @@ fn walk(
     assets: &Assets,
     mut p: Prepared,
     reporter: &mut dyn Reporter,
-    mode: Mode,
+    run: Run,
 ) -> Result<Recap> {
+    let mode = run.mode;
+    let command = match (mode, run.only_tag) {
+        (Mode::Plan, _) => "plan",
+        (Mode::Apply, Some(_)) => "renew",
+        (Mode::Apply, None) => "apply",
+    };
     reporter.event(&Event::Start {
-        command: if mode == Mode::Plan { "plan" } else { "apply" }.into(),
+        command: command.into(),
         playbook: p.playbook_name.clone(),
         distro: format!("{} ({})", p.facts.os.pretty_name_or_id(), p.distro.name),
         steps: p.playbook.steps.len(),
@@ -227,6 +279,7 @@ fn walk(
         state_dir: STATE_DIR,
         reporter,
         refresh: &refresh,
+        only_tag: run.only_tag,
     };
     engine.run(&p.playbook, &mut p.vars, mode)
 }

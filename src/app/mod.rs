@@ -2,6 +2,7 @@
 
 pub mod converge;
 pub mod detect;
+pub mod renew;
 pub mod site_input;
 
 use crate::assets::Assets;
@@ -27,5 +28,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Detect => detect::run(&host, &assets, cli.json),
         Command::Plan(args) => converge::plan(&host, &assets, args, &out),
         Command::Apply(args) => converge::apply(&host, &assets, args, &out),
+        Command::Renew(args) => renew::run(&host, &assets, args, &out),
     }
 }

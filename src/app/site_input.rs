@@ -92,6 +92,9 @@ fn overlay(site: &mut Site, args: &SiteArgs) -> Result<()> {
     if let Some(v) = &args.firewall {
         site.firewall = v.clone();
     }
+    if args.skip_preflight {
+        site.acme.preflight = false;
+    }
     if let Some(v) = &args.hsts {
         site.hsts = Some(match v.as_str() {
             "on" | "true" | "yes" => true,

@@ -47,6 +47,8 @@ pub struct Engine<'a> {
     /// Called after a step changed the host, to refresh facts templates use
     /// (e.g. the HAProxy version once the package is installed).
     pub refresh: &'a dyn Fn(&Host, &mut Vars) -> Result<()>,
+    /// Only steps with this tag (e.g. `certificate` for `edgeup renew`).
+    pub only_tag: Option<&'a str>,
 }
 
 /// Steps that need systemd when it is not running (apply refuses to start).
@@ -85,11 +87,28 @@ impl Engine<'_> {
                 pending::save(self.host, self.state_dir, &pending)?;
             }
         }
-        let total = playbook.steps.len();
+        let selected: Vec<&Entry> = playbook
+            .steps
+            .iter()
+            .filter(|e| self.only_tag.is_none_or(|tag| e.has_tag(tag)))
+            .collect();
+        let total = selected.len();
         let mut stopped = false;
-        for (i, entry) in playbook.steps.iter().enumerate() {
+        for (i, entry) in selected.into_iter().enumerate() {
             if stopped {
                 break;
+            }
+            if entry.is_flush() {
+                if mode == Mode::Apply && entry.applies(vars)? {
+                    let failed_before = recap.failed;
+                    self.handlers(playbook, vars, mode, &swaps, &mut pending, &mut recap)?;
+                    stopped = recap.failed > failed_before;
+                    if !stopped {
+                        // What was swapped before a successful reload is live: no rollback past it.
+                        swaps.borrow_mut().clear();
+                    }
+                }
+                continue;
             }
             let status = self.step(i + 1, total, entry, vars, mode, &swaps, &mut pending)?;
             recap.count(status);

@@ -94,7 +94,10 @@ impl Reporter for PlainReporter {
                 duration_ms,
             } => {
                 let quiet_ok = self.verbosity == Verbosity::Quiet && *status != Status::Failed;
-                if quiet_ok {
+                // Skipped steps (conditions not met) only with -v; the recap counts them.
+                let hidden_skip =
+                    *status == Status::Skipped && self.verbosity != Verbosity::Verbose;
+                if quiet_ok || hidden_skip {
                     return;
                 }
                 let label = if *handler {
@@ -146,6 +149,10 @@ impl Reporter for PlainReporter {
                 mode,
                 duration_ms,
             } => {
+                // -q on a run that did nothing prints nothing (timers, cron).
+                if self.verbosity == Verbosity::Quiet && *changed == 0 && *failed == 0 {
+                    return;
+                }
                 let changed_word = if mode == "plan" {
                     "to change"
                 } else {

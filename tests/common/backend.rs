@@ -78,6 +78,21 @@ pub fn serve(mut stream: TcpStream, role: Role) {
             let _ = stream.flush();
             return;
         }
+        Role::App(_) if path.starts_with("/stream") => {
+            // A long-lived response: a line every 200 ms for ~6 s, then "done".
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+            );
+            for i in 0..30 {
+                if stream.write_all(format!("tick {i}\n").as_bytes()).is_err() {
+                    return;
+                }
+                let _ = stream.flush();
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let _ = stream.write_all(b"done\n");
+            return;
+        }
         Role::App(id) => ok(&format!("backend: {id}\r\n{head}")),
     };
     let _ = stream.write_all(response.as_bytes());

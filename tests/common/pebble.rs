@@ -35,6 +35,13 @@
 //! - Pebble rejects 5% of nonces by default (`badNonce`, like a real CA may);
 //!   certbot and instant-acme retry. Pass `PEBBLE_WFE_NONCEREJECT=0` in
 //!   [`Options::env`] for a fully deterministic run.
+//! - Pebble reuses a valid authorization for the same identifier and account
+//!   50% of the time: a second order may need no HTTP-01 request at all. Pass
+//!   `PEBBLE_AUTHZREUSE=0` when a test asserts that validation traffic flows.
+//! - Issued certificates are valid 5 years by default, so nothing is due for
+//!   renewal: set [`Options::certificate_validity`] (e.g. 10 days).
+//! - Readiness is probed with curl, not bare TCP connects, which Pebble logs
+//!   as `TLS handshake error ... EOF`.
 //! - Free ports are found by binding 127.0.0.1:0 and releasing, so another
 //!   process can grab one in between: `start` retries with new ports (3 times)
 //!   when a server exits during startup.

@@ -234,3 +234,188 @@ fn fresh_debian_converges_serves_https_and_second_run_changes_nothing() {
     assert_eq!((plan.code, plan.count("changed")), (0, 0));
     eprintln!("scenario fresh+second run: {:.1?}", started.elapsed());
 }
+
+// ============================================================== ACME (Pebble)
+
+use common::pebble::{Options, Pebble};
+
+/// Pebble on the host's loopback; its HTTP-01 validations go to port 80,
+/// where the container's HAProxy listens (shared network).
+fn pebble() -> Pebble {
+    Pebble::start_with(
+        Options::new(80)
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .env("PEBBLE_WFE_NONCEREJECT", "0"),
+    )
+}
+
+/// Copies Pebble's HTTPS CA into the container and makes DOMAIN resolve to
+/// loopback there (the preflight resolves it like the CA would).
+fn trust_pebble(c: &Container, pebble: &Pebble) {
+    std::fs::copy(&pebble.ca_bundle, c.path("/root/pebble-ca.pem")).expect("copy CA bundle");
+    c.ok(&format!("echo '127.0.0.1 {DOMAIN}' >> /etc/hosts"));
+}
+
+fn acme_flags(backend_port: u16, pebble: &Pebble, client: &str) -> String {
+    format!(
+        "--domain {DOMAIN} --email ops@example.org --backend 127.0.0.1:{backend_port} \
+         --acme-directory {} --acme-ca-bundle /root/pebble-ca.pem --acme-client {client}",
+        pebble.directory
+    )
+}
+
+fn served_pem(c: &Container) -> String {
+    std::fs::read_to_string(c.path(&format!("/etc/haproxy/certs/{DOMAIN}.pem"))).expect("read PEM")
+}
+
+/// The serial of the certificate HAProxy actually serves on 443 (SNI DOMAIN).
+fn served_serial() -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:443 -servername {DOMAIN} </dev/null 2>/dev/null \
+             | openssl x509 -noout -serial"
+        ))
+        .output()
+        .expect("run openssl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn file_serial(pem: &str) -> String {
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run openssl");
+    if let Some(stdin) = child.stdin.as_mut() {
+        use std::io::Write;
+        let cert_end = pem
+            .find("-----END CERTIFICATE-----")
+            .map_or(pem.len(), |i| i + 25);
+        let _ = stdin.write_all(pem[..cert_end].as_bytes());
+    }
+    let out = child.wait_with_output().expect("openssl output");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Streams /stream through HAProxy (about 6 s) in the background.
+fn long_lived_request(root_ca: &std::path::Path) -> std::process::Child {
+    Command::new("curl")
+        .args(["-sS", "-N", "--max-time", "30", "--cacert"])
+        .arg(root_ca)
+        .args(["--resolve", &format!("{DOMAIN}:443:127.0.0.1")])
+        .arg(format!("https://{DOMAIN}/stream"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start curl")
+}
+
+fn assert_pebble_issued(c: &Container, pebble: &Pebble) {
+    let pem = served_pem(c);
+    pebble
+        .verify_issued(&pem)
+        .unwrap_or_else(|e| panic!("the served PEM is not Pebble-issued: {e}"));
+    assert_eq!(
+        served_serial(),
+        file_serial(&pem),
+        "HAProxy serves another certificate"
+    );
+    assert_eq!(
+        c.ok(&format!("stat -c '%a %U' /etc/haproxy/certs/{DOMAIN}.pem"))
+            .trim(),
+        "600 haproxy"
+    );
+    let names = c.ok("ls -A /etc/haproxy/certs");
+    assert_eq!(
+        names.trim(),
+        format!("{DOMAIN}.pem"),
+        "only the PEM in the crt dir"
+    );
+}
+
+#[test]
+fn builtin_client_issues_renews_hitlessly_and_second_run_issues_nothing() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let started = Instant::now();
+    let backend = start_backend(Role::App("system"));
+    let pebble = pebble();
+    let c = Container::boot("bookworm", "builtin", &edgeup_binary());
+    trust_pebble(&c, &pebble);
+    let flags = acme_flags(backend, &pebble, "builtin");
+
+    let first = edgeup(&c, &format!("apply {flags}"));
+    assert_eq!(first.code, 0, "{:?}\n{}", first.events, first.stderr);
+    assert_pebble_issued(&c, &pebble);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("pebble-root.pem");
+    std::fs::write(&root, pebble.issuer_root()).expect("write root");
+    let (body, err) = curl(&[
+        "--cacert",
+        &root.to_string_lossy(),
+        &format!("https://{DOMAIN}/"),
+    ]);
+    assert!(body.starts_with("backend: system"), "{body} {err}");
+    assert_eq!(
+        c.ok("systemctl is-enabled edgeup-renew.timer").trim(),
+        "enabled"
+    );
+    assert_eq!(
+        c.ok("systemctl is-active edgeup-renew.timer").trim(),
+        "active"
+    );
+    let account = c.ok("stat -c '%a %U' /etc/edgeup/acme/*/account.json");
+    assert_eq!(account.trim(), "600 root");
+    assert_eq!(c.ok("stat -c '%a' /etc/edgeup/site.yaml").trim(), "600");
+    // Key material never reaches the output.
+    let all_output = format!("{:?}{}", first.events, first.stderr);
+    assert!(
+        !all_output.contains("PRIVATE KEY"),
+        "a key leaked into the output"
+    );
+
+    // Second run: nothing issued, nothing reloaded.
+    let workers = haproxy_workers(&c);
+    let second = edgeup(&c, &format!("apply {flags}"));
+    assert_eq!(second.count("changed"), 0, "{:?}", second.changed_steps());
+    assert_eq!(haproxy_workers(&c), workers, "no-op run reloaded HAProxy");
+    // The timer's command, with the recorded site: quiet no-op.
+    let quiet = c.sh("edgeup renew --quiet");
+    assert!(
+        quiet.status.success(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    assert_eq!(
+        stdout(&quiet),
+        "",
+        "renew -q with nothing due must print nothing"
+    );
+
+    // Forced renewal while a long response streams through HAProxy.
+    let before = file_serial(&served_pem(&c));
+    let stream = long_lived_request(&root);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let renew = edgeup(&c, "renew --force");
+    assert_eq!(renew.code, 0, "{:?}\n{}", renew.events, renew.stderr);
+    assert_eq!(
+        renew.changed_steps(),
+        ["CA-issued certificate", "reload haproxy"]
+    );
+    let streamed = stream.wait_with_output().expect("curl finished");
+    let text = String::from_utf8_lossy(&streamed.stdout);
+    assert!(
+        streamed.status.success() && text.ends_with("tick 29\ndone\n"),
+        "the long-lived connection was cut by the renewal: {text:?} {}",
+        String::from_utf8_lossy(&streamed.stderr)
+    );
+    assert_ne!(
+        file_serial(&served_pem(&c)),
+        before,
+        "renewal did not replace the certificate"
+    );
+    assert_pebble_issued(&c, &pebble);
+    eprintln!("scenario builtin ACME: {:.1?}", started.elapsed());
+}

@@ -12,6 +12,7 @@
 //! - an enabled unit: /etc/systemd/system/multi-user.target.wants/UNIT.
 
 use anyhow::{Context, Result, bail};
+use edgeup::app::converge::Run as RunOptions;
 use edgeup::assets::Assets;
 use edgeup::engine::{Mode, Recap};
 use edgeup::host::scripted::ScriptedRunner;
@@ -246,7 +247,10 @@ impl Fixture {
             &Assets::new(None),
             &site(),
             edgeup::playbook::DEFAULT_PLAYBOOK,
-            mode,
+            match mode {
+                Mode::Plan => RunOptions::plan(),
+                Mode::Apply => RunOptions::apply(),
+            },
             &mut reporter,
         );
         let pid_suffix = format!(".edgeup-{}", std::process::id());
@@ -311,10 +315,13 @@ impl Run {
             .collect()
     }
 
-    /// (name, status, handler) of every step and handler event, in order.
+    /// (name, status, handler) of every step and handler event, in order,
+    /// leaving out the certificate steps these core fixtures skip (the site
+    /// has `acme.directory: off`); `acme_skipped` counts those.
     pub fn statuses(&self) -> Vec<(String, Status, bool)> {
         self.events
             .iter()
+            .filter(|e| !is_acme_skip(e))
             .filter_map(|e| match e {
                 Event::Step {
                     name,
@@ -325,6 +332,11 @@ impl Run {
                 _ => None,
             })
             .collect()
+    }
+
+    /// How many certificate steps were skipped because ACME is off.
+    pub fn acme_skipped(&self) -> usize {
+        self.events.iter().filter(|e| is_acme_skip(e)).count()
     }
 
     /// The event of the step (or handler) called `name`.
@@ -983,4 +995,8 @@ pub fn temp_files(root: &Path) -> Vec<String> {
         .into_keys()
         .filter(|p| p.contains(".edgeup-"))
         .collect()
+}
+
+fn is_acme_skip(e: &Event) -> bool {
+    matches!(e, Event::Step { status: Status::Skipped, message: Some(m), .. } if m.contains("acme.enabled"))
 }
