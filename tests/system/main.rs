@@ -293,7 +293,7 @@ fn file_serial(pem: &str) -> String {
         let cert_end = pem
             .find("-----END CERTIFICATE-----")
             .map_or(pem.len(), |i| i + 25);
-        let _ = stdin.write_all(pem[..cert_end].as_bytes());
+        let _ = stdin.write_all(&pem.as_bytes()[..cert_end]);
     }
     let out = child.wait_with_output().expect("openssl output");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
