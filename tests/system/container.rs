@@ -11,6 +11,21 @@ use std::time::{Duration, Instant};
 
 pub const CACHE: &str = "/var/cache/edgeup-test";
 
+/// Scenarios use the host's ports 80/443 and the shared apt cache: one at a
+/// time across every test process on the machine (an flock, released when
+/// the guard drops, even if the process dies).
+pub fn exclusive() -> fs::File {
+    fs::create_dir_all(CACHE).expect("create cache dir");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(Path::new(CACHE).join("scenario.lock"))
+        .expect("open scenario lock");
+    file.lock().expect("lock scenario");
+    file
+}
+
 /// Tools the harness needs; a missing one fails the test with the install hint.
 pub fn require_tools() {
     for (tool, package) in [

@@ -5,15 +5,14 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod container;
+mod robustness;
 
 use common::backend::{Role, start_backend};
 use container::{Container, require_tools, stdout};
 use serde_json::Value;
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::Instant;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 const DOMAIN: &str = "chat.example.test";
 
 fn edgeup_binary() -> std::path::PathBuf {
@@ -105,7 +104,7 @@ fn haproxy_workers(c: &Container) -> String {
 
 #[test]
 fn fresh_debian_converges_serves_https_and_second_run_changes_nothing() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = container::exclusive();
     require_tools();
     let started = Instant::now();
     let backend = start_backend(Role::App("system"));
@@ -337,7 +336,7 @@ fn assert_pebble_issued(c: &Container, pebble: &Pebble) {
 
 #[test]
 fn builtin_client_issues_renews_hitlessly_and_second_run_issues_nothing() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = container::exclusive();
     require_tools();
     let started = Instant::now();
     let backend = start_backend(Role::App("system"));
