@@ -57,13 +57,16 @@ pub fn issue(
         let retries = RetryPolicy::default()
             .initial_delay(Duration::from_millis(200))
             .timeout(VALIDATION_TIMEOUT);
-        let status = order
-            .poll_ready(&retries)
-            .await
-            .map_err(|e| anyhow!("waiting for validation: {}", explain(&e)))?;
+        let status = order.poll_ready(&retries).await.map_err(|e| {
+            anyhow!(
+                "the CA could not validate {}: {}",
+                domains.join(", "),
+                explain(&e)
+            )
+        })?;
         if status != OrderStatus::Ready {
             bail!(
-                "the CA did not validate the order ({status:?}): {}",
+                "the CA could not validate the order ({status:?}): {}",
                 validation_errors(&mut order).await
             );
         }

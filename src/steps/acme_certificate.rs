@@ -140,8 +140,8 @@ impl AcmeCertificate {
 
     fn preflight(&self) -> Result<()> {
         let domain = self.primary()?;
-        let addrs = preflight::resolve(domain, self.validation_port)?;
-        preflight::check(domain, &addrs, &self.responder)
+        preflight::resolve(domain, self.validation_port)
+            .and_then(|addrs| preflight::check(domain, &addrs, &self.responder))
             .with_context(|| format!("preflight for {domain} failed; the CA was not contacted"))
     }
 }

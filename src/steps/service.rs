@@ -52,6 +52,23 @@ pub fn unit_properties(host: &Host, unit: &str) -> Result<BTreeMap<String, Strin
         .collect())
 }
 
+/// A notify-type unit (HAProxy's) passes through `reloading`/`activating`
+/// right after the job returns: wait a bounded time for `active`.
+fn wait_active(host: &Host, unit: &str, action: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let props = unit_properties(host, unit)?;
+        let state = props.get("ActiveState").map(String::as_str).unwrap_or("");
+        match state {
+            "active" => return Ok(()),
+            "reloading" | "activating" if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            _ => bail!("{unit} is {state} after {action}; see `journalctl -u {unit}`"),
+        }
+    }
+}
+
 fn is_enabled(state: &str) -> bool {
     matches!(state, "enabled" | "enabled-runtime" | "static" | "alias")
 }
@@ -130,15 +147,7 @@ impl Step for Service {
             _ => {}
         }
         if matches!(self.state.as_str(), "reloaded" | "restarted" | "started") {
-            let after = unit_properties(ctx.host, &self.name)?;
-            if after.get("ActiveState").map(String::as_str) != Some("active") {
-                bail!(
-                    "{} is not active after {}; see `journalctl -u {}`",
-                    self.name,
-                    self.state,
-                    self.name
-                );
-            }
+            wait_active(ctx.host, &self.name, &self.state)?;
         }
         Ok(())
     }

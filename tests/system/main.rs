@@ -418,3 +418,174 @@ fn builtin_client_issues_renews_hitlessly_and_second_run_issues_nothing() {
     assert_pebble_issued(&c, &pebble);
     eprintln!("scenario builtin ACME: {:.1?}", started.elapsed());
 }
+
+#[test]
+fn certbot_client_issues_and_its_deploy_hook_rebuilds_the_pem_on_renewal() {
+    let _serial = container::exclusive();
+    require_tools();
+    let started = Instant::now();
+    let backend = start_backend(Role::App("system"));
+    let pebble = pebble();
+    let c = Container::boot("bookworm", "certbot", &edgeup_binary());
+    trust_pebble(&c, &pebble);
+    let flags = acme_flags(backend, &pebble, "certbot");
+
+    let first = edgeup(&c, &format!("apply {flags}"));
+    assert_eq!(first.code, 0, "{:?}\n{}", first.events, first.stderr);
+    assert_pebble_issued(&c, &pebble);
+    assert_eq!(c.ok("systemctl is-enabled certbot.timer").trim(), "enabled");
+    let hook = format!("/etc/letsencrypt/renewal-hooks/deploy/edgeup-{DOMAIN}");
+    assert_eq!(c.ok(&format!("stat -c '%a' {hook}")).trim(), "755");
+    // certbot's own renewal settings: loopback standalone on the responder port.
+    let renewal = c.ok(&format!("cat /etc/letsencrypt/renewal/{DOMAIN}.conf"));
+    assert!(renewal.contains("http01_port = 8688"), "{renewal}");
+    assert!(renewal.contains("http01_address = 127.0.0.1"), "{renewal}");
+    assert!(
+        !c.path(&format!("/etc/letsencrypt/live/{DOMAIN}-0001"))
+            .exists()
+    );
+
+    let second = edgeup(&c, &format!("apply {flags}"));
+    assert_eq!(second.count("changed"), 0, "{:?}", second.changed_steps());
+
+    // certbot renews (as its timer would) and the hook swaps the PEM in and reloads.
+    let before = file_serial(&served_pem(&c));
+    let workers = haproxy_workers(&c);
+    c.ok("REQUESTS_CA_BUNDLE=/root/pebble-ca.pem certbot renew --force-renewal --no-random-sleep-on-renew -q");
+    assert_ne!(
+        file_serial(&served_pem(&c)),
+        before,
+        "the deploy hook did not rebuild the PEM"
+    );
+    assert_pebble_issued(&c, &pebble);
+    assert_ne!(
+        haproxy_workers(&c),
+        workers,
+        "the hook did not reload HAProxy"
+    );
+    // edgeup agrees the renewed certificate is converged.
+    let third = edgeup(&c, &format!("apply {flags}"));
+    assert_eq!(third.count("changed"), 0, "{:?}", third.changed_steps());
+    eprintln!("scenario certbot ACME: {:.1?}", started.elapsed());
+}
+
+#[test]
+fn acme_failures_leave_the_placeholder_serving_and_say_why() {
+    let _serial = container::exclusive();
+    require_tools();
+    let started = Instant::now();
+    let backend = start_backend(Role::App("system"));
+    let c = Container::boot("bookworm", "acmefail", &edgeup_binary());
+    let converge = edgeup(&c, &format!("apply {}", site_flags(backend)));
+    assert_eq!(converge.code, 0, "{}", converge.stderr);
+    let placeholder = served_pem(&c);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ca = served_cert(&c, tmp.path());
+    let still_serving = |label: &str| {
+        let (body, err) = curl(&[
+            "--cacert",
+            &ca.to_string_lossy(),
+            &format!("https://{DOMAIN}/"),
+        ]);
+        assert!(
+            body.starts_with("backend: system"),
+            "{label}: HAProxy stopped serving: {err}"
+        );
+        assert_eq!(
+            served_pem(&c),
+            placeholder,
+            "{label}: the placeholder was touched"
+        );
+        let names = c.ok("ls -A /etc/haproxy/certs");
+        assert_eq!(
+            names.trim(),
+            format!("{DOMAIN}.pem"),
+            "{label}: stray files in the crt dir"
+        );
+    };
+    let failure = |args: &str, expect: &[&str], label: &str| {
+        let run = edgeup(&c, args);
+        assert_eq!(run.code, 1, "{label}: {:?}\n{}", run.events, run.stderr);
+        let failed: Vec<String> = run
+            .events
+            .iter()
+            .filter(|e| e["status"] == "failed")
+            .map(|e| e["message"].as_str().unwrap_or("").to_string())
+            .collect();
+        let text = failed.join("\n");
+        for needle in expect {
+            assert!(text.contains(needle), "{label}: {needle:?} not in {text}");
+        }
+        assert!(!format!("{:?}", run.events).contains("PRIVATE KEY"));
+        still_serving(label);
+    };
+
+    // CA unreachable: nothing listens on the directory's port.
+    let base = format!("--domain {DOMAIN} --email ops@example.org --backend 127.0.0.1:{backend}");
+    std::fs::write(c.path("/root/any-ca.pem"), &std::fs::read(&ca).expect("ca")).expect("ca copy");
+    failure(
+        &format!(
+            "apply {base} --acme-directory https://127.0.0.1:9/dir --acme-ca-bundle /root/any-ca.pem"
+        ),
+        &["127.0.0.1:9"],
+        "CA unreachable",
+    );
+
+    let pebble = pebble();
+    std::fs::copy(&pebble.ca_bundle, c.path("/root/pebble-ca.pem")).expect("copy CA bundle");
+    let with_pebble = format!(
+        "apply {base} --acme-directory {} --acme-ca-bundle /root/pebble-ca.pem",
+        pebble.directory
+    );
+    // DNS does not point here: the preflight stops before the CA is asked.
+    failure(
+        &with_pebble,
+        &["DNS", "the CA was not contacted"],
+        "DNS missing",
+    );
+
+    // Nothing answers where the CA connects (port 81 here): preflight names the hop.
+    c.ok(&format!("echo '127.0.0.1 {DOMAIN}' >> /etc/hosts"));
+    let site = format!(
+        "domain: {DOMAIN}\nemail: ops@example.org\nbackends: ['127.0.0.1:{backend}']\n\
+         acme:\n  directory: {}\n  ca_bundle: /root/pebble-ca.pem\n  validation_port: 81\n",
+        pebble.directory
+    );
+    std::fs::write(c.path("/root/port81.yaml"), site).expect("site file");
+    failure(
+        "apply -f /root/port81.yaml",
+        &["port 81", "the CA was not contacted"],
+        "port closed",
+    );
+
+    // The CA cannot validate (its HTTP-01 requests go to a closed port) and the
+    // preflight is skipped: the order fails with the CA's reason.
+    let blind = Pebble::start_with(Options::new(9).env("PEBBLE_AUTHZREUSE", "0"));
+    std::fs::copy(&blind.ca_bundle, c.path("/root/blind-ca.pem")).expect("copy CA bundle");
+    failure(
+        &format!(
+            "apply {base} --acme-directory {} --acme-ca-bundle /root/blind-ca.pem --skip-preflight",
+            blind.directory
+        ),
+        &["could not validate", "connection refused"],
+        "order invalid",
+    );
+    drop(blind);
+
+    // All good: the placeholder is replaced.
+    let run = edgeup(&c, &with_pebble);
+    assert_eq!(run.code, 0, "{:?}\n{}", run.events, run.stderr);
+    assert_pebble_issued(&c, &pebble);
+
+    // Corrupt account credentials: a clear error, no silent re-registration.
+    c.ok("for f in /etc/edgeup/acme/*/account.json; do echo garbage > \"$f\"; done");
+    let run = edgeup(&c, &format!("{with_pebble} --skip-preflight"));
+    // Converged certificate: the account step still reads the credentials.
+    assert_eq!(run.code, 1, "{:?}", run.events);
+    let text = format!("{:?}", run.events);
+    assert!(
+        text.contains("unreadable") && text.contains("will not register"),
+        "{text}"
+    );
+    eprintln!("scenario ACME failures: {:.1?}", started.elapsed());
+}
