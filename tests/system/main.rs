@@ -522,7 +522,7 @@ fn acme_failures_leave_the_placeholder_serving_and_say_why() {
 
     // CA unreachable: nothing listens on the directory's port.
     let base = format!("--domain {DOMAIN} --email ops@example.org --backend 127.0.0.1:{backend}");
-    std::fs::write(c.path("/root/any-ca.pem"), &std::fs::read(&ca).expect("ca")).expect("ca copy");
+    std::fs::copy(&ca, c.path("/root/any-ca.pem")).expect("ca copy");
     failure(
         &format!(
             "apply {base} --acme-directory https://127.0.0.1:9/dir --acme-ca-bundle /root/any-ca.pem"
