@@ -9,7 +9,8 @@ use std::path::PathBuf;
     version,
     about = "Put a web app (e.g. Open WebUI) behind HAProxy with HTTPS, idempotently",
     after_help = "Exit codes: 0 ok, 1 a step failed, 2 invalid input (nothing changed), \
-3 plan has changes, 4 another run holds the lock, 5 host unsuitable (not root, no systemd, unsupported distro)."
+3 plan has changes, 4 another run holds the lock, 5 host unsuitable (not root, no systemd, unsupported distro), \
+6 status: not healthy."
 )]
 pub struct Cli {
     /// Read distros/, playbooks/ and templates/ from this directory first (files
@@ -40,6 +41,56 @@ pub enum Command {
     /// Renew the certificate when due (only the certificate steps; quiet with -q
     /// when there is nothing to do). Run by edgeup-renew.timer.
     Renew(RenewArgs),
+    /// Ask a few questions (on a terminal), write the site file, show the plan
+    /// and offer to apply it. Re-running edits the existing answers.
+    Init(InitArgs),
+    /// Is the site healthy? HAProxy, certificate, renewal timer, and HTTPS and
+    /// websocket probes through loopback (exit 0 healthy, 6 not).
+    Status(StatusArgs),
+    /// Print a shell completion script, e.g. `edgeup completions bash > /etc/bash_completion.d/edgeup`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into --dir.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Site file to edit and write (0600).
+    #[arg(short = 'f', long = "site", value_name = "FILE", default_value = crate::app::site_input::DEFAULT_SITE_FILE)]
+    pub site_file: PathBuf,
+    /// After writing the site file and showing the plan, apply without asking.
+    #[arg(long, visible_alias = "yes", short = 'y')]
+    pub apply: bool,
+    /// Playbook name under playbooks/.
+    #[arg(long, default_value = crate::playbook::DEFAULT_PLAYBOOK)]
+    pub playbook: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub site: SiteArgs,
+    /// Probe HTTPS at this address instead of the loopback form of listen.https[0]
+    /// (SNI and Host are still the domain).
+    #[arg(long, value_name = "IP:PORT")]
+    pub connect: Option<std::net::SocketAddr>,
+    /// Seconds to wait for each probe.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write edgeup.1 and edgeup-COMMAND.1 into this directory instead of
+    /// printing edgeup.1 to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -108,4 +159,44 @@ pub struct SiteArgs {
     /// Do not prove the challenge path before ordering (split-horizon DNS).
     #[arg(long)]
     pub skip_preflight: bool,
+}
+
+/// `edgeup completions SHELL`: the completion script, generated from these definitions.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "edgeup", &mut script);
+    script
+}
+
+/// `edgeup man`: edgeup.1 to `out`, or with `dir` one page per command
+/// (edgeup.1, edgeup-apply.1, ...) written there; returns the files written.
+pub fn write_man(
+    dir: Option<&std::path::Path>,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<Vec<PathBuf>> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = dir else {
+        clap_mangen::Man::new(command).render(out)?;
+        return Ok(Vec::new());
+    };
+    // Built, so subcommands carry the global flags and their full bin names.
+    command.build();
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    let mut page = |file: String, cmd: clap::Command| -> std::io::Result<()> {
+        let path = dir.join(format!("{file}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd.display_name(file))
+            .source(format!("edgeup {}", env!("CARGO_PKG_VERSION")))
+            .render(&mut buf)?;
+        std::fs::write(&path, buf)?;
+        written.push(path);
+        Ok(())
+    };
+    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+        page(format!("edgeup-{}", sub.get_name()), sub.clone())?;
+    }
+    page("edgeup".into(), command)?;
+    Ok(written)
 }

@@ -11,6 +11,8 @@ pub const CHANGES_PENDING: i32 = 3;
 pub const LOCKED: i32 = 4;
 /// This host cannot be converged as it is (not root, no systemd, unsupported distro).
 pub const HOST_UNSUITABLE: i32 = 5;
+/// `status`: the site is not healthy (a check failed; see its message).
+pub const UNHEALTHY: i32 = 6;
 
 /// An error that decides the process exit code.
 #[derive(Debug)]

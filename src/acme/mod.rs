@@ -4,6 +4,7 @@
 //! renewal policy.
 
 pub mod account;
+pub mod ari;
 pub mod builtin;
 pub mod certbot;
 pub mod policy;
@@ -28,6 +29,8 @@ pub struct AcmeVars {
     pub edgeup_binary: String,
     /// `edgeup renew --force`.
     pub force: bool,
+    /// `edgeup renew`: also ask the CA for its renewal window (ARI).
+    pub renewing: bool,
 }
 
 impl AcmeVars {
@@ -66,6 +69,7 @@ impl AcmeVars {
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "/usr/local/bin/edgeup".into()),
             force: false,
+            renewing: false,
         }
     }
 }

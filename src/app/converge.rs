@@ -23,7 +23,7 @@ pub struct Output {
 
 pub fn plan(host: &Host, assets: &Assets, args: &ConvergeArgs, out: &Output) -> Result<i32> {
     let site = super::site_input::build(&args.site)?;
-    let prepared = prepare(host, assets, &site, &args.playbook, false)?;
+    let prepared = prepare(host, assets, &site, &args.playbook, Run::plan())?;
     let mut reporter = crate::report::for_output(out.json, out.verbosity, true);
     let recap = walk(host, assets, prepared, reporter.as_mut(), Run::plan())?;
     Ok(if recap.failed > 0 {
@@ -38,14 +38,14 @@ pub fn plan(host: &Host, assets: &Assets, args: &ConvergeArgs, out: &Output) -> 
 pub fn apply(host: &Host, assets: &Assets, args: &ApplyArgs, out: &Output) -> Result<i32> {
     let site = super::site_input::build(&args.converge.site)?;
     require_root("apply")?;
-    let prepared = prepare(host, assets, &site, &args.converge.playbook, false)?;
+    let prepared = prepare(host, assets, &site, &args.converge.playbook, Run::apply())?;
     refuse_without_systemd(&prepared)?;
     let _lock = host.lock(STATE_DIR)?;
     let interactive =
         !out.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if interactive && !args.yes {
         let mut preview = crate::report::for_output(false, out.verbosity, true);
-        let again = prepare(host, assets, &site, &args.converge.playbook, false)?;
+        let again = prepare(host, assets, &site, &args.converge.playbook, Run::apply())?;
         let recap = walk(host, assets, again, preview.as_mut(), Run::plan())?;
         if recap.changed == 0 && recap.failed == 0 {
             return Ok(exit::OK);
@@ -62,6 +62,7 @@ pub fn apply(host: &Host, assets: &Assets, args: &ApplyArgs, out: &Output) -> Re
     }
     let mut reporter = crate::report::for_output(out.json, out.verbosity, args.diff);
     let recap = walk(host, assets, prepared, reporter.as_mut(), Run::apply())?;
+    super::summary::after_apply(host, &site, &recap, out);
     Ok(if recap.failed > 0 {
         exit::FAILED
     } else {
@@ -81,7 +82,7 @@ pub fn converge(
     run: Run,
     reporter: &mut dyn Reporter,
 ) -> Result<Recap> {
-    let prepared = prepare(host, assets, site, playbook_name, run.force_renew)?;
+    let prepared = prepare(host, assets, site, playbook_name, run)?;
     if run.mode == Mode::Plan {
         return walk(host, assets, prepared, reporter, run);
     }
@@ -166,7 +167,7 @@ fn prepare(
     assets: &Assets,
     site: &Site,
     playbook_name: &str,
-    force_renew: bool,
+    run: Run,
 ) -> Result<Prepared> {
     let os = OsRelease::read(host.root()).map_err(|e| exit::unsuitable(format!("{e:#}")))?;
     let profiles = distro::load_all(assets)?;
@@ -174,7 +175,8 @@ fn prepare(
     validate_against_host(site, &distro)?;
     let facts = Facts::gather(host, Some(&distro))?;
     let mut vars = Vars::new(site, &distro, fact_vars(&facts));
-    vars.acme.force = force_renew;
+    vars.acme.force = run.force_renew;
+    vars.acme.renewing = run.only_tag.is_some();
     let playbook = playbook::load(assets, playbook_name, &vars)?;
     Ok(Prepared {
         distro,

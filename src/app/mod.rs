@@ -2,8 +2,11 @@
 
 pub mod converge;
 pub mod detect;
+pub mod init;
 pub mod renew;
 pub mod site_input;
+pub mod status;
+pub mod summary;
 
 use crate::assets::Assets;
 use crate::cli::{Cli, Command};
@@ -29,5 +32,22 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Plan(args) => converge::plan(&host, &assets, args, &out),
         Command::Apply(args) => converge::apply(&host, &assets, args, &out),
         Command::Renew(args) => renew::run(&host, &assets, args, &out),
+        Command::Init(args) => init::run(&host, &assets, args, &out),
+        Command::Status(args) => status::run(&host, &assets, args, &out),
+        Command::Completions(args) => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&crate::cli::completions(args.shell))
+                .map_err(|e| anyhow::anyhow!("writing the completion script: {e}"))?;
+            Ok(crate::exit::OK)
+        }
+        Command::Man(args) => {
+            let written = crate::cli::write_man(args.dir.as_deref(), &mut std::io::stdout())
+                .map_err(|e| anyhow::anyhow!("writing the man page: {e}"))?;
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(crate::exit::OK)
+        }
     }
 }

@@ -1,5 +1,7 @@
-//! Human output: a spinner per step on a terminal (indicatif), plain lines
-//! when piped. Colour only on a terminal and never with NO_COLOR set.
+//! Human output: a progress bar per step on a terminal (indicatif: the
+//! step's place in the run, its name and its elapsed time), plain lines when
+//! piped or with TERM=dumb. Colour only on a terminal and never with
+//! NO_COLOR set. The recap ends with the slowest steps (every step with -v).
 
 use super::{Event, Reporter, Status, Verbosity};
 use crate::steps::Diff;
@@ -7,24 +9,42 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Duration;
 
+/// Whether a stream that is (or is not) a terminal may be coloured:
+/// never with NO_COLOR set to a non-empty value (no-color.org) or TERM=dumb.
+pub fn color_enabled(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && !dumb_terminal()
+}
+
+/// TERM=dumb: a terminal that cannot move the cursor (no spinners, no colour).
+pub fn dumb_terminal() -> bool {
+    std::env::var_os("TERM").is_some_and(|t| t == "dumb")
+}
+
+/// How many of the slowest steps the recap names without -v.
+const SLOWEST_SHOWN: usize = 3;
+/// Steps faster than this are not worth naming in the recap without -v.
+const SLOW_MS: u64 = 500;
+
 pub struct PlainReporter {
     verbosity: Verbosity,
     show_diffs: bool,
     color: bool,
     spinner: Option<ProgressBar>,
     tty: bool,
+    /// (label, duration) of every step and handler reported, in order.
+    timings: Vec<(String, u64)>,
 }
 
 impl PlainReporter {
     pub fn new(verbosity: Verbosity, show_diffs: bool) -> PlainReporter {
-        let tty = std::io::stderr().is_terminal();
-        let color = tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let terminal = std::io::stderr().is_terminal();
         PlainReporter {
             verbosity,
             show_diffs,
-            color,
+            color: color_enabled(terminal),
             spinner: None,
-            tty,
+            tty: terminal && !dumb_terminal(),
+            timings: Vec::new(),
         }
     }
 
@@ -50,6 +70,46 @@ impl PlainReporter {
             pb.finish_and_clear();
         }
     }
+
+    /// The per-step durations for the recap: every step with -v, else the
+    /// slowest few that took noticeable time.
+    fn durations_line(&self) -> Option<String> {
+        let mut shown: Vec<&(String, u64)> = self.timings.iter().collect();
+        if self.verbosity != Verbosity::Verbose {
+            shown.sort_by_key(|(_, ms)| std::cmp::Reverse(*ms));
+            shown.retain(|(_, ms)| *ms >= SLOW_MS);
+            shown.truncate(SLOWEST_SHOWN);
+        }
+        if shown.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = shown
+            .iter()
+            .map(|(label, ms)| format!("{label} {}", seconds(*ms)))
+            .collect();
+        let title = if self.verbosity == Verbosity::Verbose {
+            "durations"
+        } else {
+            "slowest"
+        };
+        Some(format!("  {title}: {}", parts.join(", ")))
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+/// The progress line of a running step: `⠋ [=====>    ] 3/12 NAME 4s`.
+fn progress_style(color: bool) -> Option<ProgressStyle> {
+    let template = if color {
+        "{spinner:.cyan} [{bar:20.cyan/blue}] {pos}/{len} {wide_msg} {elapsed:.dim}"
+    } else {
+        "{spinner} [{bar:20}] {pos}/{len} {wide_msg} {elapsed}"
+    };
+    ProgressStyle::with_template(template)
+        .ok()
+        .map(|style| style.progress_chars("=> "))
 }
 
 impl Reporter for PlainReporter {
@@ -57,11 +117,13 @@ impl Reporter for PlainReporter {
         if !self.tty || self.verbosity == Verbosity::Quiet {
             return;
         }
-        let pb = ProgressBar::new_spinner();
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        self.finish_spinner();
+        let pb = ProgressBar::new(total as u64);
+        if let Some(style) = progress_style(self.color) {
             pb.set_style(style);
         }
-        pb.set_message(format!("[{index}/{total}] {name}"));
+        pb.set_position(index.saturating_sub(1) as u64);
+        pb.set_message(name.to_string());
         pb.enable_steady_tick(Duration::from_millis(100));
         self.spinner = Some(pb);
     }
@@ -93,6 +155,14 @@ impl Reporter for PlainReporter {
                 message,
                 duration_ms,
             } => {
+                if *status != Status::Skipped {
+                    let short = if *handler {
+                        format!("handler {name}")
+                    } else {
+                        name.clone()
+                    };
+                    self.timings.push((short, *duration_ms));
+                }
                 let quiet_ok = self.verbosity == Verbosity::Quiet && *status != Status::Failed;
                 // Skipped steps (conditions not met) only with -v; the recap counts them.
                 let hidden_skip =
@@ -106,9 +176,9 @@ impl Reporter for PlainReporter {
                     format!("[{index}/{total}] {name}")
                 };
                 println!(
-                    "{label} ... {} ({:.1}s)",
+                    "{label} ... {} ({})",
                     self.status_word(*status),
-                    *duration_ms as f64 / 1000.0
+                    seconds(*duration_ms)
                 );
                 if *status != Status::Ok || self.verbosity == Verbosity::Verbose {
                     for change in changes {
@@ -159,10 +229,61 @@ impl Reporter for PlainReporter {
                     "changed"
                 };
                 println!(
-                    "recap: ok={ok} {changed_word}={changed} failed={failed} skipped={skipped} ({:.1}s)",
-                    *duration_ms as f64 / 1000.0
+                    "recap: ok={ok} {changed_word}={changed} failed={failed} skipped={skipped} ({})",
+                    seconds(*duration_ms)
                 );
+                if let Some(line) = self.durations_line() {
+                    println!("{line}");
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reporter(verbosity: Verbosity) -> PlainReporter {
+        PlainReporter {
+            verbosity,
+            show_diffs: false,
+            color: false,
+            spinner: None,
+            tty: false,
+            timings: vec![
+                ("Install haproxy".into(), 12_300),
+                ("haproxy.cfg".into(), 40),
+                ("CA-issued certificate".into(), 8_100),
+                ("Certificate directory".into(), 600),
+                ("handler reload haproxy".into(), 900),
+            ],
+        }
+    }
+
+    #[test]
+    fn recap_names_the_slowest_steps_and_every_step_with_verbose() {
+        assert_eq!(
+            reporter(Verbosity::Normal).durations_line().as_deref(),
+            Some(
+                "  slowest: Install haproxy 12.3s, CA-issued certificate 8.1s, handler reload haproxy 0.9s"
+            )
+        );
+        let verbose = reporter(Verbosity::Verbose)
+            .durations_line()
+            .unwrap_or_default();
+        assert!(verbose.starts_with("  durations: Install haproxy 12.3s, haproxy.cfg 0.0s"));
+        assert!(verbose.contains("Certificate directory 0.6s"));
+        let mut fast = reporter(Verbosity::Normal);
+        fast.timings.retain(|(_, ms)| *ms < SLOW_MS);
+        assert_eq!(fast.durations_line(), None, "nothing slow, nothing to name");
+    }
+
+    #[test]
+    fn no_colour_off_a_terminal() {
+        assert!(!color_enabled(false));
+        let r = reporter(Verbosity::Normal);
+        assert_eq!(r.status_word(Status::Failed), "FAILED");
+        assert!(progress_style(false).is_some() && progress_style(true).is_some());
     }
 }

@@ -5,14 +5,12 @@
 //! certbot), check the result, swap it in atomically. On any failure the
 //! current PEM (placeholder or previous certificate) stays in place.
 
-use super::directory::{attrs, file_attr_drift};
-use super::{Ctx, Diff, Drift, State, Step, Swap};
-use crate::acme::{CaSettings, builtin, certbot, policy, preflight};
+use super::{Ctx, Drift, State, Step, pem_file};
+use crate::acme::{CaSettings, ari, builtin, certbot, policy, preflight};
 use crate::pki;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::cell::Cell;
-use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +34,9 @@ pub struct AcmeCertificate {
     /// once a certificate has been obtained so the re-check can converge.
     #[serde(default)]
     pub force: Cell<bool>,
+    /// Ask the CA for its renewal window (ARI; builtin client, `edgeup renew`).
+    #[serde(default)]
+    pub ari: bool,
 }
 
 /// Which directory issued the current certificate (to notice a switch, e.g.
@@ -87,7 +88,22 @@ impl AcmeCertificate {
                 issued_by.unwrap_or_else(|| "an unknown CA".into())
             )));
         }
-        Ok(policy::renewal_due(leaf, pki::now()))
+        let now = pki::now();
+        if let Some(why) = policy::renewal_due(leaf, now) {
+            return Ok(Some(why));
+        }
+        if self.ari && self.ca.client == "builtin" {
+            // A CA without ARI, or one that cannot be reached right now, leaves
+            // the lifetime rule in charge: never a reason to fail a renew run.
+            if let Ok(Some(window)) = ari::window(ctx.host, &self.ca, &pem)
+                && ari::due(window, now, &leaf.public_key)
+            {
+                return Ok(Some(
+                    "the CA's suggested renewal window (ARI) is open".into(),
+                ));
+            }
+        }
+        Ok(None)
     }
 
     fn obtain(&self, ctx: &Ctx) -> Result<builtin::Issued> {
@@ -159,20 +175,10 @@ fn lineage_current(chain: &str, key: &str, domains: &[String]) -> bool {
 
 impl Step for AcmeCertificate {
     fn check(&self, ctx: &Ctx) -> Result<State> {
-        let mut drift = Drift::new(Vec::new());
-        if let Some(problem) = self.content_problem(ctx)? {
-            drift
-                .changes
-                .push(format!("obtain a certificate: {problem}"));
-            drift.diff = Some(Diff::Secret);
-        }
-        drift.changes.extend(file_attr_drift(
-            ctx,
-            &self.path,
-            "0600",
-            &self.owner,
-            &self.group,
-        )?);
+        let problem = self
+            .content_problem(ctx)?
+            .map(|p| format!("obtain a certificate: {p}"));
+        let drift = pem_file::drift(ctx, &self.path, &self.owner, &self.group, problem)?;
         if drift.changes.is_empty() {
             return Ok(State::Converged(format!(
                 "CA-issued certificate for {} in place",
@@ -183,9 +189,8 @@ impl Step for AcmeCertificate {
     }
 
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
-        let want = attrs(ctx, "0600", &self.owner, &self.group)?;
         if self.content_problem(ctx)?.is_none() {
-            return ctx.host.set_attrs(&self.path, &want);
+            return pem_file::fix_attrs(ctx, &self.path, &self.owner, &self.group);
         }
         let domain = self.primary()?;
         let now = pki::now();
@@ -225,20 +230,7 @@ impl Step for AcmeCertificate {
                 "the issued certificate does not match the key or the names; nothing was changed"
             );
         }
-        let stage_dir = Path::new(&self.path)
-            .parent()
-            .and_then(Path::parent)
-            .map(|p| p.to_string_lossy().into_owned())
-            .context("the certificate path must be inside a crt directory")?;
-        let staged = ctx
-            .host
-            .stage(&self.path, pem.as_bytes(), &want, Some(&stage_dir))?;
-        let backup = ctx.host.backup(&self.path, ctx.state_dir)?;
-        staged.commit()?;
-        ctx.swaps.borrow_mut().push(Swap {
-            dest: self.path.clone(),
-            backup,
-        });
+        pem_file::install(ctx, &self.path, &pem, &self.owner, &self.group)?;
         let record_attrs = crate::host::FileAttrs {
             mode: 0o644,
             uid: 0,

@@ -6,6 +6,7 @@ pub mod acme_certificate;
 pub mod directory;
 pub mod firewall;
 pub mod packages;
+pub mod pem_file;
 pub mod placeholder_cert;
 pub mod selinux;
 pub mod service;

@@ -3,12 +3,10 @@
 //! replaces a valid certificate, and it is staged outside the crt directory
 //! because HAProxy loads every file there.
 
-use super::directory::{attrs, file_attr_drift};
-use super::{Ctx, Diff, Drift, State, Step, Swap};
+use super::{Ctx, Drift, State, Step, pem_file};
 use crate::pki;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Deserialize;
-use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -60,32 +58,11 @@ fn content_problem(pem: Option<&[u8]>, domain: &str) -> Option<String> {
     None
 }
 
-impl PlaceholderCert {
-    /// Outside the crt directory, on the same file system (its parent).
-    fn stage_dir(&self) -> Result<String> {
-        Path::new(&self.path)
-            .parent()
-            .and_then(Path::parent)
-            .map(|p| p.to_string_lossy().into_owned())
-            .with_context(|| format!("{} must live in a crt directory", self.path))
-    }
-}
-
 impl Step for PlaceholderCert {
     fn check(&self, ctx: &Ctx) -> Result<State> {
         let pem = ctx.host.read(&self.path)?;
-        let mut drift = Drift::new(Vec::new());
-        if let Some(problem) = content_problem(pem.as_deref(), &self.domain) {
-            drift.changes.push(problem);
-            drift.diff = Some(Diff::Secret);
-        }
-        drift.changes.extend(file_attr_drift(
-            ctx,
-            &self.path,
-            "0600",
-            &self.owner,
-            &self.group,
-        )?);
+        let problem = content_problem(pem.as_deref(), &self.domain);
+        let drift = pem_file::drift(ctx, &self.path, &self.owner, &self.group, problem)?;
         if drift.changes.is_empty() {
             let kind = match pem.as_deref().map(pki::parse_bundle) {
                 Some(Ok(b)) if b.leaf().is_some_and(|l| !l.placeholder) => "CA-issued certificate",
@@ -100,21 +77,11 @@ impl Step for PlaceholderCert {
     }
 
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
-        let want = attrs(ctx, "0600", &self.owner, &self.group)?;
         let current = ctx.host.read(&self.path)?;
         if content_problem(current.as_deref(), &self.domain).is_none() {
-            return ctx.host.set_attrs(&self.path, &want);
+            return pem_file::fix_attrs(ctx, &self.path, &self.owner, &self.group);
         }
         let pem = pki::placeholder_pem(&self.domain)?;
-        let staged = ctx
-            .host
-            .stage(&self.path, pem.as_bytes(), &want, Some(&self.stage_dir()?))?;
-        let backup = ctx.host.backup(&self.path, ctx.state_dir)?;
-        staged.commit()?;
-        ctx.swaps.borrow_mut().push(Swap {
-            dest: self.path.clone(),
-            backup,
-        });
-        Ok(())
+        pem_file::install(ctx, &self.path, &pem, &self.owner, &self.group)
     }
 }

@@ -64,7 +64,9 @@ fn wait_active(host: &Host, unit: &str, action: &str) -> Result<()> {
             "reloading" | "activating" if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
-            _ => bail!("{unit} is {state} after {action}; see `journalctl -u {unit}`"),
+            _ => bail!(
+                "{unit} is not active after {action} (it is {state}); see `journalctl -u {unit}`"
+            ),
         }
     }
 }

@@ -1,0 +1,69 @@
+//! `edgeup status` for people: one line per check, then the verdict.
+
+use super::Report;
+use super::checks::Level;
+use crate::report::Verbosity;
+use crate::report::plain::color_enabled;
+use std::io::IsTerminal;
+
+pub fn human(report: &Report, verbosity: Verbosity) {
+    let color = color_enabled(std::io::stdout().is_terminal());
+    let paint = |text: &str, code: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    };
+    if verbosity != Verbosity::Quiet {
+        println!("edgeup status: {}", report.domain);
+    }
+    for check in &report.checks {
+        let word = match check.level {
+            Level::Ok => paint("ok  ", "32"),
+            Level::Warn => paint("warn", "33"),
+            Level::Fail => paint("FAIL", "31;1"),
+        };
+        if verbosity == Verbosity::Quiet && check.level == Level::Ok {
+            continue;
+        }
+        println!("  {word}  {:<12} {}", check.name, check.message);
+    }
+    if verbosity == Verbosity::Verbose {
+        if let Some(cert) = &report.certificate {
+            println!(
+                "  certificate: {} ({}), names {}, issuer {}",
+                cert.path,
+                cert.source,
+                cert.info.names.join(", "),
+                cert.info.issuer
+            );
+        }
+        for probe in [&report.https, &report.websocket] {
+            println!(
+                "  probe {} via {}: {}",
+                probe.url,
+                probe.via,
+                probe
+                    .status_line
+                    .as_deref()
+                    .or(probe.error.as_deref())
+                    .unwrap_or("no answer")
+            );
+        }
+    }
+    let failed = report
+        .checks
+        .iter()
+        .filter(|c| c.level == Level::Fail)
+        .count();
+    if report.healthy {
+        println!("{}", paint("healthy", "32;1"));
+    } else {
+        println!(
+            "{} ({failed} check{} failed)",
+            paint("NOT healthy", "31;1"),
+            if failed == 1 { "" } else { "s" }
+        );
+    }
+}

@@ -1,0 +1,390 @@
+//! `edgeup init` in a real pseudo-terminal: tmux runs the binary, the test
+//! types with `send-keys` and reads the screen with `capture-pane`, as a
+//! person would. Needs tmux (`apt-get install tmux`); without it the tests
+//! fail, they never skip.
+//!
+//! Each test has its own tmux server (`-L` socket named after the test and
+//! this process), killed when the test ends.
+
+use edgeup::site::Site;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long one prompt may take to appear (the plan after the last answer included).
+const PROMPT_TIMEOUT: Duration = Duration::from_secs(30);
+const EXIT_MARK: &str = "EDGEUP_EXIT=";
+
+fn require_tmux() {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "tmux is required for the terminal tests (apt-get install tmux); .ci/run installs it"
+    );
+}
+
+struct Tmux {
+    socket: String,
+    conf: PathBuf,
+}
+
+impl Tmux {
+    /// Starts `script` (bash) in a 200x50 terminal; the script's last line
+    /// prints EXIT_MARK and the exit code, then the pane stays open.
+    fn start(name: &str, dir: &Path, script: &str) -> Tmux {
+        require_tmux();
+        let conf = dir.join("tmux.conf");
+        std::fs::write(&conf, "set -g history-limit 50000\n").expect("tmux.conf");
+        let file = dir.join(format!("{name}.sh"));
+        std::fs::write(
+            &file,
+            format!(
+                "cd {}\n{script}\necho \"{EXIT_MARK}$code\"\nsleep 3600\n",
+                dir.display()
+            ),
+        )
+        .expect("script");
+        let tmux = Tmux {
+            socket: format!("edgeup-test-{name}-{}", std::process::id()),
+            conf,
+        };
+        let status = tmux
+            .cmd()
+            .args(["new-session", "-d", "-x", "200", "-y", "50", "-s", "main"])
+            .arg(format!("bash {}", file.display()))
+            .status()
+            .expect("starting tmux");
+        assert!(status.success(), "tmux new-session failed");
+        tmux
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.arg("-L").arg(&self.socket).arg("-f").arg(&self.conf);
+        c
+    }
+
+    /// The whole pane, scrollback included, wrapped lines joined;
+    /// with `attrs`, colours and attributes as escape sequences.
+    fn screen(&self, attrs: bool) -> String {
+        let mut c = self.cmd();
+        c.args(["capture-pane", "-p", "-J", "-S", "-", "-t", "main"]);
+        if attrs {
+            c.arg("-e");
+        }
+        let out = c.output().expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until one of `needles` is on the screen; returns its index.
+    fn wait_any(&self, needles: &[&str]) -> usize {
+        let started = Instant::now();
+        loop {
+            let screen = self.screen(false);
+            if let Some(i) = needles.iter().position(|n| screen.contains(n)) {
+                return i;
+            }
+            if started.elapsed() > PROMPT_TIMEOUT {
+                panic!("none of {needles:?} appeared within {PROMPT_TIMEOUT:?}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_for(&self, needle: &str) {
+        self.wait_any(&[needle]);
+    }
+
+    /// Types `text` literally and presses Enter.
+    fn line(&self, text: &str) {
+        if !text.is_empty() {
+            let ok = self
+                .cmd()
+                .args(["send-keys", "-t", "main", "-l", text])
+                .status()
+                .expect("send-keys");
+            assert!(ok.success());
+        }
+        self.key("Enter");
+    }
+
+    fn key(&self, key: &str) {
+        let ok = self
+            .cmd()
+            .args(["send-keys", "-t", "main", key])
+            .status()
+            .expect("send-keys");
+        assert!(ok.success());
+    }
+
+    /// The exit code the script printed.
+    fn exit_code(&self) -> i32 {
+        self.wait_for(EXIT_MARK);
+        let screen = self.screen(false);
+        let line = screen
+            .lines()
+            .find_map(|l| l.split(EXIT_MARK).nth(1))
+            .unwrap_or_default();
+        line.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no exit code in {line:?}; screen:\n{screen}"))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_edgeup")
+}
+
+/// After the last answer: the plan, then either the exit or (on a host
+/// where apply could run) the apply question, answered no.
+fn finish_without_applying(t: &Tmux) -> i32 {
+    if t.wait_any(&[EXIT_MARK, "Apply these"]) == 1 {
+        t.key("n");
+    }
+    t.exit_code()
+}
+
+fn load(path: &Path) -> Site {
+    let text = std::fs::read_to_string(path).expect("the site file");
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[test]
+fn init_asks_everything_reasks_an_invalid_answer_and_rerun_edits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let site_file = dir.path().join("site.yaml");
+
+    // First run, colours allowed; a relative -f path.
+    let t = Tmux::start(
+        "first",
+        dir.path(),
+        &format!("env -u NO_COLOR {} init -f site.yaml; code=$?", binary()),
+    );
+    t.wait_for("? Domain name of the site");
+    t.line("https://chat.example.com");
+    t.wait_for(
+        "✘ domain: \"https://chat.example.com\" includes a URL scheme; drop the scheme and write only the name: chat.example.com",
+    );
+    t.line("chat.example.com");
+    t.wait_for("? Contact email");
+    t.line("ops@your-company.com");
+    t.wait_for("? Address of the app");
+    t.line("127.0.0.1:1");
+    t.wait_for("warning: nothing answers on 127.0.0.1:1 yet");
+    t.wait_for("? Routing");
+    t.key("Enter"); // subdomain (highlighted)
+    t.wait_for("? Certificate");
+    t.key("Up"); // from production (the default) to staging
+    t.key("Enter");
+    t.wait_for("? ACME client");
+    t.key("Enter"); // builtin
+    t.wait_for("? Firewall");
+    t.key("Enter"); // auto
+    t.wait_for("HSTS makes browsers use only HTTPS for chat.example.com");
+    t.wait_for("? Send HSTS");
+    t.key("n");
+    let code = finish_without_applying(&t);
+    let screen = t.screen(false);
+    assert_eq!(code, 0, "{screen}");
+    // (The refusal was seen above; dialoguer clears it once the answer is accepted.)
+    for expected in [
+        "✔ Domain name of the site (its DNS record points to this host), e.g. chat.example.com · chat.example.com",
+        "wrote ",
+        "edgeup plan: playbook open-webui",
+        "recap: ",
+    ] {
+        assert!(screen.contains(expected), "missing {expected:?}:\n{screen}");
+    }
+    assert!(
+        t.screen(true).contains("\x1b["),
+        "a terminal without NO_COLOR gets colour"
+    );
+    drop(t);
+
+    let mode = std::fs::metadata(&site_file)
+        .expect("site file written")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let site = load(&site_file);
+    assert_eq!(site.domain, "chat.example.com");
+    assert_eq!(site.email.as_deref(), Some("ops@your-company.com"));
+    assert_eq!(site.backends, ["127.0.0.1:1"]);
+    assert_eq!(site.routing, "subdomain");
+    assert_eq!(site.acme.directory, "letsencrypt-staging");
+    assert_eq!(site.acme.client, "builtin");
+    assert_eq!(site.firewall, "auto");
+    assert_eq!(site.hsts, Some(false));
+    let written = std::fs::read(&site_file).expect("read");
+    assert!(
+        String::from_utf8_lossy(&written).contains("# Public DNS name of the site"),
+        "comments in the file"
+    );
+
+    // Second run, NO_COLOR: every previous answer is the default; Enter throughout.
+    let t = Tmux::start(
+        "rerun",
+        dir.path(),
+        &format!(
+            "NO_COLOR=1 {} init -f {}; code=$?",
+            binary(),
+            site_file.display()
+        ),
+    );
+    t.wait_for("Editing ");
+    t.wait_for("Domain name of the site (its DNS record points to this host), e.g. chat.example.com [chat.example.com]:");
+    t.key("Enter");
+    t.wait_for("[ops@your-company.com]:");
+    t.key("Enter");
+    t.wait_for("replicas [127.0.0.1:1]:");
+    t.key("Enter");
+    t.wait_for("Routing:");
+    t.wait_for("> subdomain");
+    t.key("Enter");
+    t.wait_for("Certificate:");
+    t.wait_for("> Let's Encrypt staging");
+    t.key("Enter");
+    t.wait_for("ACME client:");
+    t.wait_for("> builtin");
+    t.key("Enter");
+    t.wait_for("Firewall:");
+    t.wait_for("> auto");
+    t.key("Enter");
+    t.wait_for("Send HSTS (Strict-Transport-Security)? [y/N]");
+    t.key("Enter");
+    let code = finish_without_applying(&t);
+    let screen = t.screen(false);
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("already says this; left as it is"),
+        "{screen}"
+    );
+    assert!(
+        !t.screen(true).contains("\x1b["),
+        "NO_COLOR: no colour or attributes on screen"
+    );
+    assert_eq!(std::fs::read(&site_file).expect("read"), written);
+}
+
+#[test]
+fn init_piped_to_cat_exits_2_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // stdin and stderr are the terminal; stdout is a pipe.
+    let t = Tmux::start(
+        "pipe",
+        dir.path(),
+        &format!(
+            "start=$(date +%s%N); {} init -f site.yaml | cat; code=${{PIPESTATUS[0]}}; \
+             echo \"ELAPSED_MS=$(( ($(date +%s%N) - start) / 1000000 ))\"",
+            binary()
+        ),
+    );
+    let code = t.exit_code();
+    let screen = t.screen(false);
+    assert_eq!(code, 2, "{screen}");
+    assert!(
+        screen.contains("needs a terminal, but stdout is not a terminal"),
+        "{screen}"
+    );
+    assert!(screen.contains("edgeup apply -f site.yaml"), "{screen}");
+    let elapsed: u64 = screen
+        .lines()
+        .find_map(|l| l.strip_prefix("ELAPSED_MS="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(elapsed < 3000, "took {elapsed} ms");
+    assert!(!dir.path().join("site.yaml").exists());
+}
+
+#[test]
+fn ctrl_c_before_the_last_answer_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Tmux::start(
+        "interrupt",
+        dir.path(),
+        &format!("{} init -f site.yaml; code=$?", binary()),
+    );
+    t.wait_for("Domain name of the site");
+    t.line("chat.example.com");
+    t.wait_for("Contact email");
+    t.key("C-c");
+    let code = t.exit_code();
+    let screen = t.screen(false);
+    assert_eq!(code, 130, "{screen}");
+    assert!(
+        screen.contains("edgeup init: interrupted; nothing was written"),
+        "{screen}"
+    );
+    assert!(!dir.path().join("site.yaml").exists());
+}
+
+#[test]
+fn ctrl_c_in_a_selection_list_shows_the_cursor_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Tmux::start(
+        "interrupt-select",
+        dir.path(),
+        &format!(
+            "{} init -f site.yaml; code=$?; tmux display-message -p 'CURSOR=#{{cursor_flag}}'",
+            binary()
+        ),
+    );
+    t.wait_for("? Domain name of the site");
+    t.line("chat.example.com");
+    t.wait_for("? Contact email");
+    t.line("");
+    t.wait_for("? Address of the app");
+    t.line("127.0.0.1:1");
+    t.wait_for("? Routing");
+    t.key("C-c");
+    assert_eq!(t.exit_code(), 130);
+    t.wait_for("CURSOR=");
+    let screen = t.screen(false);
+    assert!(screen.contains("CURSOR=1"), "cursor left hidden:\n{screen}");
+    assert!(!dir.path().join("site.yaml").exists());
+}
+
+#[test]
+fn status_colours_only_without_no_color() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let status = format!(
+        "{} status --timeout 2 --connect 127.0.0.1:{port} --domain chat.example.com \
+         --email ops@your-company.com --backend 127.0.0.1:3000 --acme-directory off",
+        binary()
+    );
+    let coloured = Tmux::start(
+        "status-colour",
+        dir.path(),
+        &format!("env -u NO_COLOR {status}; code=$?"),
+    );
+    assert_eq!(coloured.exit_code(), 6);
+    assert!(
+        coloured.screen(true).contains("\x1b["),
+        "{}",
+        coloured.screen(true)
+    );
+    let plain = Tmux::start(
+        "status-plain",
+        dir.path(),
+        &format!("NO_COLOR=1 {status}; code=$?"),
+    );
+    assert_eq!(plain.exit_code(), 6);
+    let screen = plain.screen(true);
+    assert!(screen.contains("NOT healthy"), "{screen}");
+    assert!(!screen.contains("\x1b["), "{screen}");
+}
