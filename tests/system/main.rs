@@ -572,10 +572,32 @@ fn acme_failures_leave_the_placeholder_serving_and_say_why() {
     );
     drop(blind);
 
-    // All good: the placeholder is replaced.
-    let run = edgeup(&c, &with_pebble);
+    // A rate limit recorded by an earlier run is honoured: no order before its time.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() + 3600)
+        .unwrap_or(0);
+    c.ok(&format!(
+        "mkdir -p /var/lib/edgeup/acme && echo {until} > /var/lib/edgeup/acme/{DOMAIN}.retry-after"
+    ));
+    failure(&with_pebble, &["rate-limited", "minutes"], "rate limited");
+    c.ok(&format!("rm /var/lib/edgeup/acme/{DOMAIN}.retry-after"));
+
+    // All good, with an RSA-2048 key this time: the placeholder is replaced.
+    let rsa_site = format!(
+        "domain: {DOMAIN}\nemail: ops@example.org\nbackends: ['127.0.0.1:{backend}']\n\
+         acme:\n  directory: {}\n  ca_bundle: /root/pebble-ca.pem\n  key_type: rsa-2048\n",
+        pebble.directory
+    );
+    std::fs::write(c.path("/root/rsa.yaml"), rsa_site).expect("site file");
+    let run = edgeup(&c, "apply -f /root/rsa.yaml");
     assert_eq!(run.code, 0, "{:?}\n{}", run.events, run.stderr);
     assert_pebble_issued(&c, &pebble);
+    let key = c.ok(&format!(
+        "openssl x509 -in /etc/haproxy/certs/{DOMAIN}.pem -noout -text | grep 'Public-Key'"
+    ));
+    assert!(key.contains("2048 bit"), "not an RSA-2048 key: {key}");
+    let with_pebble = "apply -f /root/rsa.yaml".to_string();
 
     // Corrupt account credentials: a clear error, no silent re-registration.
     c.ok("for f in /etc/edgeup/acme/*/account.json; do echo garbage > \"$f\"; done");
