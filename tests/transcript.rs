@@ -30,6 +30,7 @@ const FIREWALL: &str = "Open ports 80 and 443";
 const SELINUX: &str = "SELinux lets HAProxy reach the app and the ACME responder";
 const SERVICE: &str = "haproxy enabled and running";
 const RELOAD: &str = "reload haproxy";
+const SITE_RECORD: &str = "Remember the site (/etc/edgeup/site.yaml)";
 
 const VALIDATE: &str = "haproxy -c -q -f /etc/haproxy/.haproxy.cfg.edgeup-PID";
 const ENABLE: &str = "systemctl enable haproxy.service";
@@ -54,6 +55,7 @@ fn all_ok(family: Family) -> Vec<(String, Status, bool)> {
             (FIREWALL, Okay),
             (SELINUX, Skipped),
             (SERVICE, Okay),
+            (SITE_RECORD, Okay),
         ]),
         Family::Rocky => steps(&[
             (REPO, Okay),
@@ -64,6 +66,7 @@ fn all_ok(family: Family) -> Vec<(String, Status, bool)> {
             (FIREWALL, Okay),
             (SELINUX, Okay),
             (SERVICE, Okay),
+            (SITE_RECORD, Okay),
         ]),
     }
 }
@@ -102,6 +105,7 @@ fn debian_fresh_apply_transcript() {
             (FIREWALL, Okay),
             (SELINUX, Skipped),
             (SERVICE, Changed),
+            (SITE_RECORD, Changed),
             (RELOAD, Changed),
         ]),
         "{run:#?}"
@@ -109,11 +113,11 @@ fn debian_fresh_apply_transcript() {
     let recap = run.recap();
     assert_eq!(
         (recap.ok, recap.changed, recap.failed, recap.skipped),
-        (1, 6, 0, 2 + run.acme_skipped())
+        (1, 7, 0, 2 + run.acme_skipped())
     );
     assert_eq!(
         run.acme_skipped(),
-        8,
+        7,
         "every certificate step is skipped with ACME off"
     );
     assert_eq!(
@@ -153,11 +157,12 @@ fn rocky_fresh_apply_transcript() {
             (FIREWALL, Changed),
             (SELINUX, Changed),
             (SERVICE, Changed),
+            (SITE_RECORD, Changed),
             (RELOAD, Changed),
         ]),
         "{run:#?}"
     );
-    assert_eq!(run.recap().changed, 9);
+    assert_eq!(run.recap().changed, 10);
     assert_eq!(
         run.changes(FIREWALL),
         [

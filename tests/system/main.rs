@@ -97,6 +97,39 @@ fn served_cert(c: &Container, dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// The level (`ok`/`warn`/`fail`) of the named check in `edgeup status --json`.
+fn check_level(status: &Value, name: &str) -> Option<String> {
+    status["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["name"] == name)
+        .filter_map(|c| c["level"].as_str().map(str::to_string))
+        .last()
+}
+
+/// `edgeup status --json` after issuance: healthy, CA-issued, timer scheduled.
+fn assert_status_issued(c: &Container, timer: &str) {
+    let out = c.sh("edgeup status --json");
+    assert_eq!(out.status.code(), Some(0), "status: {}", stdout(&out));
+    let s: Value = serde_json::from_str(stdout(&out).trim()).expect("status JSON");
+    assert_eq!(s["certificate"]["placeholder"], false, "{s:#}");
+    assert!(
+        s["certificate"]["issuer"]
+            .as_str()
+            .is_some_and(|i| i.contains("Pebble")),
+        "{s:#}"
+    );
+    assert_eq!(s["renewal"]["timer"]["unit"], timer, "{s:#}");
+    assert_eq!(s["renewal"]["timer"]["active"], "active", "{s:#}");
+    assert!(
+        s["renewal"]["timer"]["next_run"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty()),
+        "{s:#}"
+    );
+}
+
 fn haproxy_workers(c: &Container) -> String {
     let main = c.ok("systemctl show -p MainPID --value haproxy.service");
     c.ok(&format!("pgrep -P {} | sort | tr '\\n' ' '", main.trim()))
@@ -207,6 +240,44 @@ fn fresh_debian_converges_serves_https_and_second_run_changes_nothing() {
         "no websocket upgrade: {head} {err}"
     );
 
+    // `edgeup status` (no flags: the applied site was recorded) says healthy.
+    let out = c.sh("edgeup status --json");
+    assert_eq!(out.status.code(), Some(0), "status: {}", stdout(&out));
+    let s: Value = serde_json::from_str(stdout(&out).trim()).expect("status JSON");
+    assert_eq!(s["healthy"], true, "{s:#}");
+    assert_eq!(s["systemd"]["running"], true);
+    assert_eq!(s["haproxy"]["unit"]["active"], "active");
+    assert_eq!(s["haproxy"]["unit"]["enabled"], "enabled");
+    assert!(
+        s["haproxy"]["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("2.6")),
+        "{s:#}"
+    );
+    assert_eq!(s["certificate"]["source"], "file");
+    assert_eq!(s["certificate"]["placeholder"], true);
+    assert_eq!(s["certificate"]["expired"], false);
+    assert!(
+        s["certificate"]["days_left"]
+            .as_i64()
+            .is_some_and(|d| d >= 360)
+    );
+    assert_eq!(s["https"]["status"], 200, "{s:#}");
+    assert_eq!(s["websocket"]["status"], 101, "{s:#}");
+    assert_eq!(
+        check_level(&s, "certificate"),
+        Some("warn".into()),
+        "placeholder with ACME off warns"
+    );
+    // Without root the 0600 PEM is unreadable: the served certificate is judged.
+    let out = c.sh(&format!(
+        "runuser -u nobody -- edgeup status --json {}",
+        site_flags(backend)
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let s: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert_eq!(s["certificate"]["source"], "served");
+
     // Second run: nothing changes, HAProxy is neither restarted nor reloaded.
     let workers = haproxy_workers(&c);
     let main_pid = c.ok("systemctl show -p MainPID --value haproxy.service");
@@ -231,6 +302,28 @@ fn fresh_debian_converges_serves_https_and_second_run_changes_nothing() {
     // plan agrees: nothing to do, exit 0.
     let plan = edgeup(&c, &format!("plan {}", site_flags(backend)));
     assert_eq!((plan.code, plan.count("changed")), (0, 0));
+
+    // The human summary after apply names the URL and Open WebUI's settings.
+    let human = stdout(&c.sh(&format!("edgeup apply {}", site_flags(backend))));
+    assert!(human.contains(&format!("https://{DOMAIN}/")), "{human}");
+    assert!(
+        human.contains(&format!("WEBUI_URL=https://{DOMAIN}\n")),
+        "{human}"
+    );
+    assert!(human.contains("FORWARDED_ALLOW_IPS=127.0.0.1"), "{human}");
+    // A stopped HAProxy is unhealthy (exit 6), and status says why.
+    c.ok("systemctl stop haproxy.service");
+    let out = c.sh("edgeup status --json");
+    assert_eq!(out.status.code(), Some(6), "{}", stdout(&out));
+    let s: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert_eq!(s["healthy"], false);
+    assert_eq!(check_level(&s, "haproxy"), Some("fail".into()));
+    assert!(
+        s["https"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nothing listens")),
+        "{s:#}"
+    );
     eprintln!("scenario fresh+second run: {:.1?}", started.elapsed());
 }
 
@@ -367,6 +460,7 @@ fn builtin_client_issues_renews_hitlessly_and_second_run_issues_nothing() {
     );
     let account = c.ok("stat -c '%a %U' /etc/edgeup/acme/*/account.json");
     assert_eq!(account.trim(), "600 root");
+    assert_status_issued(&c, "edgeup-renew.timer");
     assert_eq!(c.ok("stat -c '%a' /etc/edgeup/site.yaml").trim(), "600");
     // Key material never reaches the output.
     let all_output = format!("{:?}{}", first.events, first.stderr);
@@ -434,6 +528,7 @@ fn certbot_client_issues_and_its_deploy_hook_rebuilds_the_pem_on_renewal() {
     assert_eq!(first.code, 0, "{:?}\n{}", first.events, first.stderr);
     assert_pebble_issued(&c, &pebble);
     assert_eq!(c.ok("systemctl is-enabled certbot.timer").trim(), "enabled");
+    assert_status_issued(&c, "certbot.timer");
     let hook = format!("/etc/letsencrypt/renewal-hooks/deploy/edgeup-{DOMAIN}");
     assert_eq!(c.ok(&format!("stat -c '%a' {hook}")).trim(), "755");
     // certbot's own renewal settings: loopback standalone on the responder port.

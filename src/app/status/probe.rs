@@ -56,11 +56,12 @@ pub fn https(target: &Target, path: &str) -> Probe {
 }
 
 /// A websocket upgrade (RFC 6455 handshake) of PATH; a working proxy path
-/// answers `101 Switching Protocols`.
+/// answers `101 Switching Protocols`. The key must decode to 16 bytes:
+/// HAProxy answers 400 to any other length.
 pub fn websocket(target: &Target, path: &str) -> Probe {
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edgeup-status\r\nConnection: Upgrade\r\n\
-         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ZWRnZXVwLXN0YXR1cy1wcm9iZQ==\r\n\r\n",
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ZWRnZXVwLXN0YXR1cy0xNg==\r\n\r\n",
         target.domain
     );
     exchange(target, path, &request)
