@@ -103,9 +103,9 @@ fn check_level(status: &Value, name: &str) -> Option<String> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|c| c["name"] == name)
-        .filter_map(|c| c["level"].as_str().map(str::to_string))
-        .last()
+        .rev()
+        .find(|c| c["name"] == name)
+        .and_then(|c| c["level"].as_str().map(str::to_string))
 }
 
 /// `edgeup status --json` after issuance: healthy, CA-issued, timer scheduled.
