@@ -51,6 +51,36 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command into --dir.
     Man(ManArgs),
+    /// Apply (or plan) a site on many hosts over OpenSSH, in parallel, with one recap.
+    Fleet(FleetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// Inventory YAML: defaults, groups, hosts (address, user, port, identity, become, site overrides).
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// A host to add: user@address[:port] (repeatable).
+    #[arg(long = "host", value_name = "USER@ADDR[:PORT]")]
+    pub hosts: Vec<String>,
+    /// Only these hosts or groups (comma-separated, repeatable).
+    #[arg(long)]
+    pub limit: Vec<String>,
+    /// How many hosts at once.
+    #[arg(long, default_value_t = 4)]
+    pub forks: usize,
+    /// Check only (`edgeup plan` on every host); nothing is changed there.
+    #[arg(long)]
+    pub plan: bool,
+    /// Trust a host key seen for the first time (OpenSSH accept-new); known keys are always checked.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Directory with edgeup-<arch> builds (e.g. edgeup-aarch64) for other architectures.
+    #[arg(long, value_name = "DIR")]
+    pub binary_dir: Option<PathBuf>,
+    /// The site every host starts from (inventory `defaults.site` and host `site` override it).
+    #[command(flatten)]
+    pub site: SiteArgs,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ pub mod distro;
 pub mod engine;
 pub mod exit;
 pub mod facts;
+pub mod fleet;
 pub mod host;
 pub mod pki;
 pub mod playbook;

@@ -2,6 +2,7 @@
 
 pub mod converge;
 pub mod detect;
+pub mod fleet;
 pub mod init;
 pub mod renew;
 pub mod site_input;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Plan(args) => converge::plan(&host, &assets, args, &out),
         Command::Apply(args) => converge::apply(&host, &assets, args, &out),
         Command::Renew(args) => renew::run(&host, &assets, args, &out),
+        Command::Fleet(args) => fleet::run(args, cli.json),
         Command::Init(args) => init::run(&host, &assets, args, &out),
         Command::Status(args) => status::run(&host, &assets, args, &out),
         Command::Completions(args) => {

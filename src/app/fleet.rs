@@ -1,0 +1,113 @@
+//! `edgeup fleet apply|plan`: wiring the CLI to `crate::fleet`.
+
+use crate::cli::FleetArgs;
+use crate::exit;
+use crate::fleet::host::{Job, Outcome};
+use crate::fleet::inventory::{self, Inventory};
+use crate::fleet::ssh::Ssh;
+use crate::fleet::{Binaries, report, run_all};
+use anyhow::Result;
+use std::sync::Mutex;
+
+pub fn run(args: &FleetArgs, json: bool) -> Result<i32> {
+    let command = if args.plan { "plan" } else { "apply" };
+    let mut inv = match &args.inventory {
+        Some(path) => inventory::load(path).map_err(|e| exit::invalid(format!("{e:#}")))?,
+        None => Inventory::default(),
+    };
+    for spec in &args.hosts {
+        let (name, settings) =
+            inventory::parse_host_flag(spec).map_err(|e| exit::invalid(format!("{e:#}")))?;
+        inv.hosts.insert(name, settings);
+    }
+    let base_site = if args.site.site_file.is_some() || args.site.domain.is_some() {
+        Some(super::site_input::build(&args.site)?)
+    } else {
+        None
+    };
+    let limit: Vec<String> = args
+        .limit
+        .iter()
+        .flat_map(|l| l.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let targets = inventory::targets(&inv, base_site.as_ref(), &limit)
+        .map_err(|e| exit::invalid(format!("{e:#}")))?;
+    let binaries = Binaries::discover(args.binary_dir.as_deref())?;
+    let work = tempdir()?;
+    let print = Mutex::new(());
+    let outcomes: Vec<Outcome> = run_all(&targets, args.forks, |target| {
+        let job = Job {
+            ssh: Ssh {
+                target,
+                accept_new_host_keys: args.accept_new_host_keys,
+                control_dir: work.clone(),
+            },
+            command,
+            binaries: &binaries,
+            work_dir: &work,
+        };
+        let mut on_event = |event: &serde_json::Value| {
+            let _guard = print.lock();
+            if json {
+                let mut e = event.clone();
+                e["host"] = serde_json::Value::String(target.name.clone());
+                println!("{e}");
+            } else if let Some(line) = report::event_line(&target.name, event) {
+                println!("{line}");
+            }
+        };
+        let result = job.run(&mut on_event).map_err(|e| format!("{e:#}"));
+        job.ssh.close();
+        Outcome {
+            name: target.name.clone(),
+            result,
+        }
+    });
+    let _ = std::fs::remove_dir_all(&work);
+    let totals = report::totals(&outcomes);
+    if json {
+        for o in &outcomes {
+            let line = match &o.result {
+                Ok(done) => serde_json::json!({"event": "host_recap", "host": o.name,
+                    "recap": done.recap, "exit_code": done.exit, "copied": done.copied}),
+                Err(e) => serde_json::json!({"event": "host_recap", "host": o.name, "error": e,
+                    "unreachable": e.starts_with("unreachable")}),
+            };
+            println!("{line}");
+        }
+        println!(
+            "{}",
+            serde_json::json!({"event": "recap", "hosts": outcomes.len(), "ok": totals.ok,
+                "changed": totals.changed, "failed": totals.failed, "skipped": totals.skipped,
+                "unreachable": totals.unreachable, "hosts_failed": totals.hosts_failed})
+        );
+    } else {
+        println!();
+        for line in report::recap_lines(&outcomes) {
+            println!("{line}");
+        }
+    }
+    Ok(if totals.unreachable > 0 || totals.hosts_failed > 0 {
+        exit::FAILED
+    } else if command == "plan" && totals.changed > 0 {
+        exit::CHANGES_PENDING
+    } else {
+        exit::OK
+    })
+}
+
+/// A private directory for ssh control sockets and staged site files.
+fn tempdir() -> Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("edgeup-fleet-{}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&dir)?;
+    Ok(dir)
+}

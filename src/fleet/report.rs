@@ -1,0 +1,116 @@
+//! Fleet output: each host's step events as they stream in (prefixed with
+//! the host), then one recap line per host and the totals.
+
+use super::host::Outcome;
+use serde_json::Value;
+
+/// A streamed remote event as a human line (None: not worth a line).
+pub fn event_line(host: &str, event: &Value) -> Option<String> {
+    match event["event"].as_str()? {
+        "step" => {
+            let status = event["status"].as_str().unwrap_or("?");
+            if status == "skipped" {
+                return None;
+            }
+            let label = if event["handler"] == true {
+                format!("handler: {}", event["name"].as_str().unwrap_or(""))
+            } else {
+                format!(
+                    "[{}/{}] {}",
+                    event["index"],
+                    event["total"],
+                    event["name"].as_str().unwrap_or("")
+                )
+            };
+            let mut line = format!("{host}: {label} ... {status}");
+            if status == "failed"
+                && let Some(message) = event["message"].as_str()
+            {
+                line.push_str(&format!(
+                    "\n{host}:     {}",
+                    message.replace('\n', &format!("\n{host}:     "))
+                ));
+            }
+            Some(line)
+        }
+        "warning" => Some(format!(
+            "{host}: warning: {}",
+            event["message"].as_str().unwrap_or("")
+        )),
+        "error" => Some(format!(
+            "{host}: error: {}",
+            event["message"].as_str().unwrap_or("")
+        )),
+        "output" => Some(format!("{host}: {}", event["line"].as_str().unwrap_or(""))),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Totals {
+    pub ok: u64,
+    pub changed: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub unreachable: usize,
+    pub hosts_failed: usize,
+}
+
+pub fn totals(outcomes: &[Outcome]) -> Totals {
+    let mut t = Totals::default();
+    for o in outcomes {
+        match &o.result {
+            Ok(done) => {
+                let n = |k: &str| done.recap[k].as_u64().unwrap_or(0);
+                t.ok += n("ok");
+                t.changed += n("changed");
+                t.failed += n("failed");
+                t.skipped += n("skipped");
+                if n("failed") > 0 || !matches!(done.exit, 0 | 3) {
+                    t.hosts_failed += 1;
+                }
+            }
+            Err(e) if e.starts_with("unreachable") => t.unreachable += 1,
+            Err(_) => t.hosts_failed += 1,
+        }
+    }
+    t
+}
+
+/// One line per host, then the totals.
+pub fn recap_lines(outcomes: &[Outcome]) -> Vec<String> {
+    let width = outcomes.iter().map(|o| o.name.len()).max().unwrap_or(0);
+    let mut lines = Vec::new();
+    for o in outcomes {
+        lines.push(match &o.result {
+            Ok(done) => {
+                let n = |k: &str| done.recap[k].as_u64().unwrap_or(0);
+                let copied = if done.copied.is_empty() {
+                    "copied nothing".to_string()
+                } else {
+                    format!("copied {}", done.copied.join(", "))
+                };
+                format!(
+                    "{:width$}  ok={} changed={} failed={} skipped={}  ({copied})",
+                    o.name,
+                    n("ok"),
+                    n("changed"),
+                    n("failed"),
+                    n("skipped")
+                )
+            }
+            Err(e) => format!("{:width$}  {e}", o.name),
+        });
+    }
+    let t = totals(outcomes);
+    lines.push(format!(
+        "total: {} hosts  ok={} changed={} failed={} skipped={} unreachable={}",
+        outcomes.len(),
+        t.ok,
+        t.changed,
+        t.failed,
+        t.skipped,
+        t.unreachable
+    ));
+    lines
+}
