@@ -25,6 +25,10 @@ pub struct Distro {
     /// Repository packages installed first (EPEL on RHEL-likes).
     #[serde(default)]
     pub repo_packages: Vec<String>,
+    /// Per os-release ID replacements of `repo_packages` (RHEL and Oracle
+    /// Linux get EPEL differently); `{major}` is the VERSION_ID's major number.
+    #[serde(default)]
+    pub repo_packages_by_id: std::collections::BTreeMap<String, Vec<String>>,
     /// Whether the distro's repositories (plus `repo_packages`) carry certbot.
     #[serde(default = "yes")]
     pub certbot_available: bool,
@@ -58,6 +62,21 @@ fn yes() -> bool {
     true
 }
 
+impl Distro {
+    /// The profile as it applies to this host: ID-specific repository packages.
+    fn for_host(&self, os: &OsRelease) -> Distro {
+        let mut distro = self.clone();
+        if let Some(packages) = self.repo_packages_by_id.get(&os.id) {
+            let major = os.version_id.split('.').next().unwrap_or("");
+            distro.repo_packages = packages
+                .iter()
+                .map(|p| p.replace("{major}", major))
+                .collect();
+        }
+        distro
+    }
+}
+
 /// All profiles, in file-name order.
 pub fn load_all(assets: &Assets) -> Result<Vec<Distro>> {
     assets
@@ -77,12 +96,12 @@ pub fn load_all(assets: &Assets) -> Result<Vec<Distro>> {
 /// the fedora profile even if another profile (amzn) also lists fedora in `like`.
 pub fn select(profiles: &[Distro], os: &OsRelease) -> Result<Distro> {
     if let Some(p) = profiles.iter().find(|p| p.ids.contains(&os.id)) {
-        return Ok(p.clone());
+        return Ok(p.for_host(os));
     }
     for like in &os.id_like {
         let by_id = profiles.iter().find(|p| p.ids.contains(like));
         if let Some(p) = by_id.or_else(|| profiles.iter().find(|p| p.like.contains(like))) {
-            return Ok(p.clone());
+            return Ok(p.for_host(os));
         }
     }
     bail!(

@@ -489,3 +489,28 @@ fn read_without_any_os_release_names_the_path() {
     assert!(msg.contains("os-release"), "{msg}");
     assert!(msg.contains("identify the distribution"), "{msg}");
 }
+
+/// RHEL and Oracle Linux get EPEL their own way; the rebuilds use epel-release.
+#[test]
+fn epel_comes_the_right_way_for_each_el_distro() {
+    let assets = edgeup::assets::Assets::new(None);
+    let profiles = edgeup::distro::load_all(&assets).expect("profiles");
+    let repo = |fixture: &str| {
+        let os = edgeup::facts::os_release::OsRelease::from_file(std::path::Path::new(&format!(
+            "tests/fixtures/os-release/{fixture}"
+        )))
+        .expect("fixture");
+        edgeup::distro::select(&profiles, &os)
+            .expect("supported")
+            .repo_packages
+    };
+    assert_eq!(
+        repo("rhel-9"),
+        ["epel-release=https://dl.fedoraproject.org/pub/epel/epel-release-latest-9.noarch.rpm"]
+    );
+    assert_eq!(repo("oraclelinux-9"), ["oracle-epel-release-el9"]);
+    assert_eq!(repo("rocky-9"), ["epel-release"]);
+    assert_eq!(repo("almalinux-9"), ["epel-release"]);
+    assert_eq!(repo("centos-stream-9"), ["epel-release"]);
+    assert!(repo("fedora-42").is_empty());
+}

@@ -619,3 +619,24 @@ fn chmod_drift_on_the_pem_is_repaired() {
     let mode = std::fs::metadata(fx.path(PEM)).map(|m| m.permissions().mode() & 0o777);
     assert_eq!(mode.ok(), Some(0o600));
 }
+
+/// RHEL proper has no epel-release package: EPEL's release rpm comes from the
+/// Fedora project's URL, is checked by its package name, and is not
+/// reinstalled on the next run.
+#[test]
+fn rhel_installs_epel_from_the_fedora_project_url() {
+    let fx = Fixture::rhel_9();
+    let run = fx.apply();
+    let mutating = run.mutating();
+    assert_eq!(
+        mutating[..2],
+        [
+            format!("dnf install -y {EPEL_URL}"),
+            "dnf install -y haproxy certbot openssl".to_string()
+        ],
+        "{run:#?}"
+    );
+    assert_eq!(run.recap().failed, 0, "{run:#?}");
+    let again = fx.apply();
+    assert_eq!(again.mutating(), Vec::<String>::new(), "{again:#?}");
+}

@@ -9,21 +9,30 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Packages {
+    /// Package names; `NAME=SOURCE` installs NAME from SOURCE (e.g. an rpm URL)
+    /// while the installed check still looks for NAME.
     pub names: Vec<String>,
+}
+
+/// (name to check, what to hand the package manager).
+fn split(entry: &str) -> (&str, &str) {
+    entry.split_once('=').unwrap_or((entry, entry))
 }
 
 /// apt lists older than this are refreshed before installing.
 const APT_LISTS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 impl Packages {
-    fn missing(&self, ctx: &Ctx) -> Result<Vec<String>> {
+    /// The entries whose package is not installed.
+    fn missing(&self, ctx: &Ctx) -> Result<Vec<&str>> {
         let manager = &ctx.vars.distro.package_manager;
-        let installed = ctx.host.installed_packages(manager, &self.names)?;
+        let names: Vec<String> = self.names.iter().map(|e| split(e).0.to_string()).collect();
+        let installed = ctx.host.installed_packages(manager, &names)?;
         Ok(self
             .names
             .iter()
-            .filter(|n| !installed.contains_key(*n))
-            .cloned()
+            .map(String::as_str)
+            .filter(|e| !installed.contains_key(split(e).0))
             .collect())
     }
 }
@@ -38,17 +47,24 @@ impl Step for Packages {
             )));
         }
         Ok(State::Drift(Drift::new(
-            missing.iter().map(|p| format!("install {p}")).collect(),
+            missing
+                .iter()
+                .map(|p| format!("install {}", split(p).0))
+                .collect(),
         )))
     }
 
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
-        let missing = self.missing(ctx)?;
+        let sources: Vec<String> = self
+            .missing(ctx)?
+            .iter()
+            .map(|e| split(e).1.to_string())
+            .collect();
         match ctx.vars.distro.package_manager.as_str() {
-            "apt" => apt_install(ctx, &missing),
+            "apt" => apt_install(ctx, &sources),
             _ => {
                 ctx.host
-                    .run_ok(&Cmd::new("dnf").arg("install").arg("-y").args(missing))?;
+                    .run_ok(&Cmd::new("dnf").arg("install").arg("-y").args(sources))?;
                 Ok(())
             }
         }

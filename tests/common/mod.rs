@@ -35,6 +35,7 @@ pub fn debian() -> Distro {
         package_manager: "apt".into(),
         packages: vec!["haproxy".into(), "certbot".into(), "openssl".into()],
         repo_packages: vec![],
+        repo_packages_by_id: Default::default(),
         certbot_available: true,
         haproxy_user: "haproxy".into(),
         haproxy_group: "haproxy".into(),

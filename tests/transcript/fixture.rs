@@ -121,8 +121,17 @@ impl Fixture {
     /// Rocky Linux 9 as installed: firewalld running with the default public
     /// zone, SELinux enforcing with haproxy_connect_any off, no EPEL.
     pub fn rocky_9() -> Fixture {
+        Fixture::el_9("rocky-9")
+    }
+
+    /// RHEL 9 proper: like Rocky, but no epel-release in its repositories.
+    pub fn rhel_9() -> Fixture {
+        Fixture::el_9("rhel-9")
+    }
+
+    fn el_9(os_release_fixture: &str) -> Fixture {
         let fx = Fixture::empty(Family::Rocky);
-        fx.write("/etc/os-release", &os_release("rocky-9"));
+        fx.write("/etc/os-release", &os_release(os_release_fixture));
         fx.write(
             "/etc/passwd",
             "root:x:0:0:root:/root:/bin/bash\nbin:x:1:1:bin:/bin:/sbin/nologin\n\
@@ -680,11 +689,17 @@ fn rpm_q(root: &Path, cmd: &Cmd) -> Result<CmdOutput> {
     Ok(out)
 }
 
-/// Packages dnf can find: certbot only once EPEL is enabled.
+pub const EPEL_URL: &str = "https://dl.fedoraproject.org/pub/epel/epel-release-latest-9.noarch.rpm";
+
+/// Packages dnf can find: certbot only once EPEL is enabled; epel-release
+/// by name only on the rebuilds (RHEL installs it from the Fedora project's URL).
 fn dnf_available(root: &Path, name: &str) -> Option<&'static str> {
     let epel = host_file(root, "/etc/yum.repos.d/epel.repo").exists();
+    let rhel = fs::read_to_string(host_file(root, "/etc/os-release"))
+        .is_ok_and(|text| text.lines().any(|l| l == "ID=\"rhel\"" || l == "ID=rhel"));
     match name {
-        "epel-release" => Some("9-9.el9"),
+        "epel-release" if !rhel => Some("9-9.el9"),
+        EPEL_URL => Some("9-9.el9"),
         "haproxy" => Some("2.4.22-3.el9_5.1"),
         "openssl" => Some("3.2.2-6.el9_5.1"),
         "certbot" if epel => Some("2.11.0-1.el9"),
@@ -721,8 +736,15 @@ fn dnf_install(root: &Path, cmd: &Cmd) -> Result<CmdOutput> {
         ));
     }
     let db = rpm_db(root);
+    // An rpm URL installs the package it contains.
+    let names: Vec<&str> = names
+        .iter()
+        .map(|n| if *n == EPEL_URL { "epel-release" } else { *n })
+        .collect();
     for name in names.iter().filter(|n| !db.contains_key(**n)) {
-        let version = dnf_available(root, name).unwrap_or_default();
+        let version = dnf_available(root, name)
+            .or_else(|| dnf_available(root, EPEL_URL))
+            .unwrap_or_default();
         append(root, RPMDB, &format!("{name} {version}\n"))?;
         match *name {
             "haproxy" => install_haproxy(
