@@ -1,5 +1,16 @@
 //! edgeup: converge a host to "HAProxy in front of a web app, with HTTPS".
 
+/// `println!` that never panics: when the reader of stdout goes away
+/// (`edgeup apply | head`), output is dropped but the run goes on to the end,
+/// so a closed pipe can never leave a host half-converged.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod acme;
 pub mod app;
 pub mod assets;

@@ -13,7 +13,7 @@ fn main() {
                     "exit_code": code,
                     "message": format!("{error:#}"),
                 });
-                println!("{line}");
+                edgeup::outln!("{line}");
             }
             eprintln!("edgeup: {error:#}");
             code

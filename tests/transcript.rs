@@ -85,8 +85,8 @@ fn debian_fresh_apply_transcript() {
     assert_eq!(
         run.mutating(),
         [
-            "DEBIAN_FRONTEND=noninteractive apt-get update",
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy certbot openssl procps",
+            "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update",
+            "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends haproxy certbot openssl procps",
             VALIDATE,
             ENABLE,
             START,
@@ -221,8 +221,8 @@ fn debian_package_that_starts_haproxy_is_only_reloaded() {
     assert_eq!(
         run.mutating(),
         [
-            "DEBIAN_FRONTEND=noninteractive apt-get update",
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy certbot openssl procps",
+            "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update",
+            "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends haproxy certbot openssl procps",
             VALIDATE,
             RELOAD_CMD,
         ],
@@ -252,13 +252,12 @@ fn debian_installs_only_missing_packages_and_refreshes_fresh_but_stale_lists() {
         "Package: openssl\n\n",
     );
     let run = fx.apply();
-    let install =
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy certbot";
+    let install = "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends haproxy certbot";
     assert_eq!(
         run.mutating()[..3],
         [
             install,
-            "DEBIAN_FRONTEND=noninteractive apt-get update",
+            "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update",
             install
         ],
         "{run:#?}"
@@ -639,4 +638,33 @@ fn rhel_installs_epel_from_the_fedora_project_url() {
     assert_eq!(run.recap().failed, 0, "{run:#?}");
     let again = fx.apply();
     assert_eq!(again.mutating(), Vec::<String>::new(), "{again:#?}");
+}
+
+/// A dpkg run killed mid-way (power loss, a killed edgeup): apt refuses, so
+/// edgeup finishes it with `dpkg --configure -a` and installs again.
+#[test]
+fn interrupted_dpkg_is_finished_and_the_install_retried() {
+    const CONFIGURE: &str =
+        "DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a";
+    const INSTALL: &str = "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends haproxy certbot openssl procps";
+    let fx = Fixture::debian_12();
+    fx.write("/var/lib/dpkg/updates/0001", "Package: haproxy\n");
+    let run = fx.run(Mode::Apply, |r| {
+        r.effect(CONFIGURE, CmdOutput::ok(""), |root| {
+            std::fs::remove_file(root.join("var/lib/dpkg/updates/0001"))?;
+            Ok(())
+        })
+    });
+    let mutating = run.mutating();
+    assert_eq!(
+        mutating[..4],
+        [
+            "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update",
+            INSTALL,
+            CONFIGURE,
+            INSTALL
+        ],
+        "{run:#?}"
+    );
+    assert_eq!(run.recap().failed, 0, "{run:#?}");
 }

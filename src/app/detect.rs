@@ -48,7 +48,7 @@ pub fn run(host: &Host, assets: &Assets, json: bool) -> Result<i32> {
         unsupported,
     };
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        crate::outln!("{}", serde_json::to_string(&report)?);
     } else {
         print_human(&report);
     }
@@ -62,42 +62,42 @@ pub fn run(host: &Host, assets: &Assets, json: bool) -> Result<i32> {
 fn print_human(r: &Report) {
     let f = &r.facts;
     let na = |v: &Option<String>| v.clone().unwrap_or_else(|| "not installed".into());
-    println!(
+    crate::outln!(
         "distro:          {} (ID={} VERSION_ID={})",
         f.os.pretty_name_or_id(),
         f.os.id,
         f.os.version_id
     );
     match (&f.profile, &r.unsupported) {
-        (Some(p), _) => println!(
+        (Some(p), _) => crate::outln!(
             "profile:         {p} (family {}, package manager {})",
             f.family.as_deref().unwrap_or("?"),
             f.package_manager.as_deref().unwrap_or("?")
         ),
-        (None, Some(why)) => println!("profile:         none: {why}"),
+        (None, Some(why)) => crate::outln!("profile:         none: {why}"),
         (None, None) => {}
     }
     if f.systemd.running {
-        println!("systemd:         running");
+        crate::outln!("systemd:         running");
     } else {
-        println!(
+        crate::outln!(
             "systemd:         NOT running (PID 1 is '{}'): apply cannot manage services here",
             f.systemd.pid1
         );
     }
     let installed = |yes: bool| if yes { "installed" } else { "not installed" };
-    println!(
+    crate::outln!(
         "firewall:        {} active (firewalld {}, ufw {})",
         f.firewall.active,
         installed(f.firewall.firewalld_installed),
         installed(f.firewall.ufw_installed)
     );
-    println!("SELinux:         {}", f.selinux);
-    println!("root:            {}", if f.is_root { "yes" } else { "no" });
-    println!("haproxy:         {}", na(&r.versions.haproxy));
-    println!("openssl:         {}", na(&r.versions.openssl));
-    println!("certbot:         {}", na(&r.versions.certbot));
+    crate::outln!("SELinux:         {}", f.selinux);
+    crate::outln!("root:            {}", if f.is_root { "yes" } else { "no" });
+    crate::outln!("haproxy:         {}", na(&r.versions.haproxy));
+    crate::outln!("openssl:         {}", na(&r.versions.openssl));
+    crate::outln!("certbot:         {}", na(&r.versions.certbot));
     for note in &r.notes {
-        println!("note:            {note}");
+        crate::outln!("note:            {note}");
     }
 }

@@ -53,9 +53,9 @@ pub fn run(args: &FleetArgs, json: bool) -> Result<i32> {
             if json {
                 let mut e = event.clone();
                 e["host"] = serde_json::Value::String(target.name.clone());
-                println!("{e}");
+                crate::outln!("{e}");
             } else if let Some(line) = report::event_line(&target.name, event) {
-                println!("{line}");
+                crate::outln!("{line}");
             }
         };
         let result = job.run(&mut on_event).map_err(|e| format!("{e:#}"));
@@ -75,18 +75,18 @@ pub fn run(args: &FleetArgs, json: bool) -> Result<i32> {
                 Err(e) => serde_json::json!({"event": "host_recap", "host": o.name, "error": e,
                     "unreachable": e.starts_with("unreachable")}),
             };
-            println!("{line}");
+            crate::outln!("{line}");
         }
-        println!(
+        crate::outln!(
             "{}",
             serde_json::json!({"event": "recap", "hosts": outcomes.len(), "ok": totals.ok,
                 "changed": totals.changed, "failed": totals.failed, "skipped": totals.skipped,
                 "unreachable": totals.unreachable, "hosts_failed": totals.hosts_failed})
         );
     } else {
-        println!();
+        crate::outln!();
         for line in report::recap_lines(&outcomes) {
-            println!("{line}");
+            crate::outln!("{line}");
         }
     }
     Ok(if totals.unreachable > 0 || totals.hosts_failed > 0 {

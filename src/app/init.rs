@@ -98,10 +98,10 @@ pub fn run(host: &Host, assets: &Assets, args: &InitArgs, out: &Output) -> Resul
 
     if existing.as_ref() == Some(&site) {
         file::restrict(&path)?;
-        println!("{} already says this; left as it is", path.display());
+        crate::outln!("{} already says this; left as it is", path.display());
     } else {
         file::write(host, &path, &site)?;
-        println!(
+        crate::outln!(
             "wrote {} (mode 0600: it may hold an EAB key)",
             path.display()
         );
@@ -136,21 +136,21 @@ fn plan_then_apply(
         reporter.as_mut(),
     )?;
     if recap.failed > 0 {
-        println!("The plan found a problem (above). Fix it, then run: {apply_command}");
+        crate::outln!("The plan found a problem (above). Fix it, then run: {apply_command}");
         return Ok(exit::FAILED);
     }
     if recap.changed == 0 {
-        println!("Nothing to change: this host already serves the site.");
+        crate::outln!("Nothing to change: this host already serves the site.");
         return Ok(exit::OK);
     }
     if !args.apply {
         let systemd = probes::systemd(host);
         if !probes::is_root() {
-            println!("To apply it: sudo {apply_command}");
+            crate::outln!("To apply it: sudo {apply_command}");
             return Ok(exit::OK);
         }
         if !systemd.running {
-            println!(
+            crate::outln!(
                 "apply needs systemd, which is not running here (PID 1 is '{}'). Run \
                  `{apply_command}` on a host booted with systemd.",
                 systemd.pid1
@@ -159,7 +159,7 @@ fn plan_then_apply(
         }
         let question = format!("Apply these {} change(s) now?", recap.changed);
         if !ask.confirm(&question, false)? {
-            println!("Nothing applied. When ready: {apply_command}");
+            crate::outln!("Nothing applied. When ready: {apply_command}");
             return Ok(exit::OK);
         }
     }

@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let written = crate::cli::write_man(args.dir.as_deref(), &mut std::io::stdout())
                 .map_err(|e| anyhow::anyhow!("writing the man page: {e}"))?;
             for path in written {
-                println!("{}", path.display());
+                crate::outln!("{}", path.display());
             }
             Ok(crate::exit::OK)
         }

@@ -13,7 +13,7 @@ pub fn run(host: &Host, assets: &Assets, args: &RenewArgs, out: &Output) -> Resu
     converge::require_root("renew")?;
     if !site.acme.enabled() {
         if !out.json && out.verbosity != crate::report::Verbosity::Quiet {
-            println!(
+            crate::outln!(
                 "acme.directory is off for {}: nothing to renew",
                 site.domain
             );

@@ -93,7 +93,7 @@ pub fn run(
     };
     let report = gather(host, assets, &site, &options);
     if out.json {
-        println!("{}", serde_json::to_string(&report)?);
+        crate::outln!("{}", serde_json::to_string(&report)?);
     } else {
         print::human(&report, out.verbosity);
     }

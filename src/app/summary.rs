@@ -15,9 +15,9 @@ pub fn after_apply(host: &Host, site: &Site, recap: &Recap, out: &Output) {
         return;
     }
     let docker = docker_present(host);
-    println!();
+    crate::outln!();
     for line in lines(site, &proxy_addresses(&site.backends), docker) {
-        println!("{line}");
+        crate::outln!("{line}");
     }
 }
 

@@ -109,8 +109,17 @@ impl Host {
                 .with_context(|| format!("{dest} has no parent directory"))?,
         };
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let temp = dir.join(format!(".{name}.edgeup-{}", std::process::id()));
-        let _ = fs::remove_file(&temp);
+        // Temp files of runs that were killed (the run lock guarantees none is
+        // live): one may hold a copy of a private key, so they never pile up.
+        let prefix = format!(".{name}.edgeup-");
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        let temp = dir.join(format!("{prefix}{}", std::process::id()));
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)

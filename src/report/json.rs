@@ -7,7 +7,7 @@ pub struct JsonReporter;
 impl Reporter for JsonReporter {
     fn event(&mut self, event: &Event) {
         match serde_json::to_string(event) {
-            Ok(line) => println!("{line}"),
+            Ok(line) => crate::outln!("{line}"),
             Err(e) => eprintln!("edgeup: could not encode an event as JSON: {e}"),
         }
     }

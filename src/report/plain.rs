@@ -138,7 +138,9 @@ impl Reporter for PlainReporter {
                 steps,
             } => {
                 if self.verbosity != Verbosity::Quiet {
-                    println!("edgeup {command}: playbook {playbook} on {distro} ({steps} steps)");
+                    crate::outln!(
+                        "edgeup {command}: playbook {playbook} on {distro} ({steps} steps)"
+                    );
                 }
             }
             Event::Warning { message } => {
@@ -175,14 +177,14 @@ impl Reporter for PlainReporter {
                 } else {
                     format!("[{index}/{total}] {name}")
                 };
-                println!(
+                crate::outln!(
                     "{label} ... {} ({})",
                     self.status_word(*status),
                     seconds(*duration_ms)
                 );
                 if *status != Status::Ok || self.verbosity == Verbosity::Verbose {
                     for change in changes {
-                        println!("    - {change}");
+                        crate::outln!("    - {change}");
                     }
                 }
                 if let Some(message) = message {
@@ -191,7 +193,7 @@ impl Reporter for PlainReporter {
                             eprintln!("    {line}");
                         }
                     } else if self.verbosity == Verbosity::Verbose || *status == Status::Skipped {
-                        println!("    {message}");
+                        crate::outln!("    {message}");
                     }
                 }
                 if self.show_diffs {
@@ -203,10 +205,12 @@ impl Reporter for PlainReporter {
                                     Some('-') if !line.starts_with("---") => self.paint(line, "31"),
                                     _ => line.to_string(),
                                 };
-                                println!("    {colored}");
+                                crate::outln!("    {colored}");
                             }
                         }
-                        Some(Diff::Secret) => println!("    (content changed: secret, not shown)"),
+                        Some(Diff::Secret) => {
+                            crate::outln!("    (content changed: secret, not shown)")
+                        }
                         None => {}
                     }
                 }
@@ -228,12 +232,12 @@ impl Reporter for PlainReporter {
                 } else {
                     "changed"
                 };
-                println!(
+                crate::outln!(
                     "recap: ok={ok} {changed_word}={changed} failed={failed} skipped={skipped} ({})",
                     seconds(*duration_ms)
                 );
                 if let Some(line) = self.durations_line() {
-                    println!("{line}");
+                    crate::outln!("{line}");
                 }
             }
         }

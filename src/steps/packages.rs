@@ -71,20 +71,22 @@ impl Step for Packages {
     }
 }
 
+/// How long apt waits for another apt/dpkg (unattended-upgrades on a fresh
+/// VM, an apt left running by a killed run) instead of failing at once.
+const APT_LOCK_TIMEOUT: &str = "DPkg::Lock::Timeout=300";
+
+fn apt_get(args: &[&str]) -> Cmd {
+    Cmd::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["-o", APT_LOCK_TIMEOUT])
+        .args(args.iter().copied())
+}
+
 fn apt_install(ctx: &Ctx, packages: &[String]) -> Result<()> {
-    let install = || {
-        Cmd::new("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(packages.iter().cloned())
-    };
-    let update = || {
-        Cmd::new("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .arg("update")
-    };
+    let install =
+        || apt_get(&["install", "-y", "--no-install-recommends"]).args(packages.iter().cloned());
     let refreshed = if apt_lists_stale(ctx) {
-        ctx.host.run_ok(&update())?;
+        ctx.host.run_ok(&apt_get(&["update"]))?;
         true
     } else {
         false
@@ -93,10 +95,22 @@ fn apt_install(ctx: &Ctx, packages: &[String]) -> Result<()> {
     if out.status == 0 {
         return Ok(());
     }
+    // A dpkg run that was killed (power loss, a killed edgeup) makes apt refuse
+    // until `dpkg --configure -a` finishes it; keep existing config files.
+    // (apt has already waited for any live dpkg to let go of its lock.)
+    if out.stderr.contains("dpkg was interrupted") {
+        ctx.host.run_ok(
+            &Cmd::new("dpkg")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["--force-confdef", "--force-confold", "--configure", "-a"]),
+        )?;
+        ctx.host.run_ok(&install())?;
+        return Ok(());
+    }
     // Lists fresh by age can still lack a package (new mirror, added source):
     // refresh once and retry before giving up.
     if !refreshed {
-        ctx.host.run_ok(&update())?;
+        ctx.host.run_ok(&apt_get(&["update"]))?;
         ctx.host.run_ok(&install())?;
         return Ok(());
     }

@@ -53,6 +53,7 @@ pub fn base_rootfs(suite: &str) -> PathBuf {
     if base.join("usr/lib/systemd/systemd").exists() || base.join("lib/systemd/systemd").exists() {
         return base;
     }
+    require_suite_support(suite);
     fs::create_dir_all(CACHE).expect("create cache dir");
     let tmp = Path::new(CACHE).join(format!("{suite}.tmp"));
     let _ = fs::remove_dir_all(&tmp);
@@ -77,6 +78,39 @@ pub fn base_rootfs(suite: &str) -> PathBuf {
     fs::rename(&tmp, &base).expect("publish rootfs");
     eprintln!("built {suite} rootfs in {:.0?}", started.elapsed());
     base
+}
+
+/// debootstrap must know `suite` and the archive keyring must hold its keys:
+/// the release is verified against them (never `--no-check-gpg`). Debian
+/// 12's own packages cover trixie: debootstrap 1.0.128+nmu2+deb12u2 has the
+/// script, and debian-archive-keyring 2023.3+deb12u2 (a bookworm point
+/// release) ships the Debian 13 keys in its default keyring.
+fn require_suite_support(suite: &str) {
+    let script = Path::new("/usr/share/debootstrap/scripts").join(suite);
+    assert!(
+        script.exists(),
+        "debootstrap does not know {suite} ({} is missing): apt-get install debootstrap \
+         (the bookworm package knows trixie)",
+        script.display()
+    );
+    // Debian suites are checked against debian-archive-keyring.gpg, which
+    // bundles the per-release keys that are also shipped one file each.
+    // (read_to_string follows the script's symlink, e.g. trixie -> sid.)
+    let uses_debian_keyring = fs::read_to_string(&script)
+        .unwrap_or_default()
+        .contains("debian-archive-keyring.gpg");
+    let alias = matches!(
+        suite,
+        "sid" | "unstable" | "testing" | "stable" | "oldstable" | "oldoldstable" | "ceres"
+    );
+    if uses_debian_keyring && !alias {
+        let key = format!("/usr/share/keyrings/debian-archive-{suite}-stable.gpg");
+        assert!(
+            Path::new(&key).exists(),
+            "the archive keyring has no {suite} keys ({key} is missing): \
+             apt-get install debian-archive-keyring (2023.3+deb12u2 or newer has trixie's)"
+        );
+    }
 }
 
 pub struct Container {

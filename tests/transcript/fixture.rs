@@ -601,7 +601,14 @@ const APT_LIST: &str =
 /// packages' maintainer scripts (the haproxy user, its config, its unit).
 fn apt_get(root: &Path, cmd: &Cmd, behaviour: Behaviour) -> Result<CmdOutput> {
     let args: Vec<&str> = cmd.args.iter().map(String::as_str).collect();
-    match args.as_slice() {
+    // edgeup always waits for the dpkg lock rather than failing at once.
+    let ["-o", "DPkg::Lock::Timeout=300", args @ ..] = args.as_slice() else {
+        return Ok(CmdOutput::failed(
+            100,
+            "E: scripted apt-get: no lock timeout given\n",
+        ));
+    };
+    match args {
         ["update"] => {
             let index: String = ["haproxy", "certbot", "openssl", "procps"]
                 .iter()
@@ -609,6 +616,15 @@ fn apt_get(root: &Path, cmd: &Cmd, behaviour: Behaviour) -> Result<CmdOutput> {
                 .collect();
             write_file(root, APT_LIST, &index)?;
             Ok(CmdOutput::ok("Reading package lists... Done\n"))
+        }
+        ["install", ..]
+            if fs::read_dir(host_file(root, "/var/lib/dpkg/updates"))
+                .is_ok_and(|mut d| d.next().is_some()) =>
+        {
+            Ok(CmdOutput::failed(
+                100,
+                "E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem.\n",
+            ))
         }
         ["install", "-y", "--no-install-recommends", names @ ..] if !names.is_empty() => {
             let lists: String = fs::read_dir(host_file(root, "/var/lib/apt/lists"))

@@ -16,7 +16,7 @@ pub fn human(report: &Report, verbosity: Verbosity) {
         }
     };
     if verbosity != Verbosity::Quiet {
-        println!("edgeup status: {}", report.domain);
+        crate::outln!("edgeup status: {}", report.domain);
     }
     for check in &report.checks {
         let word = match check.level {
@@ -27,11 +27,11 @@ pub fn human(report: &Report, verbosity: Verbosity) {
         if verbosity == Verbosity::Quiet && check.level == Level::Ok {
             continue;
         }
-        println!("  {word}  {:<12} {}", check.name, check.message);
+        crate::outln!("  {word}  {:<12} {}", check.name, check.message);
     }
     if verbosity == Verbosity::Verbose {
         if let Some(cert) = &report.certificate {
-            println!(
+            crate::outln!(
                 "  certificate: {} ({}), names {}, issuer {}",
                 cert.path,
                 cert.source,
@@ -40,7 +40,7 @@ pub fn human(report: &Report, verbosity: Verbosity) {
             );
         }
         for probe in [&report.https, &report.websocket] {
-            println!(
+            crate::outln!(
                 "  probe {} via {}: {}",
                 probe.url,
                 probe.via,
@@ -58,9 +58,9 @@ pub fn human(report: &Report, verbosity: Verbosity) {
         .filter(|c| c.level == Level::Fail)
         .count();
     if report.healthy {
-        println!("{}", paint("healthy", "32;1"));
+        crate::outln!("{}", paint("healthy", "32;1"));
     } else {
-        println!(
+        crate::outln!(
             "{} ({failed} check{} failed)",
             paint("NOT healthy", "31;1"),
             if failed == 1 { "" } else { "s" }
