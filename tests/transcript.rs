@@ -668,3 +668,53 @@ fn interrupted_dpkg_is_finished_and_the_install_retried() {
     );
     assert_eq!(run.recap().failed, 0, "{run:#?}");
 }
+
+/// ufw (Ubuntu's usual firewall): ports 80 and 443 allowed once, read back
+/// from ufw's own rules file on the next run. (Not on a real host here: a
+/// container sharing this machine's network would firewall the machine.)
+#[test]
+fn ufw_allows_80_and_443_once() {
+    let fx = Fixture::debian_12();
+    fx.write("/usr/sbin/ufw", "#!/usr/bin/python3\n");
+    fx.write(
+        "/etc/ufw/ufw.conf",
+        "# /etc/ufw/ufw.conf\nENABLED=yes\nLOGLEVEL=low\n",
+    );
+    fx.write(
+        "/etc/ufw/user.rules",
+        "*filter\n### RULES ###\n### END RULES ###\nCOMMIT\n",
+    );
+    fn ufw(root: &std::path::Path, cmd: &edgeup::host::Cmd) -> anyhow::Result<CmdOutput> {
+        let [verb, spec] = cmd.args.as_slice() else {
+            return Ok(CmdOutput::failed(1, "scripted ufw: unexpected arguments"));
+        };
+        let Some(port) = spec.strip_suffix("/tcp").filter(|_| verb == "allow") else {
+            return Ok(CmdOutput::failed(1, "scripted ufw: unexpected rule"));
+        };
+        let path = root.join("etc/ufw/user.rules");
+        let rules = std::fs::read_to_string(&path)?.replace(
+            "### END RULES ###",
+            &format!(
+                "### tuple ### allow tcp {port} 0.0.0.0/0 any 0.0.0.0/0 in\n\
+                 -A ufw-user-input -p tcp --dport {port} -j ACCEPT\n### END RULES ###"
+            ),
+        );
+        std::fs::write(&path, rules)?;
+        Ok(CmdOutput::ok("Rule added\nRule added (v6)\n"))
+    }
+    let run = fx.run(Mode::Apply, |r| r.dynamic("ufw allow", ufw));
+    let opened: Vec<String> = run
+        .mutating()
+        .into_iter()
+        .filter(|c| c.starts_with("ufw"))
+        .collect();
+    assert_eq!(
+        opened,
+        ["ufw allow 80/tcp", "ufw allow 443/tcp"],
+        "{run:#?}"
+    );
+    assert_eq!(run.status(FIREWALL), Changed, "{run:#?}");
+    let again = fx.run(Mode::Apply, |r| r.dynamic("ufw allow", ufw));
+    assert_eq!(again.mutating(), Vec::<String>::new(), "{again:#?}");
+    assert_eq!(again.message(FIREWALL), "ufw allows 80/tcp, 443/tcp");
+}
