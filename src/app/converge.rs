@@ -36,8 +36,8 @@ pub fn plan(host: &Host, assets: &Assets, args: &ConvergeArgs, out: &Output) -> 
 }
 
 pub fn apply(host: &Host, assets: &Assets, args: &ApplyArgs, out: &Output) -> Result<i32> {
-    let site = super::site_input::build(&args.converge.site)?;
     require_root("apply")?;
+    let site = super::site_input::build(&args.converge.site)?;
     let prepared = prepare(host, assets, &site, &args.converge.playbook, Run::apply())?;
     refuse_without_systemd(&prepared)?;
     let _lock = host.lock(STATE_DIR)?;

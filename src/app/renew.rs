@@ -9,8 +9,8 @@ use crate::host::Host;
 use anyhow::Result;
 
 pub fn run(host: &Host, assets: &Assets, args: &RenewArgs, out: &Output) -> Result<i32> {
-    let site = super::site_input::build(&args.converge.site)?;
     converge::require_root("renew")?;
+    let site = super::site_input::build(&args.converge.site)?;
     if !site.acme.enabled() {
         if !out.json && out.verbosity != crate::report::Verbosity::Quiet {
             crate::outln!(
