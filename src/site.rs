@@ -87,6 +87,23 @@ pub struct Listen {
     pub acme_responder: String,
 }
 
+impl Default for Site {
+    /// Every default a site file may leave out (domain and backends are empty:
+    /// validation asks for them).
+    fn default() -> Self {
+        Site {
+            domain: String::new(),
+            email: None,
+            backends: Vec::new(),
+            routing: default_routing(),
+            firewall: default_firewall(),
+            hsts: None,
+            acme: Acme::default(),
+            listen: Listen::default(),
+        }
+    }
+}
+
 impl Default for Acme {
     fn default() -> Self {
         Acme {

@@ -179,16 +179,7 @@ fn plan_then_apply(
 
 /// The starting point when there is no site file yet: the site defaults.
 pub fn blank_site() -> Site {
-    Site {
-        domain: String::new(),
-        email: None,
-        backends: Vec::new(),
-        routing: "subdomain".into(),
-        firewall: "auto".into(),
-        hsts: None,
-        acme: Default::default(),
-        listen: Default::default(),
-    }
+    Site::default()
 }
 
 /// Defaults and explanations from the host (read-only, no root needed).

@@ -29,13 +29,7 @@ pub fn build(args: &SiteArgs) -> Result<Site> {
             };
             Site {
                 domain: domain.clone(),
-                email: None,
-                backends: Vec::new(),
-                routing: "subdomain".into(),
-                firewall: "auto".into(),
-                hsts: None,
-                acme: Default::default(),
-                listen: Default::default(),
+                ..Site::default()
             }
         }
     };

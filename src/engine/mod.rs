@@ -51,6 +51,30 @@ pub struct Engine<'a> {
     pub only_tag: Option<&'a str>,
 }
 
+/// The run-wide part of a step's `Ctx` (copied out of the engine so the
+/// reporter can stay borrowed while steps run).
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    host: &'a Host,
+    assets: &'a Assets,
+    state_dir: &'a str,
+}
+
+impl<'a> Scope<'a> {
+    fn ctx<'b>(self, vars: &'b Vars, swaps: &'b RefCell<Vec<Swap>>) -> Ctx<'b>
+    where
+        'a: 'b,
+    {
+        Ctx {
+            host: self.host,
+            vars,
+            assets: self.assets,
+            state_dir: self.state_dir,
+            swaps,
+        }
+    }
+}
+
 /// Steps that need systemd when it is not running (apply refuses to start).
 pub fn steps_needing_systemd<'p>(playbook: &'p Playbook, vars: &Vars) -> Vec<&'p str> {
     playbook
@@ -149,6 +173,11 @@ impl Engine<'_> {
         pending: &mut BTreeSet<String>,
     ) -> Result<Status> {
         let started = Instant::now();
+        let scope = Scope {
+            host: self.host,
+            assets: self.assets,
+            state_dir: self.state_dir,
+        };
         self.reporter.begin(index, total, &entry.name);
         let mut report = |status: Status, changes: Vec<String>, diff, message: Option<String>| {
             self.reporter.event(&Event::Step {
@@ -180,13 +209,7 @@ impl Engine<'_> {
             let why = "systemd is not running: cannot be checked here (apply refuses on this host)";
             return Ok(report(Status::Skipped, vec![], None, Some(why.into())));
         }
-        let ctx = Ctx {
-            host: self.host,
-            vars,
-            assets: self.assets,
-            state_dir: self.state_dir,
-            swaps,
-        };
+        let ctx = scope.ctx(vars, swaps);
         let drift = match step.check(&ctx) {
             Ok(State::Converged(note)) => {
                 return Ok(report(Status::Ok, vec![], None, Some(note)));
@@ -222,13 +245,7 @@ impl Engine<'_> {
                 Some(format!("{e:#}")),
             ));
         }
-        let ctx = Ctx {
-            host: self.host,
-            vars,
-            assets: self.assets,
-            state_dir: self.state_dir,
-            swaps,
-        };
+        let ctx = scope.ctx(vars, swaps);
         match step.check(&ctx) {
             Ok(State::Converged(_)) => Ok(report(Status::Changed, changes, diff, None)),
             Ok(State::Drift(still)) => Ok(report(
@@ -267,13 +284,12 @@ impl Engine<'_> {
             }
             let started = Instant::now();
             self.reporter.begin(i + 1, total, &handler.name);
-            let ctx = Ctx {
+            let ctx = Scope {
                 host: self.host,
-                vars,
                 assets: self.assets,
                 state_dir: self.state_dir,
-                swaps,
-            };
+            }
+            .ctx(vars, swaps);
             let step = handler.step()?;
             let (status, message) = if mode == Mode::Plan {
                 (Status::Changed, Some("pending from an earlier run".into()))
