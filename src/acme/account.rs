@@ -32,15 +32,8 @@ pub fn load(host: &Host, ca: &CaSettings) -> Result<Option<AccountCredentials>> 
 }
 
 pub fn account_builder(ca: &CaSettings) -> Result<instant_acme::AccountBuilder> {
-    match &ca.ca_bundle {
-        Some(pem) => Account::builder_with_root(pem).map_err(|e| {
-            anyhow!(
-                "cannot use {} as the CA bundle for the ACME directory: {e}",
-                pem.display()
-            )
-        }),
-        None => Account::builder().map_err(|e| anyhow!("setting up the HTTPS client: {e}")),
-    }
+    let http = super::http::client(ca.ca_bundle.as_deref())?;
+    Ok(Account::builder_with_http(http))
 }
 
 /// Registers a new account and stores its credentials (0600, root).

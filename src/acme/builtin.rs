@@ -54,8 +54,10 @@ pub fn issue(
             .await
             .map_err(|e| anyhow!("creating the order: {}", explain(&e)))?;
         answer_challenges(&mut order, &responder).await?;
+        // A CA validates in tens of milliseconds to seconds: ask early, back off.
         let retries = RetryPolicy::default()
-            .initial_delay(Duration::from_millis(200))
+            .initial_delay(Duration::from_millis(25))
+            .backoff(1.6)
             .timeout(VALIDATION_TIMEOUT);
         let status = order.poll_ready(&retries).await.map_err(|e| {
             anyhow!(

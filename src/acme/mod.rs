@@ -7,6 +7,7 @@ pub mod account;
 pub mod ari;
 pub mod builtin;
 pub mod certbot;
+pub mod http;
 pub mod policy;
 pub mod preflight;
 pub mod responder;

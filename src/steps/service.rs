@@ -62,7 +62,7 @@ fn wait_active(host: &Host, unit: &str, action: &str) -> Result<()> {
         match state {
             "active" => return Ok(()),
             "reloading" | "activating" if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(100));
+                std::thread::sleep(std::time::Duration::from_millis(15));
             }
             _ => bail!(
                 "{unit} is not active after {action} (it is {state}); see `journalctl -u {unit}`"
