@@ -43,8 +43,8 @@ pub fn client(ca_bundle: Option<&Path>) -> Result<Box<dyn HttpClient>> {
 
 /// Every certificate in a PEM bundle (instant-acme's own loader takes only the first).
 fn roots(path: &Path) -> Result<rustls::RootCertStore> {
-    let pem = std::fs::read(path)
-        .with_context(|| format!("reading the CA bundle {}", path.display()))?;
+    let pem =
+        std::fs::read(path).with_context(|| format!("reading the CA bundle {}", path.display()))?;
     let mut store = rustls::RootCertStore::empty();
     for block in Pem::iter_from_buffer(&pem) {
         let block = block.map_err(|e| anyhow!("{} is not a PEM file: {e}", path.display()))?;

@@ -98,16 +98,35 @@ pub fn run(args: &FleetArgs, json: bool) -> Result<i32> {
     })
 }
 
-/// A private directory for ssh control sockets and staged site files.
+/// A private directory for ssh control sockets and staged site files:
+/// created fresh with a random name (never an existing directory, which
+/// another local user could have planted in /tmp).
 fn tempdir() -> Result<std::path::PathBuf> {
+    use anyhow::Context;
+    use ring::rand::SecureRandom;
     use std::os::unix::fs::DirBuilderExt;
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(std::path::PathBuf::from)
+        .filter(|dir| dir.is_dir())
         .unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("edgeup-fleet-{}", std::process::id()));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .recursive(true)
-        .create(&dir)?;
-    Ok(dir)
+    let rng = ring::rand::SystemRandom::new();
+    let mut last = None;
+    for _ in 0..8 {
+        let mut bytes = [0u8; 6];
+        rng.fill(&mut bytes)
+            .map_err(|_| anyhow::anyhow!("no randomness for a temporary directory name"))?;
+        let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = base.join(format!("edgeup-fleet-{suffix}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating {}", dir.display()));
+            }
+        }
+    }
+    Err(anyhow::anyhow!(
+        "could not create a private directory in {}: {last:?}",
+        base.display()
+    ))
 }

@@ -2,7 +2,7 @@
 //! `edgeup --json apply|plan` remotely, and stream its events.
 
 use super::inventory::Target;
-use super::ssh::Ssh;
+use super::ssh::{Ssh, quote};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::path::Path;
@@ -39,66 +39,145 @@ fn sudo(target: &Target) -> &'static str {
     if target.sudo { "sudo -n " } else { "" }
 }
 
-impl Job<'_> {
-    pub fn run(&self, on_event: &mut dyn FnMut(&Value)) -> Result<Finished> {
-        let target = self.ssh.target;
-        self.ssh.connect()?;
-        let probe = self.ssh.run(&format!(
-            "uname -m; {sudo}sh -c 'sha256sum {REMOTE_BINARY} {REMOTE_SITE} 2>/dev/null; true'",
-            sudo = sudo(target)
-        ))?;
-        if probe.status != 0 {
-            bail!("{}", explain_sudo(&probe.stderr, target));
-        }
-        let mut lines = probe.stdout.lines();
+/// What the probe found on the host.
+struct Probe {
+    arch: String,
+    /// The login user's uid.
+    uid: String,
+    /// A private directory (mktemp -d, owned by the login user) for uploads.
+    staging: String,
+    sums: Vec<(String, String)>,
+}
+
+impl Probe {
+    fn parse(stdout: &str) -> Result<Probe> {
+        let mut lines = stdout.lines();
         let arch = lines.next().unwrap_or("").trim().to_string();
-        let remote_sums: Vec<(String, String)> = lines
+        let uid = lines.next().unwrap_or("").trim().to_string();
+        let staging = lines.next().unwrap_or("").trim().to_string();
+        if arch.is_empty() || uid.is_empty() || !staging.starts_with('/') {
+            bail!("unexpected answer to the probe: {stdout:?}");
+        }
+        let sums = lines
             .filter_map(|l| {
                 let (sum, path) = l.split_once(char::is_whitespace)?;
                 Some((path.trim().to_string(), sum.to_string()))
             })
             .collect();
-        let remote_sum = |path: &str| {
-            remote_sums
-                .iter()
-                .find(|(p, _)| p == path)
-                .map(|(_, s)| s.clone())
-        };
+        Ok(Probe {
+            arch,
+            uid,
+            staging,
+            sums,
+        })
+    }
+
+    fn sum(&self, path: &str) -> Option<&str> {
+        self.sums
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, s)| s.as_str())
+    }
+}
+
+impl Job<'_> {
+    pub fn run(&self, on_event: &mut dyn FnMut(&Value)) -> Result<Finished> {
+        let target = self.ssh.target;
+        self.ssh.connect()?;
+        // One round trip: architecture, uid, a private staging directory (never a
+        // predictable /tmp name that another local user could plant), and the
+        // checksums of what is installed (the site file is root's: sudo).
+        let probe = self.ssh.run(&format!(
+            "uname -m && id -u && mktemp -d /tmp/edgeup.XXXXXXXXXX && \
+             {sudo}sh -c 'sha256sum {REMOTE_BINARY} {REMOTE_SITE} 2>/dev/null; true'",
+            sudo = sudo(target)
+        ))?;
+        let parsed = Probe::parse(&probe.stdout);
+        if probe.status != 0 {
+            if let Ok(p) = &parsed {
+                self.remove_staging(&p.staging);
+            }
+            bail!("{}", explain_sudo(&probe.stderr, target));
+        }
+        let probe = parsed?;
+        if probe.uid != "0" && !target.sudo {
+            self.remove_staging(&probe.staging);
+            bail!(
+                "{} logs in as {}, not root, and become is off: edgeup needs root there; \
+                 log in as root, or set become: true (sudo -n) for this host",
+                target.name,
+                target.user
+            );
+        }
+        let result = self.converge(&probe, on_event);
+        self.remove_staging(&probe.staging);
+        result
+    }
+
+    fn remove_staging(&self, staging: &str) {
+        let _ = self.ssh.run(&format!("rm -rf {}", quote(staging)));
+    }
+
+    /// `apply`: installs the binary and the site where they live, then runs
+    /// them. `plan` changes nothing on the host: what differs is run from the
+    /// staging directory and never installed (the site file is the record
+    /// `edgeup renew` and `status` read: a plan must not replace it).
+    fn converge(&self, probe: &Probe, on_event: &mut dyn FnMut(&Value)) -> Result<Finished> {
+        let target = self.ssh.target;
+        let install = self.command == "apply";
         let mut copied = Vec::new();
-        let binary = self.binaries.for_arch(&arch)?;
-        if remote_sum(REMOTE_BINARY).as_deref() != Some(binary.sha256.as_str()) {
-            self.install(&binary.path, REMOTE_BINARY, "0755")?;
-            copied.push(format!("edgeup ({arch})"));
+        let binary = self.binaries.for_arch(&probe.arch)?;
+        let mut remote_binary = REMOTE_BINARY.to_string();
+        if probe.sum(REMOTE_BINARY) != Some(binary.sha256.as_str()) {
+            let staged = format!("{}/edgeup", probe.staging);
+            self.ssh.upload(&binary.path, &staged)?;
+            if install {
+                self.install(&staged, &binary.sha256, REMOTE_BINARY, "0755")?;
+            } else {
+                self.verify(&staged, &binary.sha256, "chmod 0755")?;
+                remote_binary = staged;
+            }
+            copied.push(format!("edgeup ({})", probe.arch));
         }
         let site_yaml = site_file_text(&target.site)?;
-        if remote_sum(REMOTE_SITE).as_deref()
-            != Some(super::sha256_hex(site_yaml.as_bytes()).as_str())
-        {
-            let local = self.work_dir.join(format!("site-{}.yaml", target.name));
+        let site_sum = super::sha256_hex(site_yaml.as_bytes());
+        let mut remote_site = REMOTE_SITE.to_string();
+        if probe.sum(REMOTE_SITE) != Some(site_sum.as_str()) {
+            let local = self.work_dir.join(format!(
+                "site-{}.yaml",
+                super::sha256_hex(target.name.as_bytes())
+            ));
             write_private(&local, site_yaml.as_bytes())?;
-            self.install(&local, REMOTE_SITE, "0600")?;
+            let staged = format!("{}/site.yaml", probe.staging);
+            let uploaded = self.ssh.upload(&local, &staged);
+            let _ = std::fs::remove_file(&local);
+            uploaded?;
+            if install {
+                self.install(&staged, &site_sum, REMOTE_SITE, "0600")?;
+            } else {
+                self.verify(&staged, &site_sum, "true")?;
+                remote_site = staged;
+            }
             copied.push("site.yaml".into());
         }
         let mut recap = Value::Null;
         let output = self.ssh.stream(
             &format!(
-                "{sudo}{REMOTE_BINARY} --json {cmd} {yes}-f {REMOTE_SITE}",
+                "{sudo}{bin} --json {cmd} {yes}-f {site}",
                 sudo = sudo(target),
+                bin = quote(&remote_binary),
                 cmd = self.command,
-                yes = if self.command == "apply" {
-                    "--yes "
-                } else {
-                    ""
-                }
+                yes = if install { "--yes " } else { "" },
+                site = quote(&remote_site),
             ),
             |line| match serde_json::from_str::<Value>(line) {
-                Ok(event) => {
+                Ok(event) if event.is_object() => {
                     if event["event"] == "recap" {
                         recap = event.clone();
                     }
                     on_event(&event);
                 }
-                Err(_) => on_event(&serde_json::json!({"event": "output", "line": line})),
+                _ => on_event(&serde_json::json!({"event": "output", "line": line})),
             },
         )?;
         if recap.is_null() {
@@ -116,14 +195,31 @@ impl Job<'_> {
         })
     }
 
-    /// Uploads to a temp path, then installs with the wanted mode as root.
-    fn install(&self, local: &Path, remote: &str, mode: &str) -> Result<()> {
-        let target = self.ssh.target;
-        let temp = format!("/tmp/.edgeup-upload-{}-{}", target.name, std::process::id());
-        self.ssh.upload(local, &temp)?;
+    /// Checks what arrived in the staging directory against the local
+    /// checksum (a cut connection must not install half a binary), then runs `then`.
+    fn verify(&self, staged: &str, sha256: &str, then: &str) -> Result<()> {
         let out = self.ssh.run(&format!(
-            "{sudo}install -D -m {mode} -o root -g root {temp} {remote}; status=$?; rm -f {temp}; exit $status",
-            sudo = sudo(target)
+            "echo {sha256}'  '{path} | sha256sum -c --quiet --status && {then} {path}",
+            path = quote(staged)
+        ))?;
+        if out.status != 0 {
+            bail!(
+                "{staged} on {} does not match what was sent: {}",
+                self.ssh.target.name,
+                out.stderr.trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Verifies the staged file, then installs it with the wanted mode, owned by root.
+    fn install(&self, staged: &str, sha256: &str, remote: &str, mode: &str) -> Result<()> {
+        let target = self.ssh.target;
+        self.verify(staged, sha256, "true")?;
+        let out = self.ssh.run(&format!(
+            "{sudo}install -D -m {mode} -o root -g root {staged} {remote}",
+            sudo = sudo(target),
+            staged = quote(staged),
         ))?;
         if out.status != 0 {
             bail!("installing {remote}: {}", explain_sudo(&out.stderr, target));

@@ -144,6 +144,8 @@ pub fn targets(inv: &Inventory, base_site: Option<&Site>, limit: &[String]) -> R
                 host.site.clone().unwrap_or(serde_json::Value::Null),
             ),
         );
+        let mut site_value = site_value;
+        site_booleans(&mut site_value);
         let site: Site = match serde_json::from_value(site_value) {
             Ok(site) => site,
             Err(e) => {
@@ -181,6 +183,29 @@ pub fn targets(inv: &Inventory, base_site: Option<&Site>, limit: &[String]) -> R
         bail!("no hosts selected: add hosts to the inventory or pass --host user@address");
     }
     Ok(out)
+}
+
+/// The site's boolean keys, as paths.
+const SITE_BOOLEANS: &[&[&str]] = &[&["hsts"], &["acme", "preflight"]];
+
+/// The inventory is read with YAML 1.2 booleans so that `directory: off`
+/// stays a string; the site's boolean keys then accept the words a site file
+/// accepts there (`hsts: off`, `preflight: no`), with the same meaning.
+fn site_booleans(site: &mut serde_json::Value) {
+    for path in SITE_BOOLEANS {
+        let mut value = Some(&mut *site);
+        for key in *path {
+            value = value.and_then(|v| v.get_mut(*key));
+        }
+        if let Some(v) = value {
+            let word = v.as_str().map(str::to_ascii_lowercase);
+            match word.as_deref() {
+                Some("on" | "yes" | "true") => *v = serde_json::Value::Bool(true),
+                Some("off" | "no" | "false") => *v = serde_json::Value::Bool(false),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// `over` merged key by key onto `base` (objects recursively; anything else replaces).
@@ -255,6 +280,21 @@ hosts:
         )?;
         let err = format!("{:#}", targets(&inv, None, &[]).err().context("must fail")?);
         assert!(err.contains("x: domain"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn boolean_words_mean_what_they_mean_in_a_site_file() -> Result<()> {
+        let inv = parse(
+            "defaults: {site: {email: a@b.org, backends: ['127.0.0.1:3000']}}\nhosts:\n  \
+             x: {site: {domain: x.example.org, hsts: off, acme: {directory: off, preflight: no}}}\n  \
+             y: {site: {domain: y.example.org, hsts: on}}\n",
+        )?;
+        let all = targets(&inv, None, &[])?;
+        assert_eq!(all[0].site.hsts, Some(false));
+        assert!(!all[0].site.acme.preflight);
+        assert_eq!(all[0].site.acme.directory, "off");
+        assert_eq!(all[1].site.hsts, Some(true));
         Ok(())
     }
 

@@ -1,6 +1,7 @@
-//! OpenSSH as the transport: the operator's own ssh/scp, their keys and
-//! known_hosts, batch mode (never a password prompt), one multiplexed
-//! connection per host.
+//! OpenSSH as the transport: the operator's own ssh, their keys, ssh config
+//! and known_hosts, batch mode (never a password prompt), one multiplexed
+//! connection per host. Files travel over that connection too (`cat >`), so
+//! hosts need no sftp subsystem.
 
 use super::inventory::Target;
 use anyhow::{Context, Result, bail};
@@ -25,6 +26,14 @@ pub struct Output {
 const SSH_CONNECTION_FAILED: i32 = 255;
 
 impl Ssh<'_> {
+    /// One control socket per target: two inventory entries for the same
+    /// user@host:port must not share (the second master would fail to bind
+    /// and linger as a plain background connection).
+    fn control_path(&self) -> String {
+        let id = super::sha256_hex(self.target.name.as_bytes());
+        format!("{}/{}", self.control_dir.display(), &id[..16])
+    }
+
     fn options(&self) -> Vec<String> {
         let mut o: Vec<String> = [
             "-o",
@@ -47,7 +56,7 @@ impl Ssh<'_> {
             }
         ));
         o.push("-o".into());
-        o.push(format!("ControlPath={}/%C", self.control_dir.display()));
+        o.push(format!("ControlPath={}", self.control_path()));
         if let Some(identity) = &self.target.identity {
             o.extend(["-o".into(), "IdentitiesOnly=yes".into(), "-i".into()]);
             o.push(identity.display().to_string());
@@ -87,12 +96,40 @@ impl Ssh<'_> {
             .run()
             .context("could not start ssh (is openssh-client installed?)")?;
         if !out.status.success() {
-            bail!(
-                "unreachable: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!(self.connection_error(&String::from_utf8_lossy(&out.stderr)));
         }
         Ok(())
+    }
+
+    /// Why ssh could not get a session, in words that say what to do. Only a
+    /// network failure is "unreachable"; an unknown or changed host key and
+    /// a refused login are failures of their own.
+    fn connection_error(&self, stderr: &str) -> String {
+        // ssh ends its own messages with \r\n.
+        let stderr = stderr.replace("\r\n", "\n");
+        let stderr = stderr.trim();
+        let port = self.target.port;
+        if stderr.contains("Host key verification failed")
+            || stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+            || stderr.contains("host key is known for")
+        {
+            format!(
+                "host key not trusted: {stderr}\n(first contact: check the key and add it to \
+                 known_hosts, e.g. `ssh-keyscan -p {port} {addr} >> ~/.ssh/known_hosts`, or pass \
+                 --accept-new-host-keys; a changed key is never accepted)",
+                addr = self.target.address
+            )
+        } else if stderr.contains("Permission denied")
+            || stderr.contains("Too many authentication failures")
+        {
+            format!(
+                "login refused for {user}: {stderr}\n(edgeup uses your ssh keys and agent, never a \
+                 password: install a key for {user}, or set identity: in the inventory)",
+                user = self.target.user
+            )
+        } else {
+            format!("unreachable: {stderr}")
+        }
     }
 
     fn ssh_args(&self, script: &str) -> Vec<String> {
@@ -120,7 +157,7 @@ impl Ssh<'_> {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
         if output.status == SSH_CONNECTION_FAILED {
-            bail!("unreachable: {}", output.stderr.trim());
+            bail!(self.connection_error(&output.stderr));
         }
         Ok(output)
     }
@@ -152,44 +189,79 @@ impl Ssh<'_> {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
         if output.status == SSH_CONNECTION_FAILED {
-            bail!("unreachable: {}", output.stderr.trim());
+            bail!(self.connection_error(&output.stderr));
         }
         Ok(output)
     }
 
-    /// Copies a local file to `remote` (a path the login user may write).
+    /// Copies a local file to `remote` (a path the login user may write),
+    /// created with mode 0600, over the shared connection.
     pub fn upload(&self, local: &Path, remote: &str) -> Result<()> {
-        let mut args = self.options();
-        args.extend(["-o".into(), "ControlMaster=no".into()]);
-        args.extend(["-P".into(), self.target.port.to_string(), "-q".into()]);
-        args.push(local.display().to_string());
-        args.push(format!("{}:{remote}", self.destination()));
-        let out = duct::cmd("scp", args)
-            .stdin_null()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
-            .context("could not start scp")?;
-        if !out.status.success() {
-            bail!(
+        let out = duct::cmd(
+            "ssh",
+            self.ssh_args(&format!("umask 077 && cat > {}", quote(remote))),
+        )
+        .stdin_path(local)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("could not start ssh (is openssh-client installed?)")?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => Ok(()),
+            Some(SSH_CONNECTION_FAILED) => bail!(self.connection_error(&stderr)),
+            _ => bail!(
                 "copying {} to {remote} failed: {}",
                 local.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+                stderr.trim()
+            ),
         }
-        Ok(())
     }
 
     /// Closes the multiplexed connection.
     pub fn close(&self) {
         let mut args = self.options();
-        args.extend(["-O".into(), "exit".into(), self.destination()]);
+        args.extend([
+            "-p".into(),
+            self.target.port.to_string(),
+            "-O".into(),
+            "exit".into(),
+            self.destination(),
+        ]);
         let _ = duct::cmd("ssh", args)
             .stdin_null()
             .stdout_null()
             .stderr_null()
             .unchecked()
             .run();
+    }
+}
+
+/// `text` as one word for a POSIX shell.
+pub fn quote(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@,".contains(&b))
+    {
+        return text.to_string();
+    }
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(
+            quote("/tmp/edgeup.Ab12/site.yaml"),
+            "/tmp/edgeup.Ab12/site.yaml"
+        );
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), "'it'\\''s'");
+        assert_eq!(quote(""), "''");
     }
 }

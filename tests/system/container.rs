@@ -3,6 +3,15 @@
 //! systemd-nspawn, entered with nsenter. It shares the host's network, so
 //! HAProxy's 80/443 inside and test servers on the host's loopback meet.
 //! Dropping a `Container` powers it off and deletes its copy.
+//!
+//! `Boot` adds options for other tests (tests/fleet): the "fleet" rootfs
+//! (packages pre-installed, so a container needs no internet), no edgeup
+//! binary, files prepared before boot, and a private network namespace
+//! (`Netns`: a veth pair with addresses the test assigns) instead of the
+//! host's network.
+
+// Shared by two test targets; each uses a subset.
+#![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -118,35 +127,95 @@ pub struct Container {
     nspawn: Child,
     /// Host PID of the container's init (systemd, PID 1 inside).
     pub init: u32,
+    /// Dropped after `drop` has powered the container off.
+    _copy: RootCopy,
 }
 
-impl Container {
-    /// Copies the cached rootfs for `suite`, puts `binary` at /usr/local/bin/edgeup, and boots it.
-    pub fn boot(suite: &str, name: &str, binary: &Path) -> Container {
-        let base = base_rootfs(suite);
-        let root = Path::new(CACHE).join(format!("run-{name}-{}", std::process::id()));
+/// A fresh copy of a rootfs, deleted when dropped (also when a test fails
+/// between copying and booting).
+struct RootCopy(PathBuf);
+
+impl Drop for RootCopy {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Files to put in the copied rootfs before it boots.
+type Prepare<'a> = Box<dyn FnOnce(&Path) + 'a>;
+
+/// How to boot a container: `Boot::new(rootfs, name)`, options, `.start()`.
+pub struct Boot<'a> {
+    rootfs: PathBuf,
+    name: String,
+    binary: Option<&'a Path>,
+    netns: Option<PathBuf>,
+    prepare: Vec<Prepare<'a>>,
+}
+
+impl<'a> Boot<'a> {
+    /// A copy of `rootfs` (e.g. `base_rootfs("bookworm")`, `fleet_rootfs()`);
+    /// no edgeup binary, the host's network.
+    pub fn new(rootfs: PathBuf, name: &str) -> Boot<'a> {
+        Boot {
+            rootfs,
+            name: name.to_string(),
+            binary: None,
+            netns: None,
+            prepare: Vec::new(),
+        }
+    }
+
+    /// Puts `binary` at /usr/local/bin/edgeup.
+    pub fn binary(mut self, binary: &'a Path) -> Boot<'a> {
+        self.binary = Some(binary);
+        self
+    }
+
+    /// Boots into this network namespace (`Netns::path`) instead of the host's network.
+    pub fn network_namespace(mut self, path: PathBuf) -> Boot<'a> {
+        self.netns = Some(path);
+        self
+    }
+
+    /// Runs `f` on the copied rootfs (its path on the host) before booting.
+    pub fn prepare(mut self, f: impl FnOnce(&Path) + 'a) -> Boot<'a> {
+        self.prepare.push(Box::new(f));
+        self
+    }
+
+    pub fn start(self) -> Container {
+        let root = Path::new(CACHE).join(format!("run-{}-{}", self.name, std::process::id()));
         let _ = fs::remove_dir_all(&root);
+        let copy = RootCopy(root.clone());
         let cp = Command::new("cp")
             .args(["-a", "--reflink=auto"])
-            .arg(&base)
+            .arg(&self.rootfs)
             .arg(&root)
             .status()
             .expect("copy rootfs");
         assert!(cp.success(), "copying the rootfs failed");
-        fs::copy(binary, root.join("usr/local/bin/edgeup")).expect("copy edgeup in");
+        if let Some(binary) = self.binary {
+            fs::copy(binary, root.join("usr/local/bin/edgeup")).expect("copy edgeup in");
+        }
+        for prepare in self.prepare {
+            prepare(&root);
+        }
         let archives = "/var/cache/apt/archives";
         fs::create_dir_all(format!("{archives}/partial")).expect("apt cache dir");
-        let nspawn = Command::new("systemd-nspawn")
-            .arg("-D")
-            .arg(&root)
-            .args([
-                "-b",
-                "--console=passive",
-                "--register=no",
-                "--keep-unit",
-                &format!("--bind={archives}:{archives}"),
-                &format!("--machine=edgeup-{name}"),
-            ])
+        let mut nspawn = Command::new("systemd-nspawn");
+        nspawn.arg("-D").arg(&root).args([
+            "-b",
+            "--console=passive",
+            "--register=no",
+            "--keep-unit",
+            &format!("--bind={archives}:{archives}"),
+            &format!("--machine=edgeup-{}", self.name),
+        ]);
+        if let Some(netns) = &self.netns {
+            nspawn.arg(format!("--network-namespace-path={}", netns.display()));
+        }
+        let nspawn = nspawn
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -156,10 +225,18 @@ impl Container {
             root,
             init: 0,
             nspawn,
+            _copy: copy,
         };
         container.init = container.find_init();
         container.wait_running();
         container
+    }
+}
+
+impl Container {
+    /// Copies the cached rootfs for `suite`, puts `binary` at /usr/local/bin/edgeup, and boots it.
+    pub fn boot(suite: &str, name: &str, binary: &Path) -> Container {
+        Boot::new(base_rootfs(suite), name).binary(binary).start()
     }
 
     /// The descendant of systemd-nspawn that is PID 1 in its namespace.
@@ -251,7 +328,7 @@ impl Drop for Container {
                 _ => std::thread::sleep(Duration::from_millis(100)),
             }
         }
-        let _ = fs::remove_dir_all(&self.root);
+        // `_copy` deletes the rootfs copy now.
     }
 }
 
@@ -280,4 +357,227 @@ fn descendant_init(pid: u32) -> Option<u32> {
         }
     }
     None
+}
+
+/// What the "fleet" rootfs has on top of the bookworm base: sshd, sudo, and
+/// what `edgeup apply` installs on Debian (so it finds everything installed
+/// and needs no network), plus python3 for a test backend.
+pub const FLEET_PACKAGES: &[&str] = &[
+    "openssh-server",
+    "sudo",
+    "haproxy",
+    "certbot",
+    "openssl",
+    "procps",
+    "python3",
+];
+
+/// The bookworm base plus `FLEET_PACKAGES`, installed once with the host's
+/// network (systemd-nspawn without booting) and cached. Services are not
+/// started during the build, and sshd's host keys are removed: every copy
+/// gets its own (`ssh-keygen -A -f ROOT` before booting).
+pub fn fleet_rootfs() -> PathBuf {
+    let dir = Path::new(CACHE).join("bookworm-fleet");
+    let stamp = "etc/edgeup-test-rootfs";
+    let want = format!("bookworm + {}\n", FLEET_PACKAGES.join(" "));
+    if fs::read_to_string(dir.join(stamp)).is_ok_and(|s| s == want) {
+        assert!(
+            dir.join("usr/sbin/sshd").exists(),
+            "sshd is missing from {}: delete it to rebuild",
+            dir.display()
+        );
+        return dir;
+    }
+    let base = base_rootfs("bookworm");
+    let tmp = Path::new(CACHE).join("bookworm-fleet.tmp");
+    let _ = fs::remove_dir_all(&tmp);
+    let _cleanup = RootCopy(tmp.clone());
+    let started = Instant::now();
+    let cp = Command::new("cp")
+        .args(["-a", "--reflink=auto"])
+        .arg(&base)
+        .arg(&tmp)
+        .status()
+        .expect("copy rootfs");
+    assert!(cp.success(), "copying the rootfs failed");
+    // No service starts inside the build (there is no init to talk to anyway).
+    let policy = tmp.join("usr/sbin/policy-rc.d");
+    fs::write(&policy, "#!/bin/sh\nexit 101\n").expect("policy-rc.d");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&policy, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let archives = "/var/cache/apt/archives";
+    fs::create_dir_all(format!("{archives}/partial")).expect("apt cache dir");
+    let script = format!(
+        "apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+         apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends {}",
+        FLEET_PACKAGES.join(" ")
+    );
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let out = Command::new("systemd-nspawn")
+            .arg("-q")
+            .arg("-D")
+            .arg(&tmp)
+            .args([
+                "--register=no",
+                "--keep-unit",
+                &format!("--bind={archives}:{archives}"),
+                "-E",
+                "DEBIAN_FRONTEND=noninteractive",
+                "/bin/sh",
+                "-c",
+                &script,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run systemd-nspawn");
+        if out.status.success() {
+            break;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Another container's apt may hold the shared archive cache's lock.
+        if stderr.contains("Could not get lock") && attempt < 20 {
+            std::thread::sleep(Duration::from_secs(3));
+            continue;
+        }
+        panic!(
+            "installing {} into the fleet rootfs failed ({}):\n{}\n{stderr}",
+            FLEET_PACKAGES.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    fs::remove_file(&policy).expect("remove policy-rc.d");
+    for entry in fs::read_dir(tmp.join("etc/ssh"))
+        .expect("etc/ssh")
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
+            fs::remove_file(entry.path()).expect("remove a shared host key");
+        }
+    }
+    fs::write(tmp.join(stamp), &want).expect("stamp");
+    let _ = fs::remove_dir_all(&dir);
+    fs::rename(&tmp, &dir).expect("publish fleet rootfs");
+    eprintln!("built the fleet rootfs in {:.0?}", started.elapsed());
+    dir
+}
+
+/// A network namespace of the test's own, joined to the host by one veth
+/// pair: `host_if` with `host_addr`/24 on the host, `eth0` with `addr`/24
+/// inside (loopback up). Deleted, with its veth, when dropped.
+pub struct Netns {
+    pub name: String,
+    pub host_if: String,
+    pub host_addr: String,
+    pub addr: String,
+}
+
+const NETNS_PREFIX: &str = "edgeup-test-";
+
+impl Netns {
+    /// 10.231.`subnet`.1 on the host end, 10.231.`subnet`.2 inside.
+    pub fn create(subnet: u8) -> Netns {
+        let pid = std::process::id();
+        let ns = Netns {
+            name: format!("{NETNS_PREFIX}{pid}-{subnet}"),
+            // Interface names have at most 15 characters.
+            host_if: format!("eut{pid}-{subnet}"),
+            host_addr: format!("10.231.{subnet}.1"),
+            addr: format!("10.231.{subnet}.2"),
+        };
+        ip(&["netns", "add", &ns.name]);
+        ip(&[
+            "link",
+            "add",
+            &ns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &ns.name,
+        ]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", ns.host_addr),
+            "dev",
+            &ns.host_if,
+        ]);
+        ip(&["link", "set", &ns.host_if, "up"]);
+        ip(&[
+            "-n",
+            &ns.name,
+            "addr",
+            "add",
+            &format!("{}/24", ns.addr),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &ns.name, "link", "set", "eth0", "up"]);
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// For `Boot::network_namespace`.
+    pub fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.name)
+    }
+
+    /// Namespaces (and their veths) left by a test process that no longer
+    /// exists (killed before its guards ran).
+    pub fn remove_stale() {
+        let Ok(entries) = fs::read_dir("/run/netns") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((pid, subnet)) = name
+                .strip_prefix(NETNS_PREFIX)
+                .and_then(|rest| rest.split_once('-'))
+            else {
+                continue;
+            };
+            if pid.parse::<u32>().is_err() || Path::new("/proc").join(pid).exists() {
+                continue;
+            }
+            let _ = Command::new("ip")
+                .args(["link", "del", &format!("eut{pid}-{subnet}")])
+                .stderr(Stdio::null())
+                .status();
+            let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting one end of a veth deletes both.
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("run ip (apt-get install iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
