@@ -6,7 +6,7 @@ use crate::exit;
 use crate::report::plain::color_enabled;
 use anyhow::Result;
 use dialoguer::theme::{ColorfulTheme, SimpleTheme, Theme};
-use dialoguer::{Confirm, Input, Select};
+use dialoguer::{Confirm, Input, Password, Select};
 use std::io::IsTerminal;
 
 /// Checks one typed answer: `Err` holds the sentence shown before asking again.
@@ -22,6 +22,10 @@ pub trait Ask {
         allow_empty: bool,
         valid: Validator,
     ) -> Result<String>;
+    /// A secret (an EAB HMAC key): not echoed while typed, never a default.
+    fn secret(&mut self, prompt: &str, allow_empty: bool, valid: Validator) -> Result<String> {
+        self.text(prompt, None, allow_empty, valid)
+    }
     /// One of `items` (index), starting on `default`.
     fn choose(&mut self, prompt: &str, items: &[String], default: usize) -> Result<usize>;
     fn confirm(&mut self, prompt: &str, default: bool) -> Result<bool>;
@@ -85,6 +89,16 @@ impl Ask for Terminal {
             input = input.default(default.to_string());
         }
         let answer = input.interact_text().map_err(unanswered)?;
+        Ok(answer.trim().to_string())
+    }
+
+    fn secret(&mut self, prompt: &str, allow_empty: bool, valid: Validator) -> Result<String> {
+        let answer = Password::with_theme(self.theme.as_ref())
+            .with_prompt(prompt)
+            .allow_empty_password(allow_empty)
+            .validate_with(|value: &String| valid(value.trim()))
+            .interact()
+            .map_err(unanswered)?;
         Ok(answer.trim().to_string())
     }
 

@@ -103,7 +103,7 @@ pub fn ask_custom_ca(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
     } else {
         "EAB HMAC key (base64url)"
     };
-    let key = ask.text(prompt, None, keep, &valid_key)?;
+    let key = ask.secret(prompt, keep, &valid_key)?;
     let hmac_key = match (key.is_empty(), old) {
         (true, Some(old)) => old.hmac_key,
         _ => key,
