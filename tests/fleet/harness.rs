@@ -17,20 +17,13 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// Host tools the fleet test needs; a missing one fails the test.
 pub fn require_tools() {
-    for (tool, package) in [
+    crate::container::require(&[
         ("ssh", "openssh-client"),
         ("ssh-keygen", "openssh-client"),
         ("ip", "iproute2"),
         ("curl", "curl"),
         ("openssl", "openssl"),
-    ] {
-        let found = Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {tool}"))
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(found, "{tool} is missing: apt-get install {package}");
-    }
+    ]);
 }
 
 pub struct Spec {

@@ -35,13 +35,9 @@ pub fn exclusive() -> fs::File {
     file
 }
 
-/// Tools the harness needs; a missing one fails the test with the install hint.
-pub fn require_tools() {
-    for (tool, package) in [
-        ("debootstrap", "debootstrap"),
-        ("systemd-nspawn", "systemd-container"),
-        ("nsenter", "util-linux"),
-    ] {
+/// Fails the test (never skips) when a (tool, Debian package) is missing.
+pub fn require(tools: &[(&str, &str)]) {
+    for (tool, package) in tools {
         let found = Command::new("sh")
             .arg("-c")
             .arg(format!("command -v {tool}"))
@@ -49,6 +45,15 @@ pub fn require_tools() {
             .is_ok_and(|o| o.status.success());
         assert!(found, "{tool} is missing: apt-get install {package}");
     }
+}
+
+/// Tools the harness needs; a missing one fails the test with the install hint.
+pub fn require_tools() {
+    require(&[
+        ("debootstrap", "debootstrap"),
+        ("systemd-nspawn", "systemd-container"),
+        ("nsenter", "util-linux"),
+    ]);
     // SAFETY: geteuid cannot fail.
     assert!(
         unsafe { libc::geteuid() } == 0,

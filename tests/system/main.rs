@@ -19,6 +19,24 @@ fn edgeup_binary() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_edgeup"))
 }
 
+/// What every scenario starts with: the cross-process lock (scenarios share
+/// the host's ports 80/443), its clock, and a test app on loopback.
+struct Scenario {
+    _serial: std::fs::File,
+    started: Instant,
+    backend: u16,
+}
+
+fn scenario(app: &'static str) -> Scenario {
+    let _serial = container::exclusive();
+    require_tools();
+    Scenario {
+        _serial,
+        started: Instant::now(),
+        backend: start_backend(Role::App(app)),
+    }
+}
+
 /// The JSON lines of one `edgeup --json` run; the last one is the recap.
 struct Run {
     code: i32,
@@ -137,10 +155,11 @@ fn haproxy_workers(c: &Container) -> String {
 
 #[test]
 fn fresh_debian_converges_serves_https_and_second_run_changes_nothing() {
-    let _serial = container::exclusive();
-    require_tools();
-    let started = Instant::now();
-    let backend = start_backend(Role::App("system"));
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("system");
     let c = Container::boot("bookworm", "fresh", &edgeup_binary());
 
     let first = edgeup(&c, &format!("apply {}", site_flags(backend)));
@@ -429,10 +448,11 @@ fn assert_pebble_issued(c: &Container, pebble: &Pebble) {
 
 #[test]
 fn builtin_client_issues_renews_hitlessly_and_second_run_issues_nothing() {
-    let _serial = container::exclusive();
-    require_tools();
-    let started = Instant::now();
-    let backend = start_backend(Role::App("system"));
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("system");
     let pebble = pebble();
     let c = Container::boot("bookworm", "builtin", &edgeup_binary());
     trust_pebble(&c, &pebble);
@@ -515,10 +535,11 @@ fn builtin_client_issues_renews_hitlessly_and_second_run_issues_nothing() {
 
 #[test]
 fn certbot_client_issues_and_its_deploy_hook_rebuilds_the_pem_on_renewal() {
-    let _serial = container::exclusive();
-    require_tools();
-    let started = Instant::now();
-    let backend = start_backend(Role::App("system"));
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("system");
     let pebble = pebble();
     let c = Container::boot("bookworm", "certbot", &edgeup_binary());
     trust_pebble(&c, &pebble);
@@ -566,10 +587,11 @@ fn certbot_client_issues_and_its_deploy_hook_rebuilds_the_pem_on_renewal() {
 
 #[test]
 fn acme_failures_leave_the_placeholder_serving_and_say_why() {
-    let _serial = container::exclusive();
-    require_tools();
-    let started = Instant::now();
-    let backend = start_backend(Role::App("system"));
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("system");
     let c = Container::boot("bookworm", "acmefail", &edgeup_binary());
     let converge = edgeup(&c, &format!("apply {}", site_flags(backend)));
     assert_eq!(converge.code, 0, "{}", converge.stderr);

@@ -123,10 +123,11 @@ fn https_body(c: &Container) -> String {
 
 #[test]
 fn drift_in_config_unit_and_key_mode_is_repaired_with_one_reload() {
-    let _serial = container::exclusive();
-    require_tools();
-    let started = Instant::now();
-    let backend = start_backend(Role::App("drift"));
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("drift");
     let c = Container::boot("bookworm", "drift", &edgeup_binary());
     let flags = site_flags(backend);
     let first = edgeup(&c, &format!("apply {flags}"));
@@ -557,10 +558,11 @@ fn killed_runs_leave_a_loadable_config_and_whole_pems_and_the_next_run_converges
 
 #[test]
 fn two_applies_at_once_one_converges_the_other_exits_4_naming_the_lock() {
-    let _serial = container::exclusive();
-    require_tools();
-    let started = Instant::now();
-    let backend = start_backend(Role::App("race"));
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("race");
     let c = Container::boot("bookworm", "race", &edgeup_binary());
     let flags = site_flags(backend);
     // A fresh host: the winner spends seconds in apt while holding the lock.
@@ -622,10 +624,11 @@ fn two_applies_at_once_one_converges_the_other_exits_4_naming_the_lock() {
 
 #[test]
 fn switching_from_acme_off_to_a_ca_replaces_the_placeholder_and_turns_hsts_on() {
-    let _serial = container::exclusive();
-    require_tools();
-    let started = Instant::now();
-    let backend = start_backend(Role::App("switch"));
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("switch");
     let pebble = pebble();
     let c = Container::boot("bookworm", "switch", &edgeup_binary());
     trust_pebble(&c, &pebble);
@@ -713,10 +716,11 @@ fn fingerprint(c: &Container) -> String {
 
 #[test]
 fn bad_input_exits_2_naming_the_field_and_changes_nothing() {
-    let _serial = container::exclusive();
-    require_tools();
-    let started = Instant::now();
-    let backend = start_backend(Role::App("bad"));
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("bad");
     let c = Container::boot("bookworm", "badinput", &edgeup_binary());
     let good = site_flags(backend);
     let converge = edgeup(&c, &format!("apply {good}"));
@@ -1028,10 +1032,11 @@ fn bad_input_exits_2_naming_the_field_and_changes_nothing() {
 
 #[test]
 fn fresh_trixie_converges_serves_https_and_second_run_changes_nothing() {
-    let _serial = container::exclusive();
-    require_tools();
-    let started = Instant::now();
-    let backend = start_backend(Role::App("trixie"));
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("trixie");
     let c = Container::boot("trixie", "trixie", &edgeup_binary());
     assert!(
         c.ok("cat /etc/os-release")
@@ -1124,10 +1129,11 @@ fn fresh_trixie_converges_serves_https_and_second_run_changes_nothing() {
 
 #[test]
 fn apply_piped_into_head_does_not_panic_when_the_reader_exits() {
-    let _serial = container::exclusive();
-    require_tools();
-    let started = Instant::now();
-    let backend = start_backend(Role::App("pipe"));
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("pipe");
     let c = Container::boot("bookworm", "pipe", &edgeup_binary());
     let flags = site_flags(backend);
     // `head -n 1` exits after the first line; the next line edgeup prints
