@@ -238,6 +238,14 @@ fn warn_about(p: &Prepared, reporter: &mut dyn Reporter, mode: Mode) {
             ),
         });
     }
+    if let Some(example) = example_names(&p.site) {
+        reporter.event(&Event::Warning {
+            message: format!(
+                "{example} is an IANA example domain: Let's Encrypt refuses to register it as a \
+                 contact or to issue for it; use your real domain and mail address before `apply`"
+            ),
+        });
+    }
     if mode == Mode::Plan && !p.facts.systemd.running {
         reporter.event(&Event::Warning {
             message: format!(
@@ -246,6 +254,30 @@ fn warn_about(p: &Prepared, reporter: &mut dyn Reporter, mode: Mode) {
                 p.facts.systemd.pid1
             ),
         });
+    }
+}
+
+/// The domain or contact address when it is under example.com/.net/.org and
+/// a Let's Encrypt directory is chosen.
+fn example_names(site: &Site) -> Option<String> {
+    if !site.acme.directory.starts_with("letsencrypt") {
+        return None;
+    }
+    let is_example = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        ["example.com", "example.net", "example.org"]
+            .iter()
+            .any(|d| name == *d || name.ends_with(&format!(".{d}")))
+    };
+    let email_domain = site
+        .email
+        .as_deref()
+        .and_then(|e| e.rsplit_once('@'))
+        .map(|(_, d)| d);
+    if is_example(&site.domain) {
+        Some(site.domain.clone())
+    } else {
+        email_domain.filter(|d| is_example(d)).map(str::to_string)
     }
 }
 

@@ -376,11 +376,10 @@ fn email_shape(email: &str, le: bool) -> Result<(), Refusal> {
         ));
     }
     if le {
+        // example.com/.net/.org are real domains (IANA's): `plan` shows a
+        // warning for them instead (README and docs use them as placeholders).
         let lower = domain.to_ascii_lowercase();
-        let example = ["example.com", "example.net", "example.org"]
-            .iter()
-            .any(|d| lower == *d || lower.ends_with(&format!(".{d}")));
-        if example || reserved_suffix(&lower).is_some() {
+        if reserved_suffix(&lower).is_some() {
             return Err(refuse(
                 format!(
                     "is at {lower}, a reserved domain Let's Encrypt refuses as a contact address"

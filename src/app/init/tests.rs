@@ -291,9 +291,9 @@ fn missing_email_once_acme_is_on_is_asked_again_strictly() {
             A::Pick(0),
             A::Pick(KEEP),
             A::Confirm(true),
-            A::Pick(0),                 // change the email
-            A::Text(""),                // refused: now required
-            A::Text("you@example.com"), // refused: reserved domain under Let's Encrypt
+            A::Pick(0),               // change the email
+            A::Text(""),              // refused: now required
+            A::Text("you@mail.test"), // refused: reserved name under Let's Encrypt
             A::Text("ops@your-company.com"),
         ],
         blank_site(),

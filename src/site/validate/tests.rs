@@ -191,7 +191,7 @@ fn each_bad_value_names_its_field() {
             "ops@localhost",
         ),
         (
-            |s| s.email = Some("ops@example.com".into()),
+            |s| s.email = Some("ops@mail.test".into()),
             "email",
             "Let's Encrypt",
         ),
