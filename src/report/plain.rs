@@ -166,9 +166,13 @@ impl Reporter for PlainReporter {
                     self.timings.push((short, *duration_ms));
                 }
                 let quiet_ok = self.verbosity == Verbosity::Quiet && *status != Status::Failed;
-                // Skipped steps (conditions not met) only with -v; the recap counts them.
-                let hidden_skip =
-                    *status == Status::Skipped && self.verbosity != Verbosity::Verbose;
+                // Steps whose condition is not met only with -v (the recap counts
+                // them); a step skipped for another reason (no systemd) is shown.
+                let hidden_skip = *status == Status::Skipped
+                    && self.verbosity != Verbosity::Verbose
+                    && message
+                        .as_deref()
+                        .is_none_or(|m| m.starts_with("condition not met"));
                 if quiet_ok || hidden_skip {
                     return;
                 }
