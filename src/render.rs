@@ -154,11 +154,6 @@ fn bind_port(bind: &str) -> Option<&str> {
     bind.rsplit_once(':').map(|(_, port)| port)
 }
 
-/// How a `HOST:PORT` from the site becomes an HAProxy bind address.
-fn bind_address(listen: &str) -> String {
-    listen.to_string()
-}
-
 impl Vars {
     pub fn new(site: &Site, distro: &Distro, facts: FactVars) -> Vars {
         let haproxy = HaproxyFeatures::for_version(facts.haproxy_version.as_deref());
@@ -179,8 +174,8 @@ impl Vars {
         let derived = Derived {
             cert_path: format!("{}/{}.pem", distro.paths.certs_dir, site.domain),
             servers,
-            http_binds: site.listen.http.iter().map(|a| bind_address(a)).collect(),
-            https_binds: site.listen.https.iter().map(|a| bind_address(a)).collect(),
+            http_binds: site.listen.http.clone(),
+            https_binds: site.listen.https.clone(),
             acme_responder: site.listen.acme_responder.clone(),
             hsts: site.hsts_enabled(),
             path_prefix_regex: path_prefix.as_deref().map(regex_literal),

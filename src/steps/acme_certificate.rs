@@ -188,8 +188,10 @@ impl Step for AcmeCertificate {
         Ok(State::Drift(drift))
     }
 
-    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
-        if self.content_problem(ctx)?.is_none() {
+    fn apply(&self, ctx: &Ctx, drift: &Drift) -> Result<()> {
+        // Decided from check's drift: asking again would repeat the PEM parse
+        // and, under `renew`, the CA's renewal-window request.
+        if !pem_file::content_drifted(drift) {
             return pem_file::fix_attrs(ctx, &self.path, &self.owner, &self.group);
         }
         let domain = self.primary()?;

@@ -28,6 +28,11 @@ pub fn drift(
     Ok(drift)
 }
 
+/// Whether `drift` (made by [`drift`]) needs new content, or only mode/owner.
+pub fn content_drifted(drift: &Drift) -> bool {
+    drift.diff.is_some()
+}
+
 /// Mode and owner only (the content is right).
 pub fn fix_attrs(ctx: &Ctx, path: &str, owner: &str, group: &str) -> Result<()> {
     let want = attrs(ctx, "0600", owner, group)?;

@@ -76,9 +76,8 @@ impl Step for PlaceholderCert {
         Ok(State::Drift(drift))
     }
 
-    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
-        let current = ctx.host.read(&self.path)?;
-        if content_problem(current.as_deref(), &self.domain).is_none() {
+    fn apply(&self, ctx: &Ctx, drift: &Drift) -> Result<()> {
+        if !pem_file::content_drifted(drift) {
             return pem_file::fix_attrs(ctx, &self.path, &self.owner, &self.group);
         }
         let pem = pki::placeholder_pem(&self.domain)?;

@@ -132,11 +132,10 @@ impl Step for Service {
                 .run_ok(&Cmd::new("systemctl").arg(verb).arg(&self.name))
                 .map(|_| ())
         };
+        let enabled = is_enabled(props.get("UnitFileState").map_or("", |s| s));
         match self.enabled {
-            Some(true) if !is_enabled(props.get("UnitFileState").map_or("", |s| s)) => {
-                systemctl("enable")?
-            }
-            Some(false) => systemctl("disable")?,
+            Some(true) if !enabled => systemctl("enable")?,
+            Some(false) if enabled => systemctl("disable")?,
             _ => {}
         }
         match self.state.as_str() {
