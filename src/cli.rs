@@ -53,6 +53,40 @@ pub enum Command {
     Man(ManArgs),
     /// Apply (or plan) a site on many hosts over OpenSSH, in parallel, with one recap.
     Fleet(FleetArgs),
+    /// Add, remove or list the sites this host serves (edits /etc/edgeup/site.yaml, then converges).
+    #[command(subcommand)]
+    Site(SiteCommand),
+}
+
+// Parsed once per run: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Add a site beside the others, then converge (the other sites are untouched).
+    Add(SiteAddArgs),
+    /// Remove a site, then converge: its route leaves HAProxy, its certificate is archived.
+    Remove(SiteRemoveArgs),
+    /// The sites in the record, one per line (or JSON).
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct SiteAddArgs {
+    /// The new site (--domain and --backend at least; other flags default to the shared settings).
+    #[command(flatten)]
+    pub site: SiteArgs,
+    /// Do not ask for confirmation on a terminal.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SiteRemoveArgs {
+    /// The site's domain.
+    pub domain: String,
+    /// Do not ask for confirmation on a terminal.
+    #[arg(short, long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +132,9 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Only this site (default: every site).
+    #[arg(value_name = "DOMAIN")]
+    pub only: Option<String>,
     #[command(flatten)]
     pub site: SiteArgs,
     /// Probe HTTPS at this address instead of the loopback form of listen.https[0]
@@ -125,6 +162,9 @@ pub struct ManArgs {
 
 #[derive(Debug, Args)]
 pub struct RenewArgs {
+    /// Only this site's certificate (default: every due one).
+    #[arg(value_name = "DOMAIN")]
+    pub only: Option<String>,
     #[command(flatten)]
     pub converge: ConvergeArgs,
     /// Renew now, even if the certificate is not due (and past a rate-limit back-off).
@@ -139,6 +179,10 @@ pub struct ConvergeArgs {
     /// Playbook name under playbooks/.
     #[arg(long, default_value = crate::playbook::DEFAULT_PLAYBOOK)]
     pub playbook: String,
+    /// With --domain and no site file: make it the only site, removing the
+    /// others the host serves (without it, that is refused).
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +212,12 @@ pub struct SiteArgs {
     /// App address HOST:PORT (repeat for replicas).
     #[arg(long = "backend", value_name = "HOST:PORT")]
     pub backends: Vec<String>,
+    /// Another name for the site, on the same certificate (repeatable).
+    #[arg(long = "alias", value_name = "NAME")]
+    pub aliases: Vec<String>,
+    /// HTTP health-check path of the app, e.g. /health.
+    #[arg(long, value_name = "PATH")]
+    pub health: Option<String>,
     /// letsencrypt | letsencrypt-staging | https://directory-url | off
     #[arg(long, value_name = "DIRECTORY")]
     pub acme_directory: Option<String>,

@@ -3,24 +3,49 @@
 
 use crate::assets::Assets;
 use crate::distro::Distro;
-use crate::site::Site;
+use crate::site::{Config, Site};
 use anyhow::{Context, Result};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
-/// What templates and playbooks may refer to: `site`, `distro`, `facts`, and
-/// `haproxy` (features derived from the installed HAProxy version).
+/// What templates and playbooks may refer to: `sites` (each with its own
+/// `derived` and `acme`), `host` (what all sites share on this HAProxy),
+/// `distro`, `facts`, `haproxy` (features of the installed version),
+/// `acme` (run-wide ACME plumbing) and `retired` (sites no longer served).
 #[derive(Debug, Clone, Serialize)]
 pub struct Vars {
-    pub site: Site,
+    pub sites: Vec<SiteVars>,
+    pub host: HostVars,
     pub distro: Distro,
     pub facts: FactVars,
     pub haproxy: HaproxyFeatures,
-    /// Derived values templates should not have to compute.
-    pub derived: Derived,
     pub acme: crate::acme::AcmeVars,
+    pub retired: Vec<Retired>,
+    /// The configuration these vars were made from (the site record writes it).
+    #[serde(skip)]
+    pub config: Config,
+    /// The text to record for it, when it came from a file (comments kept).
+    #[serde(skip)]
+    pub record_text: Option<String>,
+}
+
+/// One site as templates see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteVars {
+    pub site: Site,
+    pub derived: Derived,
+    pub acme: crate::acme::SiteAcme,
+}
+
+/// A site that was served before and is not in the configuration any more.
+#[derive(Debug, Clone, Serialize)]
+pub struct Retired {
+    pub domain: String,
+    pub cert_path: String,
+    /// certbot's deploy hook for it, when certbot was its client.
+    pub hook_path: String,
 }
 
 /// Facts as templates see them (a small, stable subset of `facts::Facts`).
@@ -29,6 +54,7 @@ pub struct FactVars {
     pub selinux: String,
     pub firewall: String,
     pub systemd: bool,
+    pub ipv6: bool,
     pub haproxy_version: Option<String>,
 }
 
@@ -42,22 +68,42 @@ pub struct HaproxyFeatures {
     pub alpn: String,
 }
 
+/// What every site on this HAProxy shares.
 #[derive(Debug, Clone, Serialize)]
-pub struct Derived {
-    pub cert_path: String,
-    pub servers: Vec<Server>,
-    /// Bind addresses as HAProxy spells them.
+pub struct HostVars {
+    /// Bind addresses as HAProxy spells them (`:PORT` gets an IPv6 twin
+    /// where the host has IPv6).
     pub http_binds: Vec<String>,
     pub https_binds: Vec<String>,
     pub acme_responder: String,
+    pub firewall: String,
+    /// host name -> backend map (every name of every site).
+    pub sites_map: String,
+    /// Served to clients that send no SNI: the first site's certificate.
+    pub default_cert: String,
+    /// `:PORT` to add to `https://HOST` in redirects (empty for 443).
+    pub https_port_suffix: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Derived {
+    pub cert_path: String,
+    /// The HAProxy backend serving this site.
+    pub backend: String,
+    /// Every name (domain first), and the names besides the domain.
+    pub names: Vec<String>,
+    pub aliases: Vec<String>,
+    /// HTTP health-check path, if any.
+    pub health: Option<String>,
+    pub servers: Vec<Server>,
+    /// HAProxy health-checks the servers (replicas, or a health path).
+    pub check: bool,
     pub hsts: bool,
     /// `path:/PREFIX/` routing, normalised to `/PREFIX/` (leading and trailing slash).
     pub path_prefix: Option<String>,
     /// `path_prefix` as a regular expression matching it literally (metacharacters
     /// wrapped in `[]`, so HAProxy's config parser sees no backslashes).
     pub path_prefix_regex: Option<String>,
-    /// Where plain-HTTP requests are redirected: `https://DOMAIN`, plus `:PORT`
-    /// when the first HTTPS bind is not on 443.
     pub https_origin: String,
 }
 
@@ -149,46 +195,114 @@ fn regex_literal(literal: &str) -> String {
     out
 }
 
-/// The port of a bind address (`:443`, `127.0.0.1:8443`, `[::]:443`).
-fn bind_port(bind: &str) -> Option<&str> {
-    bind.rsplit_once(':').map(|(_, port)| port)
+/// Where the host -> backend map lives: beside haproxy.cfg.
+pub fn sites_map_path(distro: &Distro) -> String {
+    let dir = std::path::Path::new(&distro.paths.haproxy_config)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/etc/haproxy".into());
+    format!("{dir}/edgeup-sites.map")
+}
+
+/// A listen address as HAProxy spells it: `:PORT` (every address) becomes
+/// `:PORT` plus `[::]:PORT v6only` where the host has IPv6: two sockets, so
+/// IPv4 clients keep plain IPv4 source addresses (a `v4v6` socket would show
+/// them as `::ffff:a.b.c.d` in X-Forwarded-For). Not when the list names an
+/// `[IPv6]:PORT` of its own (the older `[":80", "[::]:80"]` pair).
+fn haproxy_binds(bind: &str, ipv6: bool, all: &[&String]) -> Vec<String> {
+    match bind.strip_prefix(':') {
+        Some(port)
+            if ipv6
+                && !all
+                    .iter()
+                    .any(|b| b.starts_with('[') && b.ends_with(&format!("]:{port}"))) =>
+        {
+            vec![bind.to_string(), format!("[::]:{port} v6only")]
+        }
+        _ => vec![bind.to_string()],
+    }
+}
+
+fn derived(site: &Site, certs_dir: &str) -> Derived {
+    let servers: Vec<Server> = site
+        .backends
+        .iter()
+        .enumerate()
+        .map(|(i, address)| Server {
+            name: format!("app{}", i + 1),
+            address: address.clone(),
+        })
+        .collect();
+    let path_prefix = site.path_prefix().map(normalise_prefix);
+    Derived {
+        cert_path: site.cert_path(certs_dir),
+        backend: site.backend_name(),
+        names: site.names(),
+        aliases: site.aliases.clone(),
+        health: site.health.clone(),
+        check: servers.len() > 1 || site.health.is_some(),
+        servers,
+        hsts: site.hsts_enabled(),
+        path_prefix_regex: path_prefix.as_deref().map(regex_literal),
+        path_prefix,
+        https_origin: site.https_origin(),
+    }
 }
 
 impl Vars {
-    pub fn new(site: &Site, distro: &Distro, facts: FactVars) -> Vars {
+    /// `retired` names the domains served before (the previous site record)
+    /// that `config` no longer has.
+    pub fn new(config: &Config, distro: &Distro, facts: FactVars, retired: &[String]) -> Vars {
         let haproxy = HaproxyFeatures::for_version(facts.haproxy_version.as_deref());
-        let servers = site
-            .backends
+        let certs_dir = &distro.paths.certs_dir;
+        let sites: Vec<SiteVars> = config
+            .sites
             .iter()
-            .enumerate()
-            .map(|(i, address)| Server {
-                name: format!("app{}", i + 1),
-                address: address.clone(),
+            .map(|site| SiteVars {
+                derived: derived(site, certs_dir),
+                acme: crate::acme::SiteAcme::new(site, distro, STATE_DIR),
+                site: site.clone(),
             })
             .collect();
-        let path_prefix = site.path_prefix().map(normalise_prefix);
-        let https_origin = match site.listen.https.first().and_then(|b| bind_port(b)) {
-            Some(port) if port != "443" => format!("https://{}:{port}", site.domain),
-            _ => format!("https://{}", site.domain),
+        let shared = config.shared();
+        let all: Vec<&String> = shared
+            .listen
+            .http
+            .iter()
+            .chain(&shared.listen.https)
+            .collect();
+        let binds = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .flat_map(|b| haproxy_binds(b, facts.ipv6, &all))
+                .collect()
         };
-        let derived = Derived {
-            cert_path: format!("{}/{}.pem", distro.paths.certs_dir, site.domain),
-            servers,
-            http_binds: site.listen.http.clone(),
-            https_binds: site.listen.https.clone(),
-            acme_responder: site.listen.acme_responder.clone(),
-            hsts: site.hsts_enabled(),
-            path_prefix_regex: path_prefix.as_deref().map(regex_literal),
-            path_prefix,
-            https_origin,
+        let host = HostVars {
+            http_binds: binds(&shared.listen.http),
+            https_binds: binds(&shared.listen.https),
+            acme_responder: shared.listen.acme_responder.clone(),
+            firewall: shared.firewall.clone(),
+            sites_map: sites_map_path(distro),
+            default_cert: shared.cert_path(certs_dir),
+            https_port_suffix: shared.https_port_suffix(),
         };
+        let retired = retired
+            .iter()
+            .map(|domain| Retired {
+                domain: domain.clone(),
+                cert_path: format!("{certs_dir}/{domain}.pem"),
+                hook_path: crate::acme::certbot::hook_path(&distro.paths.letsencrypt, domain),
+            })
+            .collect();
         Vars {
-            acme: crate::acme::AcmeVars::new(site, distro, STATE_DIR),
-            site: site.clone(),
+            acme: crate::acme::AcmeVars::new(config),
+            sites,
+            host,
             distro: distro.clone(),
             facts,
             haproxy,
-            derived,
+            retired,
+            config: config.clone(),
+            record_text: None,
         }
     }
 
@@ -290,7 +404,17 @@ mod tests {
         assert_eq!(normalise_prefix("owui/"), "/owui/");
         assert_eq!(normalise_prefix("/a/b/"), "/a/b/");
         assert_eq!(regex_literal("/chat.v1/"), "^/chat[.]v1/");
-        assert_eq!(bind_port("[::]:8443"), Some("8443"));
-        assert_eq!(bind_port(":443"), Some("443"));
+        let none: Vec<&String> = Vec::new();
+        assert_eq!(
+            haproxy_binds(":443", true, &none),
+            [":443", "[::]:443 v6only"]
+        );
+        assert_eq!(haproxy_binds(":443", false, &none), [":443"]);
+        assert_eq!(
+            haproxy_binds("127.0.0.1:8443", true, &none),
+            ["127.0.0.1:8443"]
+        );
+        let v6 = "[::]:443".to_string();
+        assert_eq!(haproxy_binds(":443", true, &[&v6]), [":443"]);
     }
 }

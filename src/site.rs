@@ -2,12 +2,15 @@
 //! Loaded from YAML and/or command-line flags, then validated as a whole
 //! (see `site/validate.rs`) before anything touches the host.
 
+pub mod config;
+pub mod edit;
 mod validate;
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-pub use validate::{Problem, validate};
+pub use config::{Config, SiteFile};
+pub use validate::{Problem, config_warnings, name_collisions, validate, validate_config};
 
 /// Where the HTTP-01 responder (builtin client or certbot standalone) listens by default.
 pub const DEFAULT_ACME_RESPONDER: &str = "127.0.0.1:8688";
@@ -18,6 +21,9 @@ pub struct Site {
     /// The public name, e.g. chat.example.com.
     #[serde(default)]
     pub domain: String,
+    /// More names on the same certificate (SANs), routed to the same app.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     /// Contact address for the ACME account (required unless ACME is off).
     #[serde(default)]
     pub email: Option<String>,
@@ -27,6 +33,9 @@ pub struct Site {
     /// `subdomain` (host header) or `path:/PREFIX/`.
     #[serde(default = "default_routing")]
     pub routing: String,
+    /// HTTP health-check path (e.g. `/health`): HAProxy checks every backend with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
     /// `auto`, `firewalld`, `ufw` or `none`.
     #[serde(default = "default_firewall")]
     pub firewall: String,
@@ -93,9 +102,11 @@ impl Default for Site {
     fn default() -> Self {
         Site {
             domain: String::new(),
+            aliases: Vec::new(),
             email: None,
             backends: Vec::new(),
             routing: default_routing(),
+            health: None,
             firewall: default_firewall(),
             hsts: None,
             acme: Acme::default(),
@@ -186,5 +197,43 @@ impl Site {
     /// The path prefix for `path:/PREFIX/` routing, `None` for subdomain routing.
     pub fn path_prefix(&self) -> Option<&str> {
         self.routing.strip_prefix("path:")
+    }
+
+    /// Every name the site answers to and its certificate covers: the domain first.
+    pub fn names(&self) -> Vec<String> {
+        std::iter::once(&self.domain)
+            .chain(&self.aliases)
+            .cloned()
+            .collect()
+    }
+
+    /// The combined certificate + key PEM HAProxy serves for this site.
+    pub fn cert_path(&self, certs_dir: &str) -> String {
+        format!("{certs_dir}/{}.pem", self.domain)
+    }
+
+    /// The HAProxy backend that serves this site (domain characters are all
+    /// valid in a backend name).
+    pub fn backend_name(&self) -> String {
+        format!("site_{}", self.domain)
+    }
+
+    /// `:PORT` when the first HTTPS bind is not on 443, else empty.
+    pub fn https_port_suffix(&self) -> String {
+        let port = self
+            .listen
+            .https
+            .first()
+            .and_then(|b| b.rsplit_once(':'))
+            .map(|(_, port)| port);
+        match port {
+            Some(port) if port != "443" => format!(":{port}"),
+            _ => String::new(),
+        }
+    }
+
+    /// `https://DOMAIN`, plus `:PORT` when the first HTTPS bind is not on 443.
+    pub fn https_origin(&self) -> String {
+        format!("https://{}{}", self.domain, self.https_port_suffix())
     }
 }

@@ -169,7 +169,12 @@ fn profile_paths_are_rendered() {
         ),
         "{deb}"
     );
-    assert!(deb.contains(" ssl crt /etc/haproxy/certs/ alpn "), "{deb}");
+    assert!(
+        deb.contains(
+            " ssl crt /etc/haproxy/certs/chat.example.test.pem crt /etc/haproxy/certs/ alpn "
+        ),
+        "{deb}"
+    );
     let el = render(&s, &rhel(), facts(None));
     assert!(
         el.contains(
@@ -283,7 +288,7 @@ fn rendered_configs_are_tidy_and_avoid_the_tutorial_defects() {
             matches!((redirect, acme), (Some(r), Some(a)) if r < a),
             "{name}: redirect must come before use_backend\n{cfg}"
         );
-        assert!(http[redirect.unwrap_or(0)].ends_with(" code 308 unless acme_challenge"));
+        assert!(http[redirect.unwrap_or(0)].ends_with(" code 308 if known_host !acme_challenge"));
         for bind in &v.site.listen.http {
             assert!(
                 http.contains(&format!("bind {bind}").as_str()),
@@ -304,8 +309,8 @@ fn rendered_configs_are_tidy_and_avoid_the_tutorial_defects() {
         };
         for bind in &v.site.listen.https {
             let expected = format!(
-                "bind {bind} ssl crt {}/ alpn {alpn} curves X25519:prime256v1:secp384r1",
-                v.distro.paths.certs_dir
+                "bind {bind} ssl crt {certs}/{DOMAIN}.pem crt {certs}/ alpn {alpn} curves X25519:prime256v1:secp384r1",
+                certs = v.distro.paths.certs_dir
             );
             assert!(
                 https.contains(&expected.as_str()),
@@ -326,32 +331,36 @@ fn rendered_configs_are_tidy_and_avoid_the_tutorial_defects() {
             "http-request set-header X-Forwarded-Proto https",
             "http-request set-header X-Forwarded-Host %[req.hdr(host)]",
             "http-request set-header X-Forwarded-Port %[dst_port]",
-            "default_backend app",
+            "use_backend %[var(txn.site)]",
         ] {
             assert!(
                 https.contains(&expected),
                 "{name}: https lacks `{expected}`\n{cfg}"
             );
         }
+        let app = section(&cfg, &format!("backend site_{DOMAIN}"));
         let hsts = "http-after-response set-header Strict-Transport-Security \"max-age=63072000\"";
+        assert!(
+            !https.contains(&hsts),
+            "{name}: HSTS is the site's, not the frontend's"
+        );
         assert_eq!(
-            https.contains(&hsts),
+            app.contains(&hsts),
             v.site.hsts_enabled(),
             "{name}: HSTS\n{cfg}"
         );
 
-        // Routing.
-        let site_acl = format!("acl site_host req.hdr(host),field(1,:),lower -m str {DOMAIN}");
-        assert!(
-            https.contains(&site_acl.as_str()),
-            "{name}: host ACL\n{cfg}"
-        );
+        // Routing: one map lookup, then the site's own backend.
+        let map = edgeup::render::sites_map_path(&v.distro);
+        let lookup =
+            format!("http-request set-var(txn.site) req.hdr(host),field(1,:),lower,map_str({map})");
+        assert!(https.contains(&lookup.as_str()), "{name}: host map\n{cfg}");
+        assert!(https.contains(
+            &"http-request return status 404 content-type text/plain string \
+              \"404 Not Found: no site is configured for this host name.\" unless { var(txn.site) -m found }"
+        ));
         match v.site.path_prefix() {
             None => {
-                assert!(https.contains(
-                    &"http-request return status 404 content-type text/plain string \
-                      \"404 Not Found: no site is configured for this host name.\" unless site_host"
-                ));
                 assert!(!cfg.contains("replace-path"), "{name}\n{cfg}");
             }
             Some(_) => {
@@ -368,13 +377,12 @@ fn rendered_configs_are_tidy_and_avoid_the_tutorial_defects() {
                 assert!(
                     https
                         .iter()
-                        .any(|l| l.ends_with("unless site_host site_path"))
+                        .any(|l| l.ends_with(&format!("if site_{DOMAIN} !site_{DOMAIN}_path")))
                 );
             }
         }
 
         // Backends.
-        let app = section(&cfg, "backend app");
         let servers: Vec<&&str> = app.iter().filter(|l| l.starts_with("server ")).collect();
         assert_eq!(servers.len(), v.site.backends.len(), "{name}\n{cfg}");
         let many = v.site.backends.len() > 1;
@@ -408,10 +416,10 @@ fn path_prefix_is_normalised_and_escaped() {
     let cfg = render(&s, &debian(), facts(Some("2.6.12")));
     let https = section(&cfg, "frontend https");
     for expected in [
-        "acl site_path path_beg /chat.v1/",
-        "http-request redirect location /chat.v1/ code 308 if site_host { path /chat.v1 }",
-        "http-request set-header X-Forwarded-Prefix /chat.v1",
-        "http-request replace-path ^/chat[.]v1/(.*) /\\1",
+        "acl site_chat.example.test_path path_beg /chat.v1/",
+        "http-request redirect location /chat.v1/ code 308 if site_chat.example.test { path /chat.v1 }",
+        "http-request set-header X-Forwarded-Prefix /chat.v1 if site_chat.example.test",
+        "http-request replace-path ^/chat[.]v1/(.*) /\\1 if site_chat.example.test",
     ] {
         assert!(https.contains(&expected), "no `{expected}` in\n{cfg}");
     }
@@ -747,10 +755,8 @@ fn live_subdomain_routing_headers_tls_and_websockets() {
         other.body
     );
     assert!(other.body.contains("404 Not Found"));
-    assert_eq!(
-        other.header("strict-transport-security"),
-        Some("max-age=63072000")
-    );
+    // HSTS is each site's own: a name this proxy does not serve gets none.
+    assert!(other.header("strict-transport-security").is_none());
 
     // Plain HTTP: 308 to HTTPS (port of the TLS bind), path and query kept.
     let http_url = format!("http://{DOMAIN}:{}/c/123?x=1", live.http);

@@ -25,12 +25,13 @@ const REPO: &str = "Enable the repository that carries certbot";
 const PACKAGES: &str = "Install haproxy, certbot and openssl";
 const CERT_DIR: &str = "Certificate directory";
 const PLACEHOLDER: &str = "Placeholder certificate (until a CA-issued one exists)";
+const MAP: &str = "Host name map (every site's names -> its backend)";
 const CONFIG: &str = "haproxy.cfg";
 const FIREWALL: &str = "Open ports 80 and 443";
 const SELINUX: &str = "SELinux lets HAProxy reach the app and the ACME responder";
 const SERVICE: &str = "haproxy enabled and running";
 const RELOAD: &str = "reload haproxy";
-const SITE_RECORD: &str = "Remember the site (/etc/edgeup/site.yaml)";
+const SITE_RECORD: &str = "Remember the sites (/etc/edgeup/site.yaml)";
 
 const VALIDATE: &str = "haproxy -c -q -f /etc/haproxy/.haproxy.cfg.edgeup-PID";
 const ENABLE: &str = "systemctl enable haproxy.service";
@@ -51,6 +52,7 @@ fn all_ok(family: Family) -> Vec<(String, Status, bool)> {
             (PACKAGES, Okay),
             (CERT_DIR, Okay),
             (PLACEHOLDER, Okay),
+            (MAP, Okay),
             (CONFIG, Okay),
             (FIREWALL, Okay),
             (SELINUX, Skipped),
@@ -62,6 +64,7 @@ fn all_ok(family: Family) -> Vec<(String, Status, bool)> {
             (PACKAGES, Okay),
             (CERT_DIR, Okay),
             (PLACEHOLDER, Okay),
+            (MAP, Okay),
             (CONFIG, Okay),
             (FIREWALL, Okay),
             (SELINUX, Okay),
@@ -101,6 +104,7 @@ fn debian_fresh_apply_transcript() {
             (PACKAGES, Changed),
             (CERT_DIR, Changed),
             (PLACEHOLDER, Changed),
+            (MAP, Changed),
             (CONFIG, Changed),
             (FIREWALL, Okay),
             (SELINUX, Skipped),
@@ -113,12 +117,12 @@ fn debian_fresh_apply_transcript() {
     let recap = run.recap();
     assert_eq!(
         (recap.ok, recap.changed, recap.failed, recap.skipped),
-        (1, 7, 0, 2 + run.acme_skipped())
+        (1, 8, 0, 2 + run.acme_skipped())
     );
     assert_eq!(
         run.acme_skipped(),
-        7,
-        "every certificate step is skipped with ACME off"
+        4,
+        "every renewal step is skipped with ACME off (and no site has certificate steps)"
     );
     assert_eq!(
         run.message(FIREWALL),
@@ -153,6 +157,7 @@ fn rocky_fresh_apply_transcript() {
             (PACKAGES, Changed),
             (CERT_DIR, Changed),
             (PLACEHOLDER, Changed),
+            (MAP, Changed),
             (CONFIG, Changed),
             (FIREWALL, Changed),
             (SELINUX, Changed),
@@ -162,7 +167,7 @@ fn rocky_fresh_apply_transcript() {
         ]),
         "{run:#?}"
     );
-    assert_eq!(run.recap().changed, 10);
+    assert_eq!(run.recap().changed, 11);
     assert_eq!(
         run.changes(FIREWALL),
         [
@@ -398,7 +403,7 @@ fn files_written(fx: Fixture, version: &str) {
     );
     assert_eq!(
         list_dir(fx.root(), "/etc/haproxy"),
-        ["certs", "haproxy.cfg"]
+        ["certs", "edgeup-sites.map", "haproxy.cfg"]
     );
 }
 
@@ -495,7 +500,7 @@ fn service_start_without_effect_fails() {
     );
     assert_eq!(run.status(SERVICE), Failed);
     let recap = run.recap();
-    assert_eq!((recap.failed, recap.changed), (1, 4), "{run:#?}");
+    assert_eq!((recap.failed, recap.changed), (1, 5), "{run:#?}");
     assert_eq!(run.count(RELOAD_CMD), 0, "no handler after a failed step");
 }
 
@@ -588,7 +593,7 @@ fn rejected_config_leaves_the_live_file_alone() {
     assert_eq!(fx.attrs(CFG), before);
     assert_eq!(
         list_dir(fx.root(), "/etc/haproxy"),
-        ["certs", "haproxy.cfg"]
+        ["certs", "edgeup-sites.map", "haproxy.cfg"]
     );
     assert_eq!(temp_files(fx.root()), Vec::<String>::new());
     assert_eq!(run.mutating(), [VALIDATE], "no reload after a failed step");
@@ -717,4 +722,91 @@ fn ufw_allows_80_and_443_once() {
     let again = fx.run(Mode::Apply, |r| r.dynamic("ufw allow", ufw));
     assert_eq!(again.mutating(), Vec::<String>::new(), "{again:#?}");
     assert_eq!(again.message(FIREWALL), "ufw allows 80/tcp, 443/tcp");
+}
+
+// ==================================================================== many sites
+
+/// Two sites on the RHEL path: the same command transcript as one site (one
+/// validation, one reload), a PEM per site, both names in the host map; a
+/// re-run runs nothing mutating; dropping a site archives its PEM with one
+/// reload.
+#[test]
+fn rocky_two_sites_then_one() {
+    let mut fx = Fixture::rocky_9();
+    let mut second = site();
+    second.domain = "grafana.example.com".into();
+    second.backends = vec!["127.0.0.1:3001".into()];
+    fx.config.sites.push(second.clone());
+    let run = fx.apply();
+    assert_eq!(
+        run.mutating(),
+        [
+            "dnf install -y epel-release",
+            "dnf install -y haproxy certbot openssl",
+            VALIDATE,
+            "firewall-cmd --permanent --add-service=http --add-service=https",
+            "firewall-cmd --add-service=http --add-service=https",
+            "setsebool -P haproxy_connect_any on",
+            ENABLE,
+            START,
+            RELOAD_CMD,
+        ],
+        "{run:#?}"
+    );
+    let placeholders: Vec<String> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            edgeup::report::Event::Step {
+                name, site, status, ..
+            } if name == PLACEHOLDER => {
+                Some(format!("{} {status:?}", site.clone().unwrap_or_default()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        placeholders,
+        ["chat.example.com Changed", "grafana.example.com Changed"]
+    );
+    assert_eq!(
+        list_dir(fx.root(), "/etc/haproxy/certs"),
+        ["chat.example.com.pem", "grafana.example.com.pem"]
+    );
+    let map = String::from_utf8(fx.read("/etc/haproxy/edgeup-sites.map").unwrap_or_default())
+        .unwrap_or_default();
+    assert!(
+        map.contains("\nchat.example.com site_chat.example.com\ngrafana.example.com site_grafana.example.com\n"),
+        "{map}"
+    );
+    let record =
+        String::from_utf8(fx.read("/etc/edgeup/site.yaml").unwrap_or_default()).unwrap_or_default();
+    assert_eq!(
+        edgeup::site::Config::from_text(&record).as_ref(),
+        Some(&fx.config),
+        "{record}"
+    );
+    assert!(
+        fx.apply().mutating().is_empty(),
+        "a converged two-site host runs nothing"
+    );
+
+    fx.config.sites = vec![second];
+    let run = fx.apply();
+    assert_eq!(run.mutating(), [VALIDATE, RELOAD_CMD], "{run:#?}");
+    assert_eq!(run.status("Retire the removed site"), Changed, "{run:#?}");
+    assert_eq!(
+        list_dir(fx.root(), "/etc/haproxy/certs"),
+        ["grafana.example.com.pem"]
+    );
+    let archived = list_dir(fx.root(), "/var/lib/edgeup/archive");
+    assert!(
+        archived.len() == 1 && archived[0].starts_with("chat.example.com.pem."),
+        "{archived:?}"
+    );
+    assert_eq!(fx.attrs("/var/lib/edgeup/archive").0 & 0o777, 0o700);
+    assert!(
+        fx.apply().mutating().is_empty(),
+        "retired once, then converged"
+    );
 }

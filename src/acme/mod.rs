@@ -13,19 +13,21 @@ pub mod preflight;
 pub mod responder;
 
 use crate::distro::Distro;
-use crate::site::Site;
+use crate::site::{Config, Site};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// What playbooks see as `acme`: the CA settings and the renewal plumbing.
+/// What playbooks see as `acme`: what the sites' ACME settings add up to.
 #[derive(Debug, Clone, Serialize)]
 pub struct AcmeVars {
+    /// Some site gets its certificate from a CA.
     pub enabled: bool,
-    pub ca: CaSettings,
-    pub domains: Vec<String>,
-    /// certbot's deploy hook (path and script).
-    pub hook_path: String,
-    pub hook: String,
+    /// Some site uses the builtin client (edgeup-renew.timer renews it).
+    pub builtin: bool,
+    /// Some site uses certbot (certbot's timer renews it).
+    pub certbot: bool,
+    /// One account per distinct CA setting, in site order.
+    pub accounts: Vec<CaSettings>,
     /// This binary, for the renewal service unit.
     pub edgeup_binary: String,
     /// `edgeup renew --force`.
@@ -35,9 +37,45 @@ pub struct AcmeVars {
 }
 
 impl AcmeVars {
-    pub fn new(site: &Site, distro: &Distro, state_dir: &str) -> AcmeVars {
+    pub fn new(config: &Config) -> AcmeVars {
+        let enabled: Vec<&Site> = config.sites.iter().filter(|s| s.acme.enabled()).collect();
+        let mut accounts: Vec<CaSettings> = Vec::new();
+        for site in &enabled {
+            let ca = CaSettings::of(site);
+            if !accounts.contains(&ca) {
+                accounts.push(ca);
+            }
+        }
+        AcmeVars {
+            enabled: !enabled.is_empty(),
+            builtin: enabled.iter().any(|s| s.acme.client == "builtin"),
+            certbot: enabled.iter().any(|s| s.acme.client == "certbot"),
+            accounts,
+            edgeup_binary: std::env::current_exe()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "/usr/local/bin/edgeup".into()),
+            force: false,
+            renewing: false,
+        }
+    }
+}
+
+/// One site's ACME settings as playbooks see them (`sites[i].acme`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteAcme {
+    pub enabled: bool,
+    pub ca: CaSettings,
+    /// Every name on the certificate, the domain first.
+    pub domains: Vec<String>,
+    /// certbot's deploy hook (path and script).
+    pub hook_path: String,
+    pub hook: String,
+}
+
+impl SiteAcme {
+    pub fn new(site: &Site, distro: &Distro, state_dir: &str) -> SiteAcme {
         let letsencrypt = &distro.paths.letsencrypt;
-        let pem = format!("{}/{}.pem", distro.paths.certs_dir, site.domain);
+        let pem = site.cert_path(&distro.paths.certs_dir);
         let stage_dir = std::path::Path::new(&distro.paths.certs_dir)
             .parent()
             .map(|p| p.to_string_lossy().into_owned())
@@ -53,24 +91,12 @@ impl AcmeVars {
             unit: &distro.units.haproxy,
             state_dir,
         });
-        AcmeVars {
+        SiteAcme {
             enabled: site.acme.enabled(),
-            ca: CaSettings {
-                client: site.acme.client.clone(),
-                directory: site.acme.directory_url().unwrap_or_else(|| "off".into()),
-                ca_bundle: site.acme.ca_bundle.clone(),
-                email: site.email.clone(),
-                eab_kid: site.acme.eab.as_ref().map(|e| e.kid.clone()),
-                eab_hmac_key: site.acme.eab.as_ref().map(|e| e.hmac_key.clone()),
-            },
-            domains: vec![site.domain.clone()],
+            ca: CaSettings::of(site),
+            domains: site.names(),
             hook_path: certbot::hook_path(letsencrypt, &site.domain),
             hook,
-            edgeup_binary: std::env::current_exe()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| "/usr/local/bin/edgeup".into()),
-            force: false,
-            renewing: false,
         }
     }
 }
@@ -92,6 +118,19 @@ pub struct CaSettings {
     pub eab_kid: Option<String>,
     #[serde(default)]
     pub eab_hmac_key: Option<String>,
+}
+
+impl CaSettings {
+    pub fn of(site: &Site) -> CaSettings {
+        CaSettings {
+            client: site.acme.client.clone(),
+            directory: site.acme.directory_url().unwrap_or_else(|| "off".into()),
+            ca_bundle: site.acme.ca_bundle.clone(),
+            email: site.email.clone(),
+            eab_kid: site.acme.eab.as_ref().map(|e| e.kid.clone()),
+            eab_hmac_key: site.acme.eab.as_ref().map(|e| e.hmac_key.clone()),
+        }
+    }
 }
 
 /// A short, stable, file-name-safe key for a directory URL

@@ -10,7 +10,7 @@ use crate::host::Host;
 use crate::playbook;
 use crate::render::{FactVars, Vars};
 use crate::report::{Event, Reporter, Verbosity};
-use crate::site::Site;
+use crate::site::{Config, Site};
 use anyhow::Result;
 use std::io::IsTerminal;
 
@@ -21,9 +21,28 @@ pub struct Output {
     pub verbosity: Verbosity,
 }
 
+/// What to converge the host to: the configuration, and the text to record
+/// for it (a user's file or an edited record, comments and all; None: edgeup
+/// writes the configuration out itself).
+pub struct Target {
+    pub config: Config,
+    pub record_text: Option<String>,
+}
+
+impl From<super::site_input::Input> for Target {
+    fn from(input: super::site_input::Input) -> Target {
+        Target {
+            config: input.config,
+            record_text: input.text,
+        }
+    }
+}
+
 pub fn plan(host: &Host, assets: &Assets, args: &ConvergeArgs, out: &Output) -> Result<i32> {
-    let site = super::site_input::build(&args.site)?;
-    let prepared = prepare(host, assets, &site, &args.playbook, Run::plan())?;
+    let input = super::site_input::read(&args.site)?;
+    super::site_input::refuse_silent_removal(&args.site, &input.config, args.replace)?;
+    let target = Target::from(input);
+    let prepared = prepare(host, assets, &target, &args.playbook, Run::plan())?;
     let mut reporter = crate::report::for_output(out.json, out.verbosity, true);
     let recap = walk(host, assets, prepared, reporter.as_mut(), Run::plan())?;
     Ok(if recap.failed > 0 {
@@ -37,32 +56,59 @@ pub fn plan(host: &Host, assets: &Assets, args: &ConvergeArgs, out: &Output) -> 
 
 pub fn apply(host: &Host, assets: &Assets, args: &ApplyArgs, out: &Output) -> Result<i32> {
     require_root("apply")?;
-    let site = super::site_input::build(&args.converge.site)?;
-    let prepared = prepare(host, assets, &site, &args.converge.playbook, Run::apply())?;
+    let input = super::site_input::read(&args.converge.site)?;
+    super::site_input::refuse_silent_removal(
+        &args.converge.site,
+        &input.config,
+        args.converge.replace,
+    )?;
+    let how = ApplyHow {
+        playbook: &args.converge.playbook,
+        yes: args.yes,
+        diff: args.diff,
+    };
+    apply_target(host, assets, &Target::from(input), &how, out)
+}
+
+/// How `apply` (and `edgeup site add/remove`) runs.
+pub struct ApplyHow<'a> {
+    pub playbook: &'a str,
+    /// Do not ask on a terminal.
+    pub yes: bool,
+    /// Show file diffs while applying.
+    pub diff: bool,
+}
+
+/// Applies `target`: on a terminal (without `yes`) the plan is shown first
+/// and the user asked; then the walk, and the post-apply summary.
+pub fn apply_target(
+    host: &Host,
+    assets: &Assets,
+    target: &Target,
+    how: &ApplyHow,
+    out: &Output,
+) -> Result<i32> {
+    let prepared = prepare(host, assets, target, how.playbook, Run::apply())?;
     refuse_without_systemd(&prepared)?;
     let _lock = host.lock(STATE_DIR)?;
-    let interactive =
-        !out.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if interactive && !args.yes {
-        let mut preview = crate::report::for_output(false, out.verbosity, true);
-        let again = prepare(host, assets, &site, &args.converge.playbook, Run::apply())?;
+    if interactive(out) && !how.yes {
+        // The preview shows what changes per step (each names its site);
+        // whole diffs only with --diff or -v.
+        let diffs = how.diff || out.verbosity == Verbosity::Verbose;
+        let mut preview = crate::report::for_output(false, out.verbosity, diffs);
+        let again = prepare(host, assets, target, how.playbook, Run::apply())?;
         let recap = walk(host, assets, again, preview.as_mut(), Run::plan())?;
         if recap.changed == 0 && recap.failed == 0 {
             return Ok(exit::OK);
         }
-        let go = dialoguer::Confirm::new()
-            .with_prompt(format!("Apply {} change(s)?", recap.changed))
-            .default(false)
-            .interact()
-            .map_err(|e| exit::invalid(format!("could not read the answer: {e}")))?;
-        if !go {
+        if !confirm(&format!("Apply {} change(s)?", recap.changed))? {
             eprintln!("nothing changed");
             return Ok(exit::OK);
         }
     }
-    let mut reporter = crate::report::for_output(out.json, out.verbosity, args.diff);
+    let mut reporter = crate::report::for_output(out.json, out.verbosity, how.diff);
     let recap = walk(host, assets, prepared, reporter.as_mut(), Run::apply())?;
-    super::summary::after_apply(host, &site, &recap, out);
+    super::summary::after_apply(host, &target.config, &recap, out);
     Ok(if recap.failed > 0 {
         exit::FAILED
     } else {
@@ -70,19 +116,33 @@ pub fn apply(host: &Host, assets: &Assets, args: &ApplyArgs, out: &Output) -> Re
     })
 }
 
-/// `plan` or `apply` of a validated `site` on any host, reported to
+/// A person at a terminal (and not --json): questions may be asked.
+pub fn interactive(out: &Output) -> bool {
+    !out.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks `question` (default no).
+pub fn confirm(question: &str) -> Result<bool> {
+    dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .map_err(|e| exit::invalid(format!("could not read the answer: {e}")))
+}
+
+/// `plan` or `apply` of a validated configuration on any host, reported to
 /// `reporter`: the same preparation, systemd refusal, run lock and walk as
 /// the CLI, without the root check, the interactive preview and the exit
 /// code. Transcript tests run it on a fixture root with a scripted runner.
 pub fn converge(
     host: &Host,
     assets: &Assets,
-    site: &Site,
+    target: &Target,
     playbook_name: &str,
     run: Run,
     reporter: &mut dyn Reporter,
 ) -> Result<Recap> {
-    let prepared = prepare(host, assets, site, playbook_name, run)?;
+    let prepared = prepare(host, assets, target, playbook_name, run)?;
     if run.mode == Mode::Plan {
         return walk(host, assets, prepared, reporter, run);
     }
@@ -93,33 +153,37 @@ pub fn converge(
 
 /// How to walk the playbook.
 #[derive(Debug, Clone, Copy)]
-pub struct Run {
+pub struct Run<'a> {
     pub mode: Mode,
     /// Only steps with this tag (`certificate` for `edgeup renew`).
     pub only_tag: Option<&'static str>,
+    /// Only this site's steps (`edgeup renew DOMAIN`).
+    pub only_site: Option<&'a str>,
     pub force_renew: bool,
 }
 
-impl Run {
-    pub fn plan() -> Run {
+impl<'a> Run<'a> {
+    pub fn plan() -> Run<'a> {
         Run {
             mode: Mode::Plan,
             only_tag: None,
+            only_site: None,
             force_renew: false,
         }
     }
 
-    pub fn apply() -> Run {
+    pub fn apply() -> Run<'a> {
         Run {
             mode: Mode::Apply,
             ..Run::plan()
         }
     }
 
-    pub fn renew(force: bool) -> Run {
+    pub fn renew(force: bool, only_site: Option<&'a str>) -> Run<'a> {
         Run {
             mode: Mode::Apply,
             only_tag: Some("certificate"),
+            only_site,
             force_renew: force,
         }
     }
@@ -146,7 +210,7 @@ struct Prepared {
     vars: Vars,
     playbook: playbook::Playbook,
     playbook_name: String,
-    site: Site,
+    config: Config,
 }
 
 /// Commands that change the host refuse to start without root.
@@ -161,22 +225,24 @@ pub fn require_root(command: &str) -> Result<()> {
 }
 
 /// Everything that can be known before the first write: profile, facts,
-/// host-dependent validation, rendered playbook.
+/// host-dependent validation, the sites to retire, rendered playbook.
 fn prepare(
     host: &Host,
     assets: &Assets,
-    site: &Site,
+    target: &Target,
     playbook_name: &str,
     run: Run,
 ) -> Result<Prepared> {
+    let config = &target.config;
     let os = OsRelease::read(host.root()).map_err(|e| exit::unsuitable(format!("{e:#}")))?;
     let profiles = distro::load_all(assets)?;
     let distro = distro::select(&profiles, &os).map_err(|e| exit::unsuitable(format!("{e:#}")))?;
-    validate_against_host(site, &distro)?;
+    validate_against_host(config, &distro)?;
     let facts = Facts::gather(host, Some(&distro))?;
-    let mut vars = Vars::new(site, &distro, fact_vars(&facts));
+    let mut vars = Vars::new(config, &distro, fact_vars(&facts), &retired(host, config)?);
     vars.acme.force = run.force_renew;
     vars.acme.renewing = run.only_tag.is_some();
+    vars.record_text = target.record_text.clone();
     let playbook = playbook::load(assets, playbook_name, &vars)?;
     Ok(Prepared {
         distro,
@@ -184,31 +250,55 @@ fn prepare(
         vars,
         playbook,
         playbook_name: playbook_name.to_string(),
-        site: site.clone(),
+        config: config.clone(),
     })
 }
 
-/// Checks of the site that need the host: files it names, what the distro offers.
-fn validate_against_host(site: &Site, distro: &Distro) -> Result<()> {
-    let mut problems = Vec::new();
-    if let Some(bundle) = &site.acme.ca_bundle {
-        match std::fs::read(bundle) {
-            Ok(bytes) if crate::pki::parse_bundle(&bytes).is_ok() => {}
-            Ok(_) => problems.push(format!(
-                "acme.ca_bundle: \"{}\" holds no PEM certificate; point it at the CA's certificate file",
-                bundle.display()
-            )),
-            Err(e) => problems.push(format!(
-                "acme.ca_bundle: \"{}\" cannot be read ({e}); give the path of the CA's PEM file",
-                bundle.display()
-            )),
+/// Domains the last apply recorded that `config` no longer has.
+fn retired(host: &Host, config: &Config) -> Result<Vec<String>> {
+    // Without root the record (0600) cannot be read: `plan` then shows no retirement.
+    let text = host
+        .read_string(super::site_input::DEFAULT_SITE_FILE)
+        .unwrap_or_default();
+    let Some(recorded) = text.as_deref().and_then(Config::from_text) else {
+        return Ok(Vec::new());
+    };
+    Ok(recorded
+        .domains()
+        .into_iter()
+        .filter(|d| config.site(d).is_none())
+        .map(str::to_string)
+        .collect())
+}
+
+/// Checks of the sites that need the host: files they name, what the distro offers.
+fn validate_against_host(config: &Config, distro: &Distro) -> Result<()> {
+    let mut problems: Vec<String> = Vec::new();
+    for site in &config.sites {
+        let mut add = |p: String| {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        };
+        if let Some(bundle) = &site.acme.ca_bundle {
+            match std::fs::read(bundle) {
+                Ok(bytes) if crate::pki::parse_bundle(&bytes).is_ok() => {}
+                Ok(_) => add(format!(
+                    "acme.ca_bundle: \"{}\" holds no PEM certificate; point it at the CA's certificate file",
+                    bundle.display()
+                )),
+                Err(e) => add(format!(
+                    "acme.ca_bundle: \"{}\" cannot be read ({e}); give the path of the CA's PEM file",
+                    bundle.display()
+                )),
+            }
         }
-    }
-    if site.acme.enabled() && site.acme.client == "certbot" && !distro.certbot_available {
-        problems.push(format!(
-            "acme.client: \"certbot\" is not packaged for {}; use acme.client: builtin",
-            distro.name
-        ));
+        if site.acme.enabled() && site.acme.client == "certbot" && !distro.certbot_available {
+            add(format!(
+                "acme.client: \"certbot\" is not packaged for {}; use acme.client: builtin",
+                distro.name
+            ));
+        }
     }
     if problems.is_empty() {
         return Ok(());
@@ -224,27 +314,34 @@ pub fn fact_vars(facts: &Facts) -> FactVars {
         selinux: facts.selinux.clone(),
         firewall: facts.firewall.active.clone(),
         systemd: facts.systemd.running,
+        ipv6: facts.ipv6,
         haproxy_version: facts.haproxy_version().map(str::to_string),
     }
 }
 
 fn warn_about(p: &Prepared, reporter: &mut dyn Reporter, mode: Mode) {
-    if let Some(prefix) = p.site.path_prefix() {
-        reporter.event(&Event::Warning {
-            message: format!(
-                "routing: path {prefix}: Open WebUI has no sub-path support (its pages call /api, \
-                 /ws/socket.io and /_app at the root), so it will not work under {prefix}; \
-                 use routing: subdomain for Open WebUI"
-            ),
-        });
+    for site in &p.config.sites {
+        if let Some(prefix) = site.path_prefix() {
+            reporter.event(&Event::Warning {
+                message: format!(
+                    "{}: routing: path {prefix}: Open WebUI has no sub-path support (its pages call \
+                     /api, /ws/socket.io and /_app at the root), so it will not work under {prefix}; \
+                     use routing: subdomain for Open WebUI",
+                    site.domain
+                ),
+            });
+        }
+        if let Some(example) = example_names(site) {
+            reporter.event(&Event::Warning {
+                message: format!(
+                    "{example} is an IANA example domain: Let's Encrypt refuses to register it as a \
+                     contact or to issue for it; use your real domain and mail address before `apply`"
+                ),
+            });
+        }
     }
-    if let Some(example) = example_names(&p.site) {
-        reporter.event(&Event::Warning {
-            message: format!(
-                "{example} is an IANA example domain: Let's Encrypt refuses to register it as a \
-                 contact or to issue for it; use your real domain and mail address before `apply`"
-            ),
-        });
+    for message in crate::site::config_warnings(&p.config) {
+        reporter.event(&Event::Warning { message });
     }
     if mode == Mode::Plan && !p.facts.systemd.running {
         reporter.event(&Event::Warning {
@@ -257,8 +354,8 @@ fn warn_about(p: &Prepared, reporter: &mut dyn Reporter, mode: Mode) {
     }
 }
 
-/// The domain or contact address when it is under example.com/.net/.org and
-/// a Let's Encrypt directory is chosen.
+/// The domain, an alias or the contact address when it is under
+/// example.com/.net/.org and a Let's Encrypt directory is chosen.
 fn example_names(site: &Site) -> Option<String> {
     if !site.acme.directory.starts_with("letsencrypt") {
         return None;
@@ -273,12 +370,11 @@ fn example_names(site: &Site) -> Option<String> {
         .email
         .as_deref()
         .and_then(|e| e.rsplit_once('@'))
-        .map(|(_, d)| d);
-    if is_example(&site.domain) {
-        Some(site.domain.clone())
-    } else {
-        email_domain.filter(|d| is_example(d)).map(str::to_string)
-    }
+        .map(|(_, d)| d.to_string());
+    site.names()
+        .into_iter()
+        .chain(email_domain)
+        .find(|name| is_example(name))
 }
 
 fn walk(
@@ -314,6 +410,7 @@ fn walk(
         reporter,
         refresh: &refresh,
         only_tag: run.only_tag,
+        only_site: run.only_site,
     };
     engine.run(&p.playbook, &mut p.vars, mode)
 }

@@ -127,10 +127,16 @@ fn plan_then_apply(
     // File diffs only with -v: the plan's step list is what a first-timer reads.
     let diffs = out.verbosity == crate::report::Verbosity::Verbose;
     let mut reporter = crate::report::for_output(false, out.verbosity, diffs);
+    let target = converge::Target {
+        config: crate::site::Config {
+            sites: vec![site.clone()],
+        },
+        record_text: None,
+    };
     let recap = converge::converge(
         host,
         assets,
-        site,
+        &target,
         &args.playbook,
         Run::plan(),
         reporter.as_mut(),
@@ -170,6 +176,7 @@ fn plan_then_apply(
                 ..SiteArgs::default()
             },
             playbook: args.playbook.clone(),
+            replace: false,
         },
         yes: true,
         diff: false,

@@ -5,6 +5,7 @@ pub mod detect;
 pub mod fleet;
 pub mod init;
 pub mod renew;
+pub mod site;
 pub mod site_input;
 pub mod status;
 pub mod summary;
@@ -36,6 +37,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Fleet(args) => fleet::run(args, cli.json),
         Command::Init(args) => init::run(&host, &assets, args, &out),
         Command::Status(args) => status::run(&host, &assets, args, &out),
+        Command::Site(crate::cli::SiteCommand::Add(args)) => site::add(&host, &assets, args, &out),
+        Command::Site(crate::cli::SiteCommand::Remove(args)) => {
+            site::remove(&host, &assets, args, &out)
+        }
+        Command::Site(crate::cli::SiteCommand::List) => site::list(&out),
         Command::Completions(args) => {
             use std::io::Write;
             std::io::stdout()

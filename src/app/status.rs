@@ -85,19 +85,38 @@ pub fn run(
     out: &super::converge::Output,
 ) -> Result<i32> {
     refuse_unreadable_default(&args.site)?;
-    let site = super::site_input::build(&args.site)?;
+    let config = super::site_input::build(&args.site)?;
+    let sites: Vec<&Site> = match &args.only {
+        Some(only) => vec![config.site(only).ok_or_else(|| {
+            exit::invalid(format!(
+                "{only} is not one of the sites ({}); `edgeup site list` shows them",
+                config.domains().join(", ")
+            ))
+        })?],
+        None => config.sites.iter().collect(),
+    };
     let options = Options {
         connect: args.connect,
         timeout: Duration::from_secs(args.timeout.max(1)),
         now: pki::now(),
     };
-    let report = gather(host, assets, &site, &options);
-    if out.json {
-        crate::outln!("{}", serde_json::to_string(&report)?);
-    } else {
-        print::human(&report, out.verbosity);
+    // One report per site (one JSON line each), then the verdict over all.
+    let mut unhealthy = Vec::new();
+    for site in &sites {
+        let report = gather(host, assets, site, &options);
+        if out.json {
+            crate::outln!("{}", serde_json::to_string(&report)?);
+        } else {
+            print::human(&report, out.verbosity);
+        }
+        if !report.healthy {
+            unhealthy.push(site.domain.clone());
+        }
     }
-    Ok(if report.healthy {
+    if !out.json && sites.len() > 1 {
+        print::summary(sites.len(), &unhealthy);
+    }
+    Ok(if unhealthy.is_empty() {
         exit::OK
     } else {
         exit::UNHEALTHY

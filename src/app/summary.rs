@@ -6,18 +6,44 @@ use super::converge::Output;
 use crate::engine::Recap;
 use crate::host::Host;
 use crate::report::Verbosity;
-use crate::site::Site;
+use crate::site::{Config, Site};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 
-/// Prints the summary on human output (not with --json or -q, not after a failure).
-pub fn after_apply(host: &Host, site: &Site, recap: &Recap, out: &Output) {
+/// Prints the summary on human output (not with --json or -q, not after a
+/// failure): the Open WebUI settings for a one-site host, one line per site
+/// otherwise.
+pub fn after_apply(host: &Host, config: &Config, recap: &Recap, out: &Output) {
     if out.json || out.verbosity == Verbosity::Quiet || recap.failed > 0 {
         return;
     }
-    let docker = docker_present(host);
     crate::outln!();
-    for line in lines(site, &proxy_addresses(&site.backends), docker) {
-        crate::outln!("{line}");
+    if let [site] = config.sites.as_slice() {
+        let docker = docker_present(host);
+        for line in lines(site, &proxy_addresses(&site.backends), docker) {
+            crate::outln!("{line}");
+        }
+        return;
+    }
+    for site in &config.sites {
+        crate::outln!("{}", headline(site));
+    }
+}
+
+/// `Your site: URL/  (where its certificate comes from)`.
+fn headline(site: &Site) -> String {
+    let certificate = if site.acme.enabled() {
+        "certificate from the CA, renewed automatically"
+    } else {
+        "self-signed placeholder: browsers will warn (acme.directory is off)"
+    };
+    format!("Your site: {}/  ({certificate})", site_url(site))
+}
+
+fn site_url(site: &Site) -> String {
+    let origin = format!("https://{}", site.domain);
+    match site.path_prefix() {
+        Some(prefix) => format!("{origin}{}", prefix.trim_end_matches('/')),
+        None => origin,
     }
 }
 
@@ -25,17 +51,9 @@ pub fn after_apply(host: &Host, site: &Site, recap: &Recap, out: &Output) {
 /// address of HAProxy's connections; `docker` whether Docker is installed).
 pub fn lines(site: &Site, proxy: &[String], docker: bool) -> Vec<String> {
     let origin = format!("https://{}", site.domain);
-    let url = match site.path_prefix() {
-        Some(prefix) => format!("{origin}{}", prefix.trim_end_matches('/')),
-        None => origin.clone(),
-    };
-    let certificate = if site.acme.enabled() {
-        "certificate from the CA, renewed automatically"
-    } else {
-        "self-signed placeholder: browsers will warn (acme.directory is off)"
-    };
+    let url = site_url(site);
     let mut out = vec![
-        format!("Your site: {url}/  ({certificate})"),
+        headline(site),
         "Set these in Open WebUI's environment, then restart it:".to_string(),
         format!("  WEBUI_URL={url}"),
         format!("  CORS_ALLOW_ORIGIN={origin}"),

@@ -26,6 +26,8 @@ pub struct Recap {
     pub changed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Sites with a failed step, in the order they failed.
+    pub failed_sites: Vec<String>,
 }
 
 impl Recap {
@@ -49,6 +51,8 @@ pub struct Engine<'a> {
     pub refresh: &'a dyn Fn(&Host, &mut Vars) -> Result<()>,
     /// Only steps with this tag (e.g. `certificate` for `edgeup renew`).
     pub only_tag: Option<&'a str>,
+    /// Only this site's steps (and the host-wide ones), e.g. `edgeup renew DOMAIN`.
+    pub only_site: Option<&'a str>,
 }
 
 /// The run-wide part of a step's `Ctx` (copied out of the engine so the
@@ -115,6 +119,10 @@ impl Engine<'_> {
             .steps
             .iter()
             .filter(|e| self.only_tag.is_none_or(|tag| e.has_tag(tag)))
+            .filter(|e| {
+                self.only_site
+                    .is_none_or(|only| e.site.as_deref().is_none_or(|s| s == only))
+            })
             .collect();
         let total = selected.len();
         let mut stopped = false;
@@ -134,11 +142,37 @@ impl Engine<'_> {
                 }
                 continue;
             }
+            if let Some(site) = entry
+                .site
+                .as_ref()
+                .filter(|s| recap.failed_sites.contains(s))
+            {
+                self.reporter.event(&Event::Step {
+                    index: i + 1,
+                    total,
+                    name: entry.name.clone(),
+                    site: Some(site.clone()),
+                    status: Status::Skipped,
+                    handler: false,
+                    changes: vec![],
+                    diff: None,
+                    message: Some(format!("an earlier step of {site} failed")),
+                    duration_ms: 0,
+                });
+                recap.count(Status::Skipped);
+                continue;
+            }
             let status = self.step(i + 1, total, entry, vars, mode, &swaps, &mut pending)?;
             recap.count(status);
-            // Apply stops at the first failure (later steps build on earlier
-            // ones); plan keeps going to show everything it can.
-            stopped = status == Status::Failed && mode == Mode::Apply;
+            // Apply stops at the first failure of a host-wide step (later
+            // steps build on it); a site's failure stops only that site's
+            // steps. Plan keeps going to show everything it can.
+            if status == Status::Failed && mode == Mode::Apply {
+                match &entry.site {
+                    Some(site) => recap.failed_sites.push(site.clone()),
+                    None => stopped = true,
+                }
+            }
         }
         if !stopped {
             self.handlers(playbook, vars, mode, &swaps, &mut pending, &mut recap)?;
@@ -155,6 +189,7 @@ impl Engine<'_> {
             changed: recap.changed,
             failed: recap.failed,
             skipped: recap.skipped,
+            failed_sites: recap.failed_sites.clone(),
             mode: if mode == Mode::Plan { "plan" } else { "apply" }.into(),
             duration_ms: started.elapsed().as_millis() as u64,
         });
@@ -184,6 +219,7 @@ impl Engine<'_> {
                 index,
                 total,
                 name: entry.name.clone(),
+                site: entry.site.clone(),
                 status,
                 handler: false,
                 changes,
@@ -308,6 +344,7 @@ impl Engine<'_> {
                 index: i + 1,
                 total,
                 name: handler.name.clone(),
+                site: None,
                 status,
                 handler: true,
                 changes: vec![],

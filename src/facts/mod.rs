@@ -21,6 +21,8 @@ pub struct Facts {
     pub systemd: Systemd,
     pub firewall: Firewall,
     pub selinux: String,
+    /// The host has IPv6: `:PORT` listeners are rendered dual-stack.
+    pub ipv6: bool,
     pub is_root: bool,
     /// Installed package versions (haproxy, certbot, openssl...).
     pub packages: std::collections::BTreeMap<String, String>,
@@ -57,6 +59,7 @@ impl Facts {
             systemd: probes::systemd(host),
             firewall: probes::firewall(host)?,
             selinux: probes::selinux(host),
+            ipv6: probes::ipv6(host),
             is_root: probes::is_root(),
             packages,
         })

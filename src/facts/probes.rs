@@ -13,6 +13,14 @@ pub fn systemd(host: &Host) -> Systemd {
     Systemd { running, pid1 }
 }
 
+/// The kernel has IPv6 on at least one interface (/proc/net/if_inet6 lists
+/// its addresses; it is absent or empty with IPv6 disabled), so HAProxy can
+/// bind `[::]` with `v4v6`.
+pub fn ipv6(host: &Host) -> bool {
+    std::fs::read_to_string(host.path("/proc/net/if_inet6"))
+        .is_ok_and(|text| text.lines().any(|l| !l.trim().is_empty()))
+}
+
 /// `enforcing`, `permissive` or `disabled`, from selinuxfs (no fork).
 pub fn selinux(host: &Host) -> String {
     match std::fs::read_to_string(host.path("/sys/fs/selinux/enforce")) {

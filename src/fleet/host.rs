@@ -139,7 +139,7 @@ impl Job<'_> {
             }
             copied.push(format!("edgeup ({})", probe.arch));
         }
-        let site_yaml = site_file_text(&target.site)?;
+        let site_yaml = site_file_text(&target.config)?;
         let site_sum = super::sha256_hex(site_yaml.as_bytes());
         let mut remote_site = REMOTE_SITE.to_string();
         if probe.sum(REMOTE_SITE) != Some(site_sum.as_str()) {
@@ -230,8 +230,8 @@ impl Job<'_> {
 
 /// The site as edgeup writes it on the host (the same text every run, so its
 /// checksum tells whether it changed).
-pub fn site_file_text(site: &crate::site::Site) -> Result<String> {
-    let yaml = serde_saphyr::to_string(site).context("encoding the site as YAML")?;
+pub fn site_file_text(config: &crate::site::Config) -> Result<String> {
+    let yaml = config.to_yaml()?;
     Ok(format!(
         "# Written by `edgeup fleet`; edit the inventory instead.\n{yaml}"
     ))

@@ -2,7 +2,7 @@
 //! overrides), groups, and defaults; or hosts given as `--host user@addr[:port]`.
 //! Every host's effective site is validated before anything is contacted.
 
-use crate::site::{self, Site};
+use crate::site::{self, Config, SiteFile};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -49,7 +49,8 @@ pub struct Target {
     pub identity: Option<PathBuf>,
     /// Run remote commands through `sudo -n`.
     pub sudo: bool,
-    pub site: Site,
+    /// Every site this host serves, resolved and validated.
+    pub config: Config,
 }
 
 pub fn load(path: &Path) -> Result<Inventory> {
@@ -105,7 +106,11 @@ pub fn parse_host_flag(spec: &str) -> Result<(String, HostSettings)> {
 
 /// Hosts selected by `limit` (host names or group names, comma-separated;
 /// all when empty), each with its settings and site resolved and validated.
-pub fn targets(inv: &Inventory, base_site: Option<&Site>, limit: &[String]) -> Result<Vec<Target>> {
+pub fn targets(
+    inv: &Inventory,
+    base_site: Option<&Config>,
+    limit: &[String],
+) -> Result<Vec<Target>> {
     let selected: Vec<&String> = inv
         .hosts
         .keys()
@@ -136,7 +141,7 @@ pub fn targets(inv: &Inventory, base_site: Option<&Site>, limit: &[String]) -> R
         let host = &inv.hosts[name];
         let site_value = merge(
             base_site
-                .map(serde_json::to_value)
+                .map(|c| serde_json::to_value(c.to_site_file()))
                 .transpose()?
                 .unwrap_or(serde_json::Value::Null),
             merge(
@@ -146,14 +151,21 @@ pub fn targets(inv: &Inventory, base_site: Option<&Site>, limit: &[String]) -> R
         );
         let mut site_value = site_value;
         site_booleans(&mut site_value);
-        let site: Site = match serde_json::from_value(site_value) {
-            Ok(site) => site,
+        let file: SiteFile = match serde_json::from_value(site_value) {
+            Ok(file) => file,
             Err(e) => {
                 problems.push(format!("{name}: site: {e}"));
                 continue;
             }
         };
-        for p in site::validate(&site) {
+        let config = match file.resolve() {
+            Ok(config) => config,
+            Err(found) => {
+                problems.extend(found.iter().map(|p| format!("{name}: {p}")));
+                continue;
+            }
+        };
+        for p in site::validate_config(&config, Some(&file)) {
             problems.push(format!("{name}: {p}"));
         }
         out.push(Target {
@@ -170,7 +182,7 @@ pub fn targets(inv: &Inventory, base_site: Option<&Site>, limit: &[String]) -> R
                 .clone()
                 .or_else(|| inv.defaults.identity.clone()),
             sudo: host.sudo.or(inv.defaults.sudo).unwrap_or(false),
-            site,
+            config,
         });
     }
     if !problems.is_empty() {
@@ -192,6 +204,11 @@ const SITE_BOOLEANS: &[&[&str]] = &[&["hsts"], &["acme", "preflight"]];
 /// stays a string; the site's boolean keys then accept the words a site file
 /// accepts there (`hsts: off`, `preflight: no`), with the same meaning.
 fn site_booleans(site: &mut serde_json::Value) {
+    if let Some(entries) = site.get_mut("sites").and_then(|s| s.as_array_mut()) {
+        for entry in entries {
+            site_booleans(entry);
+        }
+    }
     for path in SITE_BOOLEANS {
         let mut value = Some(&mut *site);
         for key in *path {
@@ -253,12 +270,12 @@ hosts:
         assert_eq!(all.len(), 3);
         let b = &all[1];
         assert_eq!((b.user.as_str(), b.port, b.sudo), ("root", 2222, false));
-        assert_eq!(b.site.acme.key_type, "rsa-2048");
+        assert_eq!(b.config.sites[0].acme.key_type, "rsa-2048");
         assert_eq!(
-            b.site.acme.directory, "off",
+            b.config.sites[0].acme.directory, "off",
             "nested keys merge, not replace"
         );
-        assert_eq!(b.site.email.as_deref(), Some("ops@company.org"));
+        assert_eq!(b.config.sites[0].email.as_deref(), Some("ops@company.org"));
         let c = &all[2];
         assert_eq!(
             (c.address.as_str(), c.user.as_str(), c.port, c.sudo),
@@ -291,10 +308,10 @@ hosts:
              y: {site: {domain: y.example.org, hsts: on}}\n",
         )?;
         let all = targets(&inv, None, &[])?;
-        assert_eq!(all[0].site.hsts, Some(false));
-        assert!(!all[0].site.acme.preflight);
-        assert_eq!(all[0].site.acme.directory, "off");
-        assert_eq!(all[1].site.hsts, Some(true));
+        assert_eq!(all[0].config.sites[0].hsts, Some(false));
+        assert!(!all[0].config.sites[0].acme.preflight);
+        assert_eq!(all[0].config.sites[0].acme.directory, "off");
+        assert_eq!(all[1].config.sites[0].hsts, Some(true));
         Ok(())
     }
 

@@ -21,6 +21,32 @@ impl Host {
     }
 }
 
+impl Host {
+    /// `uid` as people read it: the user's name, or the number when it has none.
+    pub fn user_name(&self, uid: u32) -> String {
+        name_of(self, "/etc/passwd", uid)
+    }
+
+    /// `gid` as people read it: the group's name, or the number when it has none.
+    pub fn group_name(&self, gid: u32) -> String {
+        name_of(self, "/etc/group", gid)
+    }
+}
+
+fn name_of(host: &Host, file: &str, id: u32) -> String {
+    if id == 0 {
+        return "root".into();
+    }
+    let text = host.read_string(file).ok().flatten().unwrap_or_default();
+    text.lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            (fields.nth(1)?.parse::<u32>().ok()? == id).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| id.to_string())
+}
+
 fn lookup(host: &Host, file: &str, name: &str, what: &str) -> Result<u32> {
     let text = host.read_string(file)?.unwrap_or_default();
     for line in text.lines() {

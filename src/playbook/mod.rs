@@ -7,8 +7,8 @@ use crate::render::{self, Vars};
 use crate::steps::{
     Step, acme_account::AcmeAccount, acme_certificate::AcmeCertificate, directory::Directory,
     firewall::Firewall, packages::Packages, placeholder_cert::PlaceholderCert,
-    selinux::SelinuxBoolean, service::DaemonReload, service::Service, site_record::SiteRecord,
-    template::Template,
+    retire_site::RetireSite, selinux::SelinuxBoolean, service::DaemonReload, service::Service,
+    site_record::SiteRecord, template::Template,
 };
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -32,6 +32,9 @@ pub struct Playbook {
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     pub name: String,
+    /// The site (domain) this step belongs to; None for host-wide steps.
+    #[serde(default)]
+    pub site: Option<String>,
     /// A minijinja expression; the step is skipped when it is false.
     #[serde(default)]
     pub when: Option<String>,
@@ -63,6 +66,8 @@ pub struct Entry {
     acme_account: Option<AcmeAccount>,
     #[serde(default)]
     acme_certificate: Option<AcmeCertificate>,
+    #[serde(default)]
+    retire_site: Option<RetireSite>,
     /// Run the handlers notified so far, here (Ansible's `meta: flush_handlers`):
     /// e.g. HAProxy must run the new config before the CA validates.
     #[serde(default)]
@@ -87,6 +92,7 @@ impl Entry {
             self.site_record.as_ref().map(|s| s as &dyn Step),
             self.acme_account.as_ref().map(|s| s as &dyn Step),
             self.acme_certificate.as_ref().map(|s| s as &dyn Step),
+            self.retire_site.as_ref().map(|s| s as &dyn Step),
         ]
         .into_iter()
         .flatten()

@@ -32,6 +32,9 @@ pub enum Event {
         index: usize,
         total: usize,
         name: String,
+        /// The site the step belongs to (None: host-wide).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        site: Option<String>,
         /// In `plan`, `changed` means "would change".
         status: Status,
         handler: bool,
@@ -47,6 +50,9 @@ pub enum Event {
         changed: usize,
         failed: usize,
         skipped: usize,
+        /// Sites with a failed step (the other sites were converged).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        failed_sites: Vec<String>,
         mode: String,
         duration_ms: u64,
     },

@@ -150,6 +150,7 @@ impl Reporter for PlainReporter {
                 index,
                 total,
                 name,
+                site,
                 status,
                 handler,
                 changes,
@@ -157,6 +158,11 @@ impl Reporter for PlainReporter {
                 message,
                 duration_ms,
             } => {
+                // Every line of a site's step names the site.
+                let name = match site {
+                    Some(site) => format!("{site}: {name}"),
+                    None => name.clone(),
+                };
                 if *status != Status::Skipped {
                     let short = if *handler {
                         format!("handler {name}")
@@ -224,6 +230,7 @@ impl Reporter for PlainReporter {
                 changed,
                 failed,
                 skipped,
+                failed_sites,
                 mode,
                 duration_ms,
             } => {
@@ -240,6 +247,12 @@ impl Reporter for PlainReporter {
                     "recap: ok={ok} {changed_word}={changed} failed={failed} skipped={skipped} ({})",
                     seconds(*duration_ms)
                 );
+                if !failed_sites.is_empty() {
+                    crate::outln!(
+                        "failed sites: {} (the other sites were converged)",
+                        failed_sites.join(", ")
+                    );
+                }
                 if let Some(line) = self.durations_line() {
                     crate::outln!("{line}");
                 }

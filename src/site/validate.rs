@@ -25,7 +25,7 @@ mod addr;
 #[cfg(test)]
 mod tests;
 
-use super::{Acme, Site};
+use super::{Acme, Config, Site, SiteFile};
 use addr::{Bind, HostPort, Refusal, parse_backend, parse_bind, refuse};
 use std::fmt;
 
@@ -83,10 +83,14 @@ pub fn validate(site: &Site) -> Vec<Problem> {
     let le = is_letsencrypt(&site.acme);
 
     out.check("domain", &site.domain, check_domain(&site.domain, le));
+    check_aliases(&mut out, site, le);
     check_email(&mut out, site, le);
     let binds = check_listen(&mut out, site);
     check_backends(&mut out, site, &binds);
     out.check("routing", &site.routing, check_routing(&site.routing));
+    if let Some(health) = &site.health {
+        out.check("health", health, check_health(health));
+    }
     out.check(
         "firewall",
         &site.firewall,
@@ -107,6 +111,77 @@ pub fn validate(site: &Site) -> Vec<Problem> {
     let mut problems = out.0;
     problems.sort_by_key(|p| p.field.starts_with("listen."));
     problems
+}
+
+/// Every problem with a whole configuration: each site's own (named where
+/// the file lets the user fix it, see `SiteFile::locate`), then names that
+/// appear in more than one site. `file` is what was read, if anything.
+pub fn validate_config(config: &Config, file: Option<&SiteFile>) -> Vec<Problem> {
+    let multi = file.is_some_and(SiteFile::is_multi);
+    let mut problems: Vec<Problem> = Vec::new();
+    for (i, site) in config.sites.iter().enumerate() {
+        for mut p in validate(site) {
+            if multi && let Some(file) = file {
+                p.field = file.locate(i, &p.field);
+            }
+            // A shared key's problem is the same for every site: report it once.
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
+    }
+    problems.extend(name_collisions(config, multi));
+    problems
+}
+
+/// Names (domains and aliases) that belong to more than one site, each
+/// reported on the later site (`sites[i].…` when `multi`, the one-site
+/// keys otherwise).
+pub fn name_collisions(config: &Config, multi: bool) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut owner: Vec<(String, usize)> = Vec::new();
+    for (i, site) in config.sites.iter().enumerate() {
+        for (k, name) in site.names().into_iter().enumerate() {
+            match owner.iter().find(|(n, _)| *n == name) {
+                Some((_, j)) if *j != i => {
+                    let field = match (multi, k) {
+                        (true, 0) => format!("sites[{i}].domain"),
+                        (true, _) => format!("sites[{i}].aliases[{}]", k - 1),
+                        (false, 0) => "domain".to_string(),
+                        (false, _) => format!("aliases[{}]", k - 1),
+                    };
+                    problems.push(Problem::new(
+                        field,
+                        name.as_str(),
+                        format!("is also a name of {}", config.sites[*j].domain),
+                        "a name belongs to one site only: remove it from one of them",
+                    ));
+                }
+                _ => owner.push((name, i)),
+            }
+        }
+    }
+    problems
+}
+
+/// Things that are allowed but usually a mistake (shown as warnings).
+pub fn config_warnings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (i, site) in config.sites.iter().enumerate() {
+        for backend in &site.backends {
+            if let Some(other) = config.sites[..i]
+                .iter()
+                .find(|o| o.backends.iter().any(|b| b == backend))
+            {
+                warnings.push(format!(
+                    "{} and {} both send requests to {backend}: if that is one app answering \
+                     for both names, list the second name under aliases: instead",
+                    other.domain, site.domain
+                ));
+            }
+        }
+    }
+    warnings
 }
 
 #[derive(Default)]
@@ -303,6 +378,52 @@ fn check_domain(domain: &str, le: bool) -> Result<(), Refusal> {
         return Err(refuse(
             format!("is under .{tld}, a reserved name Let's Encrypt cannot issue certificates for"),
             "use a public name such as chat.example.com, or point acme.directory at a private CA",
+        ));
+    }
+    Ok(())
+}
+
+// --------------------------------------------------------------- aliases
+
+fn check_aliases(out: &mut Problems, site: &Site, le: bool) {
+    for (i, alias) in site.aliases.iter().enumerate() {
+        let field = format!("aliases[{i}]");
+        if let Err((reason, fix)) = check_domain(alias, le) {
+            out.push(&field, alias, &reason, &fix);
+        } else if *alias == site.domain {
+            out.push(
+                &field,
+                alias,
+                "is the site's domain",
+                "remove it; the domain is always on the certificate",
+            );
+        } else if let Some(j) = site.aliases[..i].iter().position(|a| a == alias) {
+            out.push(
+                &field,
+                alias,
+                &format!("repeats aliases[{j}]"),
+                "remove it; list each name once",
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------- health
+
+fn check_health(path: &str) -> Result<(), Refusal> {
+    if !path.starts_with('/') {
+        return Err(refuse(
+            "is not a path (it must start with /)",
+            format!("write health: /{}", path.trim_start_matches('/')),
+        ));
+    }
+    if !path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._~-?=&%+".contains(c))
+    {
+        return Err(refuse(
+            "has characters other than letters, digits and / . _ ~ - ? = & % +",
+            "use the app's plain health path, e.g. /health",
         ));
     }
     Ok(())

@@ -27,7 +27,12 @@ pub fn attrs(ctx: &Ctx, mode: &str, owner: &str, group: &str) -> Result<FileAttr
 }
 
 /// Lines describing how a path's mode/owner differ from what is wanted.
-pub fn attr_changes(stat: &crate::host::FileStat, want: &FileAttrs, path: &str) -> Vec<String> {
+pub fn attr_changes(
+    host: &crate::host::Host,
+    stat: &crate::host::FileStat,
+    want: &FileAttrs,
+    path: &str,
+) -> Vec<String> {
     let mut out = Vec::new();
     if stat.mode & 0o7777 != want.mode {
         out.push(format!(
@@ -39,7 +44,10 @@ pub fn attr_changes(stat: &crate::host::FileStat, want: &FileAttrs, path: &str) 
     if stat.uid != want.uid || stat.gid != want.gid {
         out.push(format!(
             "{path}: owner {}:{} -> {}:{}",
-            stat.uid, stat.gid, want.uid, want.gid
+            host.user_name(stat.uid),
+            host.group_name(stat.gid),
+            host.user_name(want.uid),
+            host.group_name(want.gid)
         ));
     }
     out
@@ -58,7 +66,7 @@ pub fn file_attr_drift(
         return Ok(Vec::new());
     };
     Ok(match attrs(ctx, mode, owner, group) {
-        Ok(want) => attr_changes(&stat, &want, path),
+        Ok(want) => attr_changes(ctx.host, &stat, &want, path),
         Err(e) => vec![format!("{e:#}")],
     })
 }
@@ -80,7 +88,7 @@ impl Step for Directory {
             Ok(want) => want,
             Err(e) => return Ok(State::Drift(Drift::one(format!("{e:#}")))),
         };
-        let changes = attr_changes(&stat, &want, &self.path);
+        let changes = attr_changes(ctx.host, &stat, &want, &self.path);
         if changes.is_empty() {
             Ok(State::Converged(format!("{} {}", self.path, self.mode)))
         } else {

@@ -8,6 +8,7 @@ pub mod firewall;
 pub mod packages;
 pub mod pem_file;
 pub mod placeholder_cert;
+pub mod retire_site;
 pub mod selinux;
 pub mod service;
 pub mod site_record;

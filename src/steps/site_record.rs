@@ -1,11 +1,12 @@
-//! The site as last applied, kept at /etc/edgeup/site.yaml (0600: it may hold
-//! an EAB key) so `edgeup renew` and the renewal timer work without flags.
-//! A file that already describes the same site (comments and all) is left alone.
+//! The sites as last applied, kept at /etc/edgeup/site.yaml (0600: it may
+//! hold an EAB key) so `edgeup renew`, `edgeup site` and the renewal timer
+//! work without flags. A file that already describes the same sites
+//! (comments and all, in either file form) is left alone.
 
 use super::{Ctx, Drift, State, Step};
 use crate::host::FileAttrs;
-use crate::site::Site;
-use anyhow::{Context, Result};
+use crate::site::Config;
+use anyhow::Result;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -25,18 +26,20 @@ impl Step for SiteRecord {
         let current = ctx.host.read_string(&self.path)?;
         let same = current
             .as_deref()
-            .and_then(|text| serde_saphyr::from_str::<Site>(text).ok())
-            .is_some_and(|recorded| recorded == ctx.vars.site);
+            .and_then(Config::from_text)
+            .is_some_and(|recorded| recorded == ctx.vars.config);
         let mut changes = Vec::new();
         if !same {
-            changes.push(format!("record the site in {}", self.path));
+            changes.push(format!("record the sites in {}", self.path));
         }
         if let Some(stat) = ctx.host.stat(&self.path)? {
-            changes.extend(super::directory::attr_changes(&stat, &ATTRS, &self.path));
+            changes.extend(super::directory::attr_changes(
+                ctx.host, &stat, &ATTRS, &self.path,
+            ));
         }
         if changes.is_empty() {
             Ok(State::Converged(format!(
-                "{} describes this site",
+                "{} describes these sites",
                 self.path
             )))
         } else {
@@ -49,10 +52,13 @@ impl Step for SiteRecord {
         if !rewrite {
             return ctx.host.set_attrs(&self.path, &ATTRS);
         }
-        let yaml = serde_saphyr::to_string(&ctx.vars.site).context("encoding the site as YAML")?;
-        let text = format!(
-            "# The site edgeup last applied (written by `edgeup apply`; `edgeup renew`\n# and the renewal timer read it). Edit it and run `edgeup apply` again.\n{yaml}"
-        );
+        let text = match &ctx.vars.record_text {
+            Some(text) => text.clone(),
+            None => format!(
+                "# The sites edgeup last applied (written by `edgeup apply`; `edgeup renew`,\n# `edgeup site` and the renewal timer read it). Edit it and run `edgeup apply` again.\n{}",
+                ctx.vars.config.to_yaml()?
+            ),
+        };
         if let Some(dir) = std::path::Path::new(&self.path).parent() {
             ctx.host.ensure_dir(
                 &dir.to_string_lossy(),

@@ -70,20 +70,35 @@ pub fn serve(mut stream: TcpStream, role: Role) {
                 websocket_accept(key)
             )
             .into_bytes();
-            // One unmasked text frame through the tunnel, then close.
+            // One unmasked text frame through the tunnel, then close; with
+            // `?ticks=N`, N more frames 200 ms apart first (a long-lived socket).
             let payload = b"hello over the tunnel";
             r.extend_from_slice(&[0x81, payload.len() as u8]);
             r.extend_from_slice(payload);
             let _ = stream.write_all(&r);
             let _ = stream.flush();
+            for i in 0..ticks(&path, 0) {
+                std::thread::sleep(Duration::from_millis(200));
+                let frame = format!("tick {i}");
+                let mut bytes = vec![0x81, frame.len() as u8];
+                bytes.extend_from_slice(frame.as_bytes());
+                if stream
+                    .write_all(&bytes)
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+            }
             return;
         }
         Role::App(_) if path.starts_with("/stream") => {
-            // A long-lived response: a line every 200 ms for ~6 s, then "done".
+            // A long-lived response: a line every 200 ms for ~6 s (or
+            // `?ticks=N` lines), then "done".
             let _ = stream.write_all(
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
             );
-            for i in 0..30 {
+            for i in 0..ticks(&path, 30) {
                 if stream.write_all(format!("tick {i}\n").as_bytes()).is_err() {
                     return;
                 }
@@ -96,6 +111,14 @@ pub fn serve(mut stream: TcpStream, role: Role) {
         Role::App(id) => ok(&format!("backend: {id}\r\n{head}")),
     };
     let _ = stream.write_all(response.as_bytes());
+}
+
+/// `ticks=N` from the request path's query, else `default`.
+fn ticks(path: &str, default: u32) -> u32 {
+    path.split_once('?')
+        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("ticks=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
 }
 
 pub fn ok(body: &str) -> String {

@@ -10,7 +10,7 @@ pub mod pebble;
 
 use edgeup::distro::{Distro, Paths, Units};
 use edgeup::render::{FactVars, Vars, render_template};
-use edgeup::site::Site;
+use edgeup::site::{Config, Site};
 use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -105,15 +105,52 @@ pub fn facts(version: Option<&str>) -> FactVars {
         selinux: "disabled".into(),
         firewall: "none".into(),
         systemd: true,
+        ipv6: false,
         haproxy_version: version.map(str::to_string),
     }
 }
 
-/// haproxy.cfg as edgeup renders it from the embedded template.
+/// haproxy.cfg as edgeup renders it from the embedded template. For a
+/// `relocated` distro the host name map is written beside it too (where
+/// `haproxy -c` and a live HAProxy read it).
 pub fn render(site: &Site, distro: &Distro, facts: FactVars) -> String {
-    let vars = Vars::new(site, distro, facts);
-    render_template(&edgeup::assets::Assets::new(None), "haproxy.cfg.j2", &vars)
-        .unwrap_or_else(|e| panic!("rendering haproxy.cfg.j2: {e:#}"))
+    render_sites(&one(site), distro, facts)
+}
+
+/// `render` for several sites.
+pub fn render_sites(config: &Config, distro: &Distro, facts: FactVars) -> String {
+    let (cfg, map) = render_config(config, distro, facts);
+    let map_path = PathBuf::from(edgeup::render::sites_map_path(distro));
+    if map_path.starts_with(std::env::temp_dir()) {
+        std::fs::write(&map_path, map).expect("writing the host name map");
+    }
+    cfg
+}
+
+/// A configuration of this one site.
+pub fn one(site: &Site) -> Config {
+    Config {
+        sites: vec![site.clone()],
+    }
+}
+
+/// Sites from a site file's YAML (either form), exactly as edgeup reads it.
+pub fn config(yaml: &str) -> Config {
+    serde_saphyr::from_str::<edgeup::site::SiteFile>(yaml)
+        .unwrap_or_else(|e| panic!("test site YAML: {e}\n{yaml}"))
+        .resolve()
+        .unwrap_or_else(|p| panic!("test site YAML: {p:?}\n{yaml}"))
+}
+
+/// haproxy.cfg and the host name map, as edgeup renders them.
+pub fn render_config(config: &Config, distro: &Distro, facts: FactVars) -> (String, String) {
+    let vars = Vars::new(config, distro, facts, &[]);
+    let assets = edgeup::assets::Assets::new(None);
+    let cfg = render_template(&assets, "haproxy.cfg.j2", &vars)
+        .unwrap_or_else(|e| panic!("rendering haproxy.cfg.j2: {e:#}"));
+    let map = render_template(&assets, "edgeup-sites.map.j2", &vars)
+        .unwrap_or_else(|e| panic!("rendering edgeup-sites.map.j2: {e:#}"));
+    (cfg, map)
 }
 
 // ---------------------------------------------------------------- files
@@ -164,9 +201,16 @@ impl TestDir {
 /// A self-signed P-256 certificate for `domain`, valid from yesterday for 30
 /// days: `(certificate PEM, PKCS#8 key PEM)`.
 pub fn self_signed(domain: &str) -> (String, String) {
+    self_signed_names(&[domain])
+}
+
+/// `self_signed` for several names (the first is the CN).
+pub fn self_signed_names(names: &[&str]) -> (String, String) {
+    let domain = names.first().copied().unwrap_or("localhost");
     let key = rcgen::KeyPair::generate().expect("generating a P-256 key");
     let mut params =
-        rcgen::CertificateParams::new(vec![domain.to_string()]).expect("certificate parameters");
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .expect("certificate parameters");
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, domain);

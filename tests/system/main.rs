@@ -6,6 +6,7 @@
 mod common;
 mod container;
 mod robustness;
+mod sites;
 
 use common::backend::{Role, start_backend};
 use container::{Container, require_tools, stdout};

@@ -705,7 +705,7 @@ fn switching_from_acme_off_to_a_ca_replaces_the_placeholder_and_turns_hsts_on() 
 
 /// (path, type, mode, owner, size, mtime, link) of everything under /etc and
 /// /var/lib/edgeup, then the sha256 of every regular file.
-fn fingerprint(c: &Container) -> String {
+pub(crate) fn fingerprint(c: &Container) -> String {
     c.ok(
         "find /etc /var/lib/edgeup -xdev -printf '%p %y %m %U:%G %s %T@ %l\\n' 2>/dev/null \
            | LC_ALL=C sort

@@ -67,6 +67,8 @@ pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub family: Family,
     pub behaviour: Behaviour,
+    /// The sites converged (default: `site()` alone).
+    pub config: edgeup::site::Config,
 }
 
 /// What one plan/apply did.
@@ -171,6 +173,9 @@ impl Fixture {
             behaviour: Behaviour {
                 package_starts_service: false,
             },
+            config: edgeup::site::Config {
+                sites: vec![site()],
+            },
         }
     }
 
@@ -254,7 +259,10 @@ impl Fixture {
         let result = edgeup::app::converge::converge(
             &host,
             &Assets::new(None),
-            &site(),
+            &edgeup::app::converge::Target {
+                config: self.config.clone(),
+                record_text: None,
+            },
             edgeup::playbook::DEFAULT_PLAYBOOK,
             match mode {
                 Mode::Plan => RunOptions::plan(),
@@ -1036,5 +1044,5 @@ pub fn temp_files(root: &Path) -> Vec<String> {
 }
 
 fn is_acme_skip(e: &Event) -> bool {
-    matches!(e, Event::Step { status: Status::Skipped, message: Some(m), .. } if m.contains("acme.enabled"))
+    matches!(e, Event::Step { status: Status::Skipped, message: Some(m), .. } if m.starts_with("condition not met: acme."))
 }

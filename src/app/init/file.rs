@@ -42,6 +42,14 @@ pub fn load(path: &Path) -> Result<Option<Site>> {
             )));
         }
     };
+    if serde_saphyr::from_str::<crate::site::SiteFile>(&text).is_ok_and(|f| f.is_multi()) {
+        return Err(exit::invalid(format!(
+            "{} lists several sites (sites:); `edgeup init` edits a one-site file. Add or remove \
+             sites with `edgeup site add` / `edgeup site remove`, or edit the file and run \
+             `edgeup apply`. Nothing was asked or written.",
+            path.display()
+        )));
+    }
     serde_saphyr::from_str::<Site>(&text)
         .map(Some)
         .map_err(|e| {

@@ -67,3 +67,16 @@ pub fn human(report: &Report, verbosity: Verbosity) {
         );
     }
 }
+
+/// The line after every site's block: how many sites, which are not healthy.
+pub fn summary(sites: usize, unhealthy: &[String]) {
+    if unhealthy.is_empty() {
+        crate::outln!("{sites} sites, all healthy");
+    } else {
+        crate::outln!(
+            "{sites} sites, {} NOT healthy: {}",
+            unhealthy.len(),
+            unhealthy.join(", ")
+        );
+    }
+}

@@ -41,8 +41,9 @@ pub(super) struct HostPort {
     pub port: u16,
 }
 
-/// A parsed listen address; `:PORT` is stored as `0.0.0.0` (HAProxy's
-/// empty address means every IPv4 address).
+/// A parsed listen address; `:PORT` is stored as `0.0.0.0`: every IPv4
+/// address, and IPv6 too where the host has it and no `[IPv6]:PORT` bind is
+/// listed for the same port (edgeup renders it `[::]:PORT v4v6`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Bind {
     pub ip: IpAddr,

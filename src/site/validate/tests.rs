@@ -12,6 +12,7 @@ fn base() -> Site {
         hsts: None,
         acme: Acme::default(),
         listen: Listen::default(),
+        ..Site::default()
     }
 }
 
@@ -678,4 +679,89 @@ fn unknown_keys_fail_deserialisation_naming_the_key() {
         };
         assert!(err.contains(key), "{err}");
     }
+}
+
+// ------------------------------------------------------------- many sites
+
+fn config(text: &str) -> (SiteFile, Config) {
+    let file: SiteFile = serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let config = file.resolve().unwrap_or_else(|p| panic!("{p:?}\n{text}"));
+    (file, config)
+}
+
+fn fields(problems: &[Problem]) -> Vec<&str> {
+    problems.iter().map(|p| p.field.as_str()).collect()
+}
+
+#[test]
+fn aliases_and_health_are_checked_like_their_kind() {
+    let mut s = base();
+    s.aliases = strs(&[
+        "www.chat.example.com",
+        "chat.example.com",
+        "*.example.com",
+        "www.chat.example.com",
+    ]);
+    s.health = Some("health".into());
+    let problems = validate(&s);
+    assert_eq!(
+        fields(&problems),
+        ["aliases[1]", "aliases[2]", "aliases[3]", "health"],
+        "{problems:#?}"
+    );
+    assert!(problems[0].reason.contains("is the site's domain"));
+    assert!(problems[1].reason.contains("wildcard"));
+    assert!(problems[2].reason.contains("repeats aliases[0]"));
+    assert_eq!(problems[3].fix, "write health: /health");
+    s.aliases = strs(&["www.chat.example.com"]);
+    s.health = Some("/api/health?full=1".into());
+    assert!(validate(&s).is_empty(), "{:#?}", validate(&s));
+}
+
+#[test]
+fn a_name_belongs_to_one_site_and_problems_name_the_key_to_edit() {
+    let (file, cfg) = config(
+        "email: ops@widgets.dev\nacme: {directory: bogus}\nsites:\n\
+         \x20 - {domain: a.example.com, backends: [\"127.0.0.1:3000\"]}\n\
+         \x20 - {domain: b.example.com, aliases: [a.example.com], backends: [\"127.0.0.1:3001\"], acme: {client: x}}\n\
+         \x20 - {domain: b.example.com, backends: [\"nope\"]}\n",
+    );
+    let problems = validate_config(&cfg, Some(&file));
+    assert_eq!(
+        fields(&problems),
+        [
+            "acme.directory",
+            "sites[1].acme.client",
+            "sites[2].backends[0]",
+            "sites[1].aliases[0]",
+            "sites[2].domain",
+        ],
+        "{problems:#?}"
+    );
+    assert!(
+        problems[3]
+            .reason
+            .contains("is also a name of a.example.com")
+    );
+    assert!(
+        problems[4]
+            .reason
+            .contains("is also a name of b.example.com")
+    );
+}
+
+#[test]
+fn two_sites_on_one_backend_get_a_warning_not_an_error() {
+    let (file, cfg) = config(
+        "acme: {directory: \"off\"}\nsites:\n\
+         \x20 - {domain: a.example.com, backends: [\"127.0.0.1:3000\"]}\n\
+         \x20 - {domain: b.example.com, backends: [\"127.0.0.1:3000\"]}\n",
+    );
+    assert!(validate_config(&cfg, Some(&file)).is_empty());
+    let warnings = config_warnings(&cfg);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0]
+            .contains("a.example.com and b.example.com both send requests to 127.0.0.1:3000")
+    );
 }

@@ -1,0 +1,98 @@
+//! A site that was served before and is no longer in the configuration:
+//! its PEM leaves HAProxy's crt directory (moved to edgeup's archive, 0600
+//! in a 0700 directory, never deleted: it holds the only copy of the key
+//! under the builtin client), its certbot deploy hook goes, and certbot's
+//! lineage for it is deleted so certbot's timer stops renewing it.
+//! Converged when none of the three is left.
+
+use super::{Ctx, Drift, State, Step};
+use crate::host::{Cmd, FileAttrs};
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetireSite {
+    pub domain: String,
+    /// The site's PEM in the crt directory.
+    pub pem: String,
+    /// Where retired PEMs are kept (0700, root).
+    pub archive_dir: String,
+    pub certbot_hook: String,
+    /// certbot's configuration directory (its lineage's renewal config lives there).
+    pub letsencrypt: String,
+}
+
+impl RetireSite {
+    fn renewal_conf(&self) -> String {
+        format!("{}/renewal/{}.conf", self.letsencrypt, self.domain)
+    }
+}
+
+impl Step for RetireSite {
+    fn check(&self, ctx: &Ctx) -> Result<State> {
+        let mut changes = Vec::new();
+        if ctx.host.stat(&self.pem)?.is_some() {
+            changes.push(format!(
+                "move {} out of HAProxy into {}",
+                self.pem, self.archive_dir
+            ));
+        }
+        if ctx.host.stat(&self.certbot_hook)?.is_some() {
+            changes.push(format!("remove certbot deploy hook {}", self.certbot_hook));
+        }
+        if ctx.host.stat(&self.renewal_conf())?.is_some() {
+            changes.push(format!(
+                "delete certbot's lineage {} (certbot stops renewing it)",
+                self.domain
+            ));
+        }
+        if changes.is_empty() {
+            return Ok(State::Converged(format!(
+                "{} is no longer served",
+                self.domain
+            )));
+        }
+        Ok(State::Drift(Drift::new(changes)))
+    }
+
+    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+        if let Some(pem) = ctx.host.read(&self.pem)? {
+            let private = FileAttrs {
+                mode: 0o700,
+                uid: 0,
+                gid: 0,
+            };
+            ctx.host.ensure_dir(&self.archive_dir, &private)?;
+            let archived = format!(
+                "{}/{}.pem.{}",
+                self.archive_dir,
+                self.domain,
+                crate::pki::now()
+            );
+            ctx.host
+                .write_atomic(
+                    &archived,
+                    &pem,
+                    &FileAttrs {
+                        mode: 0o600,
+                        ..private
+                    },
+                    None,
+                )
+                .with_context(|| format!("archiving {}", self.pem))?;
+            ctx.host.remove_file(&self.pem)?;
+        }
+        ctx.host.remove_file(&self.certbot_hook)?;
+        if ctx.host.stat(&self.renewal_conf())?.is_some() {
+            ctx.host.run_ok(
+                &Cmd::new("certbot")
+                    .args(["delete", "--non-interactive", "--config-dir"])
+                    .arg(&self.letsencrypt)
+                    .arg("--cert-name")
+                    .arg(&self.domain),
+            )?;
+        }
+        Ok(())
+    }
+}
