@@ -316,6 +316,29 @@ hosts:
     }
 
     #[test]
+    fn a_host_site_may_list_several_sites_under_the_shared_defaults() -> Result<()> {
+        let inv = parse(
+            "defaults: {site: {email: a@b.org, acme: {directory: off}}}\nhosts:\n  \
+             x: {site: {sites: [{domain: a.example.org, backends: ['127.0.0.1:3000'], hsts: off}, \
+                                {domain: b.example.org, backends: ['127.0.0.1:3001']}]}}\n  \
+             y: {site: {domain: y.example.org, backends: ['127.0.0.1:3000'], \
+                        sites: [{domain: z.example.org, backends: ['127.0.0.1:3000']}]}}\n",
+        )?;
+        let err = format!(
+            "{:#}",
+            targets(&inv, None, &[]).err().context("y must fail")?
+        );
+        assert!(err.contains("y: domain") && err.contains("sites:"), "{err}");
+        let x = targets(&inv, None, &["x".into()])?;
+        let sites = &x[0].config.sites;
+        assert_eq!(x[0].config.domains(), ["a.example.org", "b.example.org"]);
+        assert_eq!(sites[0].hsts, Some(false), "boolean words inside sites:");
+        assert!(sites.iter().all(|s| s.email.as_deref() == Some("a@b.org")));
+        assert!(sites.iter().all(|s| s.acme.directory == "off"));
+        Ok(())
+    }
+
+    #[test]
     fn host_flags() -> Result<()> {
         assert_eq!(parse_host_flag("root@10.0.0.2:2222")?.1.port, Some(2222));
         assert_eq!(parse_host_flag("web1")?.1.user, None);
