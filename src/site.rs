@@ -12,8 +12,15 @@ use std::path::PathBuf;
 pub use config::{Config, SiteFile};
 pub use validate::{Problem, config_warnings, name_collisions, validate, validate_config};
 
-/// Where the HTTP-01 responder (builtin client or certbot standalone) listens by default.
-pub const DEFAULT_ACME_RESPONDER: &str = "127.0.0.1:8688";
+/// Where the HTTP-01 responder (builtin client or certbot standalone) listens
+/// by default: a loopback port below 1024, which only root can bind, so no
+/// local user can answer (or block) the CA's challenges for the sites.
+pub const DEFAULT_ACME_RESPONDER: &str = "127.0.0.1:888";
+
+/// The default of earlier releases, which wrote it into every site record:
+/// read as the current default (an unprivileged port any local user could
+/// bind; see `Listen::migrate`).
+pub const LEGACY_ACME_RESPONDER: &str = "127.0.0.1:8688";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -168,6 +175,17 @@ fn default_https() -> Vec<String> {
 }
 fn default_responder() -> String {
     DEFAULT_ACME_RESPONDER.into()
+}
+
+impl Listen {
+    /// Earlier releases' default responder becomes today's; true when it did.
+    pub fn migrate(&mut self) -> bool {
+        if self.acme_responder == LEGACY_ACME_RESPONDER {
+            self.acme_responder = DEFAULT_ACME_RESPONDER.into();
+            return true;
+        }
+        false
+    }
 }
 
 impl Acme {

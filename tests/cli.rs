@@ -324,3 +324,52 @@ fn help_lists_the_everyday_commands_and_exit_code_6() {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
 }
+
+/// A site file with an EAB key and a mistake: the error names the line and
+/// exits 2, and no output channel (plain or --json) quotes the key.
+#[test]
+fn site_file_errors_never_quote_a_secret() {
+    const KEY: &str = "aVeryS3cretHmacKeyThatMustNeverBeShown_0123456789";
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, yaml) in [
+        (
+            "unknown-key",
+            format!(
+                "domain: chat.example.com\nbackends: [\"127.0.0.1:3000\"]\nemail: a@b.org\n\
+                 acme:\n  directory: https://ca.example.org/dir\n  eab: {{kid: k, hmac_key: {KEY}, hmac: x}}\n"
+            ),
+        ),
+        (
+            "bad-yaml",
+            format!("domain: chat.example.com\nacme:\n  eab: {{kid: k, hmac_key: {KEY}\n"),
+        ),
+        (
+            "bad-value",
+            format!(
+                "domain: chat.example.com\nbackends: [\"127.0.0.1:3000\"]\nemail: a@b.org\n\
+                 acme:\n  directory: https://ca.example.org/dir\n  eab: {{kid: k, hmac_key: \"{KEY}==\"}}\n"
+            ),
+        ),
+    ] {
+        let path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, yaml).expect("write the site file");
+        for json in [false, true] {
+            let mut cmd = edgeup();
+            if json {
+                cmd.arg("--json");
+            }
+            cmd.arg("plan").arg("-f").arg(&path);
+            let (out, _) = run_with_deadline(cmd, Duration::from_secs(20));
+            let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(2), "{name}: {all}");
+            assert!(
+                !all.contains(KEY),
+                "{name} (json {json}) shows the key:\n{all}"
+            );
+            assert!(
+                all.contains("line") || all.contains("hmac_key"),
+                "{name}: {all}"
+            );
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! The certbot client: what the tutorial does, done right (correct
-//! `--http-01-port 8688`, loopback-only standalone server, a fixed
+//! `--http-01-port PORT`, loopback-only standalone server, a fixed
 //! `--cert-name` so no `-0001` lineages, a deploy hook that rebuilds
 //! HAProxy's PEM atomically and reloads).
 
@@ -41,17 +41,61 @@ fn base(ca: &CaSettings, letsencrypt: &str, verb: &str) -> Cmd {
         Some(email) => cmd.arg("--email").arg(email),
         None => cmd.arg("--register-unsafely-without-email"),
     };
-    if let (Some(kid), Some(key)) = (&ca.eab_kid, &ca.eab_hmac_key) {
-        cmd = cmd.arg("--eab-kid").arg(kid).arg("--eab-hmac-key").arg(key);
-    }
     if let Some(bundle) = &ca.ca_bundle {
         cmd = cmd.env("REQUESTS_CA_BUNDLE", &bundle.to_string_lossy());
     }
     cmd
 }
 
+/// Runs `cmd`, handing certbot the EAB credentials in a 0600 config file
+/// (`-c`) instead of on the command line, which every local user can read in
+/// /proc/PID/cmdline; the file is removed afterwards, and the key is masked
+/// in everything the command's messages show.
+fn run_with_eab(
+    host: &Host,
+    ca: &CaSettings,
+    letsencrypt: &str,
+    cmd: Cmd,
+) -> Result<(Cmd, crate::host::CmdOutput)> {
+    let (Some(kid), Some(key)) = (&ca.eab_kid, &ca.eab_hmac_key) else {
+        let out = host.run(&cmd)?;
+        return Ok((cmd, out));
+    };
+    let file = format!("{letsencrypt}/.edgeup-eab.ini");
+    let root_only = crate::host::FileAttrs {
+        mode: 0o600,
+        uid: 0,
+        gid: 0,
+    };
+    host.ensure_dir(
+        letsencrypt,
+        &crate::host::FileAttrs {
+            mode: 0o755,
+            ..root_only
+        },
+    )?;
+    host.write_atomic(
+        &file,
+        format!("eab-kid = {kid}\neab-hmac-key = {key}\n").as_bytes(),
+        &root_only,
+        None,
+    )?;
+    let cmd = cmd.arg("-c").arg(&file).secret(key);
+    let out = host.run(&cmd);
+    host.remove_file(&file)?;
+    Ok((cmd, out?))
+}
+
 pub fn register(host: &Host, ca: &CaSettings, letsencrypt: &str) -> Result<()> {
-    host.run_ok(&base(ca, letsencrypt, "register"))?;
+    let (cmd, out) = run_with_eab(host, ca, letsencrypt, base(ca, letsencrypt, "register"))?;
+    if out.status != 0 {
+        bail!(
+            "`{}` exited with status {}: {}",
+            cmd.display(),
+            out.status,
+            cmd.redact(&out.stderr_tail())
+        );
+    }
     Ok(())
 }
 
@@ -65,10 +109,12 @@ pub fn certonly(
     responder: &str,
     force: bool,
 ) -> Result<()> {
-    let (address, port) = responder
+    let Some((address, port)) = responder
         .rsplit_once(':')
         .map(|(a, p)| (a.trim_start_matches('[').trim_end_matches(']'), p))
-        .unwrap_or(("127.0.0.1", "8688"));
+    else {
+        bail!("the ACME responder address {responder:?} has no port");
+    };
     let Some(name) = domains.first() else {
         bail!("no domain to certify");
     };
@@ -93,9 +139,9 @@ pub fn certonly(
     if force {
         cmd = cmd.arg("--force-renewal");
     }
-    let out = host.run(&cmd)?;
+    let (cmd, out) = run_with_eab(host, ca, letsencrypt, cmd)?;
     if out.status != 0 {
-        let tail = out.stderr_tail();
+        let tail = cmd.redact(&out.stderr_tail());
         if tail.contains("rateLimited") || tail.to_lowercase().contains("too many") {
             bail!("rate limited by the CA (certbot): {tail}");
         }
@@ -191,6 +237,81 @@ mod tests {
         assert_eq!(
             super::account_dir("/etc/letsencrypt", "https://127.0.0.1:14000/dir"),
             "/etc/letsencrypt/accounts/127.0.0.1:14000/dir"
+        );
+    }
+}
+
+#[cfg(test)]
+mod eab_tests {
+    use super::*;
+    use crate::host::scripted::ScriptedRunner;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::{Arc, Mutex};
+
+    const KEY: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+
+    #[test]
+    fn the_eab_key_reaches_certbot_in_a_private_file_and_no_message_shows_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        // certbot fails and echoes what it read, as tools do.
+        let seen: Arc<Mutex<Option<(u32, String)>>> = Arc::default();
+        let seen_in = Arc::clone(&seen);
+        let runner =
+            ScriptedRunner::new(root.clone()).dynamic("certbot register", move |root, cmd| {
+                let file = cmd
+                    .args
+                    .iter()
+                    .skip_while(|a| *a != "-c")
+                    .nth(1)
+                    .cloned()
+                    .unwrap_or_default();
+                let path = root.join(file.trim_start_matches('/'));
+                let mode = std::fs::metadata(&path)
+                    .map(|m| m.permissions().mode() & 0o777)
+                    .unwrap_or(0);
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                if let Ok(mut s) = seen_in.lock() {
+                    *s = Some((mode, text.clone()));
+                }
+                Ok(crate::host::CmdOutput::failed(
+                    1,
+                    &format!("bad EAB credentials: {text}"),
+                ))
+            });
+        let log = runner.transcript();
+        let host = Host::new(root.clone(), Box::new(runner));
+        let ca = CaSettings {
+            client: "certbot".into(),
+            directory: "https://ca.example.org/dir".into(),
+            ca_bundle: None,
+            email: Some("ops@example.org".into()),
+            eab_kid: Some("kid-1".into()),
+            eab_hmac_key: Some(KEY.into()),
+        };
+        let err = format!(
+            "{:#}",
+            register(&host, &ca, "/etc/letsencrypt").expect_err("fails")
+        );
+        assert!(!err.contains(KEY) && err.contains("<secret>"), "{err}");
+        let commands = log.lock().map(|l| l.join("\n")).unwrap_or_default();
+        assert!(!commands.contains(KEY), "{commands}");
+        assert!(
+            commands.contains(" -c /etc/letsencrypt/.edgeup-eab.ini"),
+            "{commands}"
+        );
+        let (mode, text) = seen
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .expect("certbot ran");
+        assert_eq!(mode, 0o600);
+        assert!(
+            text.contains(&format!("eab-hmac-key = {KEY}")) && text.contains("eab-kid = kid-1")
+        );
+        assert!(
+            !root.join("etc/letsencrypt/.edgeup-eab.ini").exists(),
+            "the file is removed"
         );
     }
 }

@@ -54,15 +54,20 @@ fn fetch(domain: &str, addr: SocketAddr, token: &str, expected: &str) -> Result<
             }
         ),
     };
-    let _ = stream.set_read_timeout(Some(TIMEOUT));
     let request = format!(
         "GET /.well-known/acme-challenge/{token} HTTP/1.1\r\nHost: {domain}\r\nUser-Agent: edgeup-preflight\r\nConnection: close\r\n\r\n"
     );
     if let Err(e) = stream.write_all(request.as_bytes()) {
         bail!("port {port} on {addr}: connection broke while sending ({e})");
     }
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
+    // The answer is a short challenge: read at most 64 KiB within TIMEOUT
+    // overall, whatever answers on port 80.
+    let response = super::responder::read_bounded(
+        &mut stream,
+        64 * 1024,
+        std::time::Instant::now() + TIMEOUT,
+        |_| false,
+    );
     let text = String::from_utf8_lossy(&response);
     let status = text.split_whitespace().nth(1).unwrap_or("(no answer)");
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("");

@@ -60,13 +60,15 @@ pub fn read(args: &SiteArgs) -> Result<Input> {
     if !problems.is_empty() {
         return Err(refuse(&problems));
     }
-    let text = text.filter(|_| config == unchanged);
+    // Recorded as written only when that is what it means: no flag changed
+    // it, and it does not name the former responder default.
+    let text = text.filter(|_| config == unchanged && !raw.names_legacy_responder());
     Ok(Input { config, text })
 }
 
 /// A site file's text as the raw file (shape only).
 pub fn parse(text: &str, path: &Path) -> Result<SiteFile> {
-    serde_saphyr::from_str::<SiteFile>(text).map_err(|e| {
+    crate::site::config::from_secret_yaml::<SiteFile>(text).map_err(|e| {
         exit::invalid(format!(
             "site file {} is not valid: {e}\n(see README: \"Site file\" for every key)",
             path.display()

@@ -60,10 +60,12 @@ pub fn load(path: &Path) -> Result<Inventory> {
 }
 
 /// YAML 1.2 booleans only: site fragments are untyped here, and `directory:
-/// off` must stay the string "off", not become `false` (YAML 1.1).
+/// off` must stay the string "off", not become `false` (YAML 1.1). Errors
+/// never quote the file's lines (a site may hold an EAB key).
 pub fn parse(text: &str) -> Result<Inventory> {
     let mut options = serde_saphyr::Options::default();
     options.strict_booleans = true;
+    options.with_snippet = false;
     Ok(serde_saphyr::from_str_with_options(text, options)?)
 }
 

@@ -8,6 +8,9 @@ pub struct Cmd {
     pub program: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Values never shown: masked in `display` and in every message built
+    /// with `redact` (a tool may echo a secret it read from a file).
+    pub secrets: Vec<String>,
 }
 
 impl Cmd {
@@ -16,7 +19,23 @@ impl Cmd {
             program: program.to_string(),
             args: Vec::new(),
             env: Vec::new(),
+            secrets: Vec::new(),
         }
+    }
+
+    /// `value` is a secret this command handles (through a file or stdin).
+    pub fn secret(mut self, value: &str) -> Cmd {
+        if !value.is_empty() {
+            self.secrets.push(value.to_string());
+        }
+        self
+    }
+
+    /// `text` with every secret of this command masked.
+    pub fn redact(&self, text: &str) -> String {
+        self.secrets
+            .iter()
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "<secret>"))
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Cmd {
@@ -49,7 +68,7 @@ impl Cmd {
                 a.clone()
             }
         }));
-        parts.join(" ")
+        self.redact(&parts.join(" "))
     }
 }
 

@@ -53,7 +53,7 @@ impl Host {
                 "`{}` exited with status {}: {}",
                 cmd.display(),
                 out.status,
-                out.stderr_tail()
+                cmd.redact(&out.stderr_tail())
             );
         }
         Ok(out)

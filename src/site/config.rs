@@ -145,6 +145,16 @@ impl AcmeKeys {
     }
 }
 
+/// Reads YAML that may hold a secret (an EAB key): errors name the line and
+/// column, never quote the file's lines.
+pub fn from_secret_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, serde_saphyr::Error> {
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    serde_saphyr::from_str_with_options(text, options)
+}
+
 /// The keys that belong to one site (everything else at the top is shared).
 const SITE_KEYS: &[&str] = &["domain", "aliases", "backends", "routing", "health"];
 
@@ -152,6 +162,14 @@ impl SiteFile {
     /// Is this the `sites:` form?
     pub fn is_multi(&self) -> bool {
         self.sites.is_some()
+    }
+
+    /// Does the file still name the responder address of earlier releases
+    /// (read as today's default; the record is rewritten without it)?
+    pub fn names_legacy_responder(&self) -> bool {
+        self.listen
+            .as_ref()
+            .is_some_and(|l| l.acme_responder == super::LEGACY_ACME_RESPONDER)
     }
 
     /// Every site, complete; or what makes the file's shape wrong. Values are
@@ -170,6 +188,8 @@ impl SiteFile {
             listen: self.listen.clone().unwrap_or_default(),
             ..defaults.clone()
         };
+        let mut shared = shared;
+        shared.listen.migrate();
         let legacy: Vec<&str> = SITE_KEYS
             .iter()
             .copied()
@@ -273,7 +293,7 @@ impl Config {
     /// The configuration a site file describes, when it parses and resolves
     /// (values are not judged).
     pub fn from_text(text: &str) -> Option<Config> {
-        serde_saphyr::from_str::<SiteFile>(text)
+        from_secret_yaml::<SiteFile>(text)
             .ok()
             .and_then(|file| file.resolve().ok())
     }

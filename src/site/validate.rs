@@ -25,7 +25,7 @@ mod addr;
 #[cfg(test)]
 mod tests;
 
-use super::{Acme, Config, Site, SiteFile};
+use super::{Acme, Config, DEFAULT_ACME_RESPONDER, Site, SiteFile};
 use addr::{Bind, HostPort, Refusal, parse_backend, parse_bind, refuse};
 use std::fmt;
 
@@ -524,7 +524,7 @@ fn check_backends(out: &mut Problems, site: &Site, binds: &[(String, String, Bin
         );
         return;
     }
-    let responder = parse_bind(&site.listen.acme_responder, "127.0.0.1:8688").ok();
+    let responder = parse_bind(&site.listen.acme_responder, DEFAULT_ACME_RESPONDER).ok();
     let mut seen: Vec<(usize, HostPort)> = Vec::new();
     for (i, raw) in site.backends.iter().enumerate() {
         let field = format!("backends[{i}]");
@@ -825,8 +825,8 @@ fn check_listen(out: &mut Problems, site: &Site) -> Vec<(String, String, Bind)> 
     }
 
     let raw = &site.listen.acme_responder;
-    const FIX: &str = "use a loopback address such as 127.0.0.1:8688";
-    match parse_bind(raw, "127.0.0.1:8688") {
+    let fix = format!("use a loopback address such as {DEFAULT_ACME_RESPONDER}");
+    match parse_bind(raw, DEFAULT_ACME_RESPONDER) {
         Err((reason, fix)) => {
             let fix = if raw.starts_with("localhost:") {
                 format!(
@@ -842,7 +842,14 @@ fn check_listen(out: &mut Problems, site: &Site) -> Vec<(String, String, Bind)> 
             "listen.acme_responder",
             raw,
             "is not a loopback address; the responder must be reachable only through HAProxy",
-            FIX,
+            &fix,
+        ),
+        Ok(r) if r.port >= 1024 => out.push(
+            "listen.acme_responder",
+            raw,
+            "is an unprivileged port (1024 or above): any local user could listen there and answer \
+             the CA's HTTP-01 challenges for these names, or block them",
+            &format!("use a loopback port below 1024, which only root can bind, e.g. {DEFAULT_ACME_RESPONDER}"),
         ),
         Ok(r) => {
             if let Some((field, bind_raw, _)) = binds.iter().find(|(_, _, b)| b.overlaps(&r)) {
@@ -850,7 +857,7 @@ fn check_listen(out: &mut Problems, site: &Site) -> Vec<(String, String, Bind)> 
                     "listen.acme_responder",
                     raw,
                     &format!("collides with HAProxy's {field} {bind_raw:?}"),
-                    "use a free loopback port such as 127.0.0.1:8688",
+                    &format!("use a free loopback port such as {DEFAULT_ACME_RESPONDER}"),
                 );
             }
         }

@@ -206,6 +206,7 @@ impl Step for AcmeCertificate {
                 (until - now + 59) / 60
             );
         }
+        crate::acme::responder::require_privileged_port(ctx.host, &self.responder)?;
         if self.preflight {
             self.preflight()?;
         }

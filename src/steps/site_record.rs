@@ -24,10 +24,16 @@ const ATTRS: FileAttrs = FileAttrs {
 impl Step for SiteRecord {
     fn check(&self, ctx: &Ctx) -> Result<State> {
         let current = ctx.host.read_string(&self.path)?;
-        let same = current
+        // A record naming the former responder default is rewritten without it.
+        let legacy = current
             .as_deref()
-            .and_then(Config::from_text)
-            .is_some_and(|recorded| recorded == ctx.vars.config);
+            .and_then(|text| serde_saphyr::from_str::<crate::site::SiteFile>(text).ok())
+            .is_some_and(|file| file.names_legacy_responder());
+        let same = !legacy
+            && current
+                .as_deref()
+                .and_then(Config::from_text)
+                .is_some_and(|recorded| recorded == ctx.vars.config);
         let mut changes = Vec::new();
         if !same {
             changes.push(format!("record the sites in {}", self.path));

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod container;
+mod hardening;
 mod robustness;
 mod sites;
 
@@ -555,7 +556,7 @@ fn certbot_client_issues_and_its_deploy_hook_rebuilds_the_pem_on_renewal() {
     assert_eq!(c.ok(&format!("stat -c '%a' {hook}")).trim(), "755");
     // certbot's own renewal settings: loopback standalone on the responder port.
     let renewal = c.ok(&format!("cat /etc/letsencrypt/renewal/{DOMAIN}.conf"));
-    assert!(renewal.contains("http01_port = 8688"), "{renewal}");
+    assert!(renewal.contains("http01_port = 888"), "{renewal}");
     assert!(renewal.contains("http01_address = 127.0.0.1"), "{renewal}");
     assert!(
         !c.path(&format!("/etc/letsencrypt/live/{DOMAIN}-0001"))

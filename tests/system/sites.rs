@@ -406,6 +406,7 @@ fn a_host_converged_by_the_previous_release_upgrades_in_place_without_reissuing(
         "Host name map (every site's names -> its backend)",
         "haproxy.cfg",
         "edgeup-renew.service",
+        "Remember the sites (/etc/edgeup/site.yaml)",
         "reload haproxy",
         "reload systemd",
     ];
@@ -427,10 +428,22 @@ fn a_host_converged_by_the_previous_release_upgrades_in_place_without_reissuing(
         file_serial(&pem),
         "HAProxy serves another certificate"
     );
+    // The record keeps the one-site form; only the former responder
+    // default (an unprivileged port) is replaced.
+    let rewritten = std::fs::read_to_string(c.path("/etc/edgeup/site.yaml")).expect("record");
     assert_eq!(
-        std::fs::read_to_string(c.path("/etc/edgeup/site.yaml")).expect("record"),
-        record,
-        "the one-site file is left as it is"
+        rewritten
+            .replace("127.0.0.1:888\n", "127.0.0.1:8688\n")
+            .lines()
+            .skip(2)
+            .collect::<Vec<_>>(),
+        record.lines().skip(2).collect::<Vec<_>>(),
+        "{rewritten}"
+    );
+    assert!(
+        c.ok("grep -c 'server responder 127.0.0.1:888$' /etc/haproxy/haproxy.cfg")
+            .trim()
+            == "1"
     );
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("pebble-root.pem");

@@ -42,7 +42,8 @@ pub fn load(path: &Path) -> Result<Option<Site>> {
             )));
         }
     };
-    if serde_saphyr::from_str::<crate::site::SiteFile>(&text).is_ok_and(|f| f.is_multi()) {
+    use crate::site::config::from_secret_yaml;
+    if from_secret_yaml::<crate::site::SiteFile>(&text).is_ok_and(|f| f.is_multi()) {
         return Err(exit::invalid(format!(
             "{} lists several sites (sites:); `edgeup init` edits a one-site file. Add or remove \
              sites with `edgeup site add` / `edgeup site remove`, or edit the file and run \
@@ -50,8 +51,11 @@ pub fn load(path: &Path) -> Result<Option<Site>> {
             path.display()
         )));
     }
-    serde_saphyr::from_str::<Site>(&text)
-        .map(Some)
+    from_secret_yaml::<Site>(&text)
+        .map(|mut site| {
+            site.listen.migrate();
+            Some(site)
+        })
         .map_err(|e| {
             exit::invalid(format!(
                 "{} is not a valid site file: {e}\nFix it (README: \"Site file\"), move it away to \

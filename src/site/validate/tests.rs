@@ -83,7 +83,7 @@ fn good_configs_have_no_problems() {
         ("dual-stack listen, custom responder", |s| {
             s.listen.http = strs(&[":80", "[::]:80"]);
             s.listen.https = strs(&[":443", "[::]:443", "192.0.2.7:8443"]);
-            s.listen.acme_responder = "[::1]:8689".into();
+            s.listen.acme_responder = "[::1]:889".into();
         }),
         (
             "backend on port 80 when HAProxy binds another address",
@@ -293,14 +293,14 @@ fn each_bad_value_names_its_field() {
             "open-webui:8080",
         ),
         (
-            |s| s.backends = strs(&["127.0.0.1:8688"]),
+            |s| s.backends = strs(&["127.0.0.1:888"]),
             "backends[0]",
-            "127.0.0.1:8688",
+            "127.0.0.1:888",
         ),
         (
-            |s| s.backends = strs(&["localhost:8688"]),
+            |s| s.backends = strs(&["localhost:888"]),
             "backends[0]",
-            "localhost:8688",
+            "localhost:888",
         ),
         (
             |s| s.backends = strs(&["localhost:80"]),
@@ -515,24 +515,29 @@ fn each_bad_value_names_its_field() {
             "both HTTP and HTTPS",
         ),
         (
-            |s| s.listen.acme_responder = ":8688".into(),
+            |s| s.listen.acme_responder = ":888".into(),
             "listen.acme_responder",
-            ":8688",
+            ":888",
         ),
         (
-            |s| s.listen.acme_responder = "0.0.0.0:8688".into(),
+            |s| s.listen.acme_responder = "0.0.0.0:888".into(),
             "listen.acme_responder",
-            "0.0.0.0:8688",
+            "0.0.0.0:888",
         ),
         (
-            |s| s.listen.acme_responder = "192.0.2.1:8688".into(),
+            |s| s.listen.acme_responder = "192.0.2.1:888".into(),
             "listen.acme_responder",
-            "192.0.2.1:8688",
+            "192.0.2.1:888",
         ),
         (
-            |s| s.listen.acme_responder = "localhost:8688".into(),
+            |s| s.listen.acme_responder = "localhost:888".into(),
             "listen.acme_responder",
-            "127.0.0.1:8688",
+            "127.0.0.1:888",
+        ),
+        (
+            |s| s.listen.acme_responder = "127.0.0.1:9999".into(),
+            "listen.acme_responder",
+            "any local user could listen there",
         ),
         (
             |s| s.listen.acme_responder = "127.0.0.1:80".into(),
@@ -639,7 +644,7 @@ acme:
 listen:
   http: [":80", "[::]:80"]
   https: [":443", "[::]:443"]
-  acme_responder: 127.0.0.1:8689
+  acme_responder: 127.0.0.1:889
 "#,
     );
     assert_eq!(site.backends.len(), 3);

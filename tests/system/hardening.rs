@@ -1,0 +1,171 @@
+//! Attacks by a local unprivileged user on a converged host, performed for
+//! real in a booted container (issue: hardening).
+
+use super::*;
+
+/// Runs `script` as `nobody` inside the container.
+fn as_nobody(c: &Container, script: &str) -> std::process::Output {
+    c.sh(&format!(
+        "setpriv --reuid=nobody --regid=nogroup --clear-groups -- sh -c {}",
+        shell_quote(script)
+    ))
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A perl one-liner (perl-base is in every Debian) that listens on
+/// 127.0.0.1:PORT and answers every request with `body`.
+fn fake_responder(port: u16, body: &str) -> String {
+    format!(
+        "exec perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => \"127.0.0.1\", \
+         LocalPort => {port}, Listen => 5, ReuseAddr => 1) or die \"bind: $!\\n\"; print \"listening\\n\"; \
+         $| = 1; while ($c = $s->accept) {{ sysread($c, $x, 4096); print $c \"HTTP/1.1 200 OK\\r\\n\
+         Content-Length: {len}\\r\\nConnection: close\\r\\n\\r\\n{body}\"; close $c }}'",
+        len = body.len()
+    )
+}
+
+#[test]
+fn an_unprivileged_user_cannot_answer_acme_challenges() {
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("hardening");
+    let c = Container::boot("bookworm", "hardening", &edgeup_binary());
+    let converge = edgeup(&c, &format!("apply {}", site_flags(backend)));
+    assert_eq!(converge.code, 0, "{}", converge.stderr);
+    let cfg = c.ok("cat /etc/haproxy/haproxy.cfg");
+    assert!(
+        cfg.contains("\n    server responder 127.0.0.1:888\n"),
+        "{cfg}"
+    );
+
+    // The attack on today's responder port: binding it is refused.
+    let bind = as_nobody(&c, &fake_responder(888, "stolen"));
+    let said = String::from_utf8_lossy(&bind.stderr).into_owned();
+    assert!(
+        !bind.status.success() && said.contains("bind: Permission denied"),
+        "nobody could bind the ACME responder port: {said} {}",
+        stdout(&bind)
+    );
+    // The attack on the earlier releases' port succeeds in binding, but the
+    // challenge path no longer leads there: the CA would get HAProxy's 503.
+    let attacker = std::process::Command::new("nsenter")
+        .args(["-t", &c.init.to_string(), "-a", "--"])
+        .args([
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--",
+        ])
+        .args(["sh", "-c", &fake_responder(8688, "stolen")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the attacker");
+    let mut attacker = KillOnDrop(attacker);
+    let mut line = String::new();
+    if let Some(out) = attacker.0.stdout.take() {
+        use std::io::BufRead;
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    assert_eq!(
+        line.trim(),
+        "listening",
+        "the attacker could not even bind 8688"
+    );
+    let (body, err) = curl(&[
+        "-s",
+        "-w",
+        " %{http_code}",
+        &format!("http://{DOMAIN}/.well-known/acme-challenge/token"),
+    ]);
+    assert!(
+        !body.contains("stolen"),
+        "HAProxy routed the challenge to the attacker: {body} {err}"
+    );
+    assert!(body.ends_with(" 503"), "{body} {err}");
+    drop(attacker);
+    eprintln!(
+        "scenario unprivileged challenge answers: {:.1?}",
+        started.elapsed()
+    );
+}
+
+/// Kills the child (SIGKILL) and reaps it when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_renewal_timer_runs_a_root_owned_edgeup_not_the_file_apply_was_started_from() {
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("hardening-binary");
+    let pebble = pebble();
+    let c = Container::boot("bookworm", "hardening-bin", &edgeup_binary());
+    trust_pebble(&c, &pebble);
+    // A user's download, in a directory whose name systemd would split (space)
+    // and expand (%), started by root.
+    c.ok(
+        "mkdir -p '/tmp/dl dir%i' && mv /usr/local/bin/edgeup '/tmp/dl dir%i/edgeup' \
+         && chown -R nobody:nogroup '/tmp/dl dir%i'",
+    );
+    let out = c.sh(&format!(
+        "'/tmp/dl dir%i/edgeup' --json apply {}",
+        acme_flags(backend, &pebble, "builtin")
+    ));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unit = c.ok("systemctl cat edgeup-renew.service");
+    assert!(
+        unit.contains("\nExecStart=/usr/local/bin/edgeup renew --quiet\n"),
+        "{unit}"
+    );
+    assert_eq!(
+        c.ok("stat -c '%a %U %G %F' /usr/local/bin/edgeup").trim(),
+        "755 root root regular file"
+    );
+    assert_eq!(
+        c.ok("cmp '/tmp/dl dir%i/edgeup' /usr/local/bin/edgeup && echo same")
+            .trim(),
+        "same"
+    );
+    // The timer's service really runs it: a quiet no-op renew.
+    c.ok("systemctl start edgeup-renew.service");
+    assert_eq!(
+        c.ok("systemctl show -P Result edgeup-renew.service").trim(),
+        "success"
+    );
+    // A swapped-in file at the fixed path is replaced, not trusted.
+    c.ok("echo '#!/bin/sh' > /usr/local/bin/edgeup && chmod 777 /usr/local/bin/edgeup");
+    let again = c.sh(&format!(
+        "'/tmp/dl dir%i/edgeup' --json apply {}",
+        acme_flags(backend, &pebble, "builtin")
+    ));
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+    assert_eq!(
+        c.ok(
+            "cmp '/tmp/dl dir%i/edgeup' /usr/local/bin/edgeup && stat -c %a /usr/local/bin/edgeup"
+        )
+        .trim(),
+        "755"
+    );
+    eprintln!("scenario renewal binary path: {:.1?}", started.elapsed());
+}
