@@ -121,7 +121,7 @@ fn debian_fresh_apply_transcript() {
     );
     assert_eq!(
         run.acme_skipped(),
-        4,
+        5,
         "every renewal step is skipped with ACME off (and no site has certificate steps)"
     );
     assert_eq!(

@@ -17,6 +17,10 @@ use crate::site::{Config, Site};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// The fixed, root-owned path of the edgeup that timers run (fleet installs
+/// it there too). No space or `%`: systemd takes it as written.
+pub const INSTALL_PATH: &str = "/usr/local/bin/edgeup";
+
 /// What playbooks see as `acme`: what the sites' ACME settings add up to.
 #[derive(Debug, Clone, Serialize)]
 pub struct AcmeVars {
@@ -28,7 +32,8 @@ pub struct AcmeVars {
     pub certbot: bool,
     /// One account per distinct CA setting, in site order.
     pub accounts: Vec<CaSettings>,
-    /// This binary, for the renewal service unit.
+    /// Where the renewal unit runs edgeup from (`steps::install_self` puts
+    /// this binary there).
     pub edgeup_binary: String,
     /// `edgeup renew --force`.
     pub force: bool,
@@ -51,9 +56,7 @@ impl AcmeVars {
             builtin: enabled.iter().any(|s| s.acme.client == "builtin"),
             certbot: enabled.iter().any(|s| s.acme.client == "certbot"),
             accounts,
-            edgeup_binary: std::env::current_exe()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| "/usr/local/bin/edgeup".into()),
+            edgeup_binary: INSTALL_PATH.into(),
             force: false,
             renewing: false,
         }

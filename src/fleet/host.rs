@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Where the binary and the site live on every host.
-pub const REMOTE_BINARY: &str = "/usr/local/bin/edgeup";
+pub const REMOTE_BINARY: &str = crate::acme::INSTALL_PATH;
 pub const REMOTE_SITE: &str = "/etc/edgeup/site.yaml";
 
 /// How one host ended.

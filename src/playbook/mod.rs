@@ -6,9 +6,9 @@ use crate::assets::Assets;
 use crate::render::{self, Vars};
 use crate::steps::{
     Step, acme_account::AcmeAccount, acme_certificate::AcmeCertificate, directory::Directory,
-    firewall::Firewall, packages::Packages, placeholder_cert::PlaceholderCert,
-    retire_site::RetireSite, selinux::SelinuxBoolean, service::DaemonReload, service::Service,
-    site_record::SiteRecord, template::Template,
+    firewall::Firewall, install_self::InstallSelf, packages::Packages,
+    placeholder_cert::PlaceholderCert, retire_site::RetireSite, selinux::SelinuxBoolean,
+    service::DaemonReload, service::Service, site_record::SiteRecord, template::Template,
 };
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -68,6 +68,8 @@ pub struct Entry {
     acme_certificate: Option<AcmeCertificate>,
     #[serde(default)]
     retire_site: Option<RetireSite>,
+    #[serde(default)]
+    install_self: Option<InstallSelf>,
     /// Run the handlers notified so far, here (Ansible's `meta: flush_handlers`):
     /// e.g. HAProxy must run the new config before the CA validates.
     #[serde(default)]
@@ -93,6 +95,7 @@ impl Entry {
             self.acme_account.as_ref().map(|s| s as &dyn Step),
             self.acme_certificate.as_ref().map(|s| s as &dyn Step),
             self.retire_site.as_ref().map(|s| s as &dyn Step),
+            self.install_self.as_ref().map(|s| s as &dyn Step),
         ]
         .into_iter()
         .flatten()

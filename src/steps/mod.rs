@@ -5,6 +5,7 @@ pub mod acme_account;
 pub mod acme_certificate;
 pub mod directory;
 pub mod firewall;
+pub mod install_self;
 pub mod packages;
 pub mod pem_file;
 pub mod placeholder_cert;
@@ -84,11 +85,57 @@ pub trait Step {
     }
 }
 
-/// Unified diff between two texts, labelled with the file's path.
+/// Unified diff between two texts, labelled with the file's path. Lines
+/// that carry HAProxy passwords (`stats auth`, a `userlist`'s `user ...
+/// password|insecure-password`), as a hand-written config being replaced
+/// may hold, are shown with the secret masked.
 pub fn text_diff(path: &str, old: &str, new: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
+    let (old, new) = (mask_secrets(old), mask_secrets(new));
+    similar::TextDiff::from_lines(&old, &new)
         .unified_diff()
         .context_radius(3)
         .header(path, path)
         .to_string()
+}
+
+fn mask_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let keep = match words.as_slice() {
+            ["stats", "auth", ..] => Some(2),
+            ["user", _, rest @ ..] => rest
+                .iter()
+                .position(|w| *w == "password" || *w == "insecure-password")
+                .map(|i| i + 3),
+            _ => None,
+        };
+        match keep {
+            Some(n) if words.len() > n => {
+                let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
+                let shown = words.iter().take(n).copied().collect::<Vec<_>>().join(" ");
+                out.push_str(&format!("{indent}{shown} <secret hidden>\n"));
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn diffs_mask_haproxy_passwords() {
+        let old = "global\n    stats auth admin:hunter2\nuserlist ops\n    user bob password $6$salted\n    user eve insecure-password plain groups g\n    group g\n";
+        let diff = super::text_diff("/etc/haproxy/haproxy.cfg", old, "global\n");
+        for secret in ["hunter2", "admin:", "$6$salted", "plain"] {
+            assert!(!diff.contains(secret), "{secret} shown:\n{diff}");
+        }
+        assert!(diff.contains("-    stats auth <secret hidden>"), "{diff}");
+        assert!(
+            diff.contains("-    user bob password <secret hidden>"),
+            "{diff}"
+        );
+        assert!(diff.contains("-    group g"), "{diff}");
+    }
 }

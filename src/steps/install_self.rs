@@ -1,0 +1,88 @@
+//! This edgeup at a fixed, root-owned path (`/usr/local/bin/edgeup`, 0755
+//! root), which the renewal unit runs: a timer must never run whatever file
+//! `apply` happened to be started from (a user-owned download, a path with a
+//! space or `%` that systemd would split or expand). Converged when the file
+//! there is a regular file (not a link), root's, writable by root only, and
+//! this binary: no read at all when edgeup runs from there already.
+
+use super::{Ctx, Drift, State, Step};
+use crate::host::FileAttrs;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InstallSelf {
+    pub dest: String,
+}
+
+const ATTRS: FileAttrs = FileAttrs {
+    mode: 0o755,
+    uid: 0,
+    gid: 0,
+};
+
+impl InstallSelf {
+    /// The running binary, when it is not `dest` itself (None: it is).
+    fn source(&self, ctx: &Ctx) -> Result<Option<std::path::PathBuf>> {
+        let exe = std::env::current_exe().context("finding the running edgeup binary")?;
+        let dest = ctx.host.path(&self.dest);
+        let same = match (exe.canonicalize(), dest.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        Ok((!same).then_some(exe))
+    }
+}
+
+impl Step for InstallSelf {
+    fn check(&self, ctx: &Ctx) -> Result<State> {
+        let mut changes = Vec::new();
+        match ctx.host.stat(&self.dest)? {
+            None => changes.push(format!("install this edgeup at {}", self.dest)),
+            Some(stat) => {
+                let link = std::fs::symlink_metadata(ctx.host.path(&self.dest))
+                    .is_ok_and(|m| m.file_type().is_symlink());
+                if link || stat.is_dir {
+                    changes.push(format!(
+                        "replace {} (not a regular file) with this edgeup",
+                        self.dest
+                    ));
+                } else {
+                    if let Some(exe) = self.source(ctx)? {
+                        let ours = std::fs::read(&exe)
+                            .with_context(|| format!("reading {}", exe.display()))?;
+                        if ctx.host.read(&self.dest)?.as_deref() != Some(ours.as_slice()) {
+                            changes.push(format!(
+                                "install this edgeup ({}) at {}",
+                                exe.display(),
+                                self.dest
+                            ));
+                        }
+                    }
+                    changes.extend(super::directory::attr_changes(
+                        ctx.host, &stat, &ATTRS, &self.dest,
+                    ));
+                }
+            }
+        }
+        if changes.is_empty() {
+            return Ok(State::Converged(format!("{} is this edgeup", self.dest)));
+        }
+        Ok(State::Drift(Drift::new(changes)))
+    }
+
+    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+        let bytes = match self.source(ctx)? {
+            Some(exe) => {
+                std::fs::read(&exe).with_context(|| format!("reading {}", exe.display()))?
+            }
+            None => ctx
+                .host
+                .read(&self.dest)?
+                .with_context(|| format!("{} vanished", self.dest))?,
+        };
+        // A new file renamed over the path: a link there is replaced, never followed.
+        ctx.host.write_atomic(&self.dest, &bytes, &ATTRS, None)
+    }
+}
