@@ -60,26 +60,31 @@ pub fn clear_backoff(host: &Host, state_dir: &str, domain: &str) -> Result<()> {
 
 /// The retry time a CA states in a rate-limit message ("retry after
 /// 2026-11-27 12:00:00 UTC" or an RFC 3339 time); one hour when it gives none.
+/// Works on characters, never byte offsets: the message is the CA's text.
 pub fn retry_time_from_message(message: &str, now: i64) -> i64 {
-    let lower = message.to_lowercase();
-    if let Some(pos) = lower.find("retry after ") {
-        let rest = &message[pos + "retry after ".len()..];
-        let candidate: String = rest.chars().take(25).collect();
-        for len in (19..=candidate.len()).rev() {
-            let text = candidate[..len]
-                .trim()
-                .replace(' ', "T")
-                .replace("TUTC", "Z");
-            let text = if text.ends_with('Z') || text.contains('+') {
-                text
-            } else {
-                format!("{text}Z")
-            };
-            if let Ok(t) =
-                time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-            {
-                return t.unix_timestamp();
-            }
+    const MARK: &str = "retry after ";
+    let after = message.char_indices().find_map(|(i, _)| {
+        let rest = message.get(i..)?;
+        rest.get(..MARK.len())
+            .filter(|head| head.eq_ignore_ascii_case(MARK))
+            .and_then(|_| rest.get(MARK.len()..))
+    });
+    let Some(rest) = after else {
+        return now + 3600;
+    };
+    let candidate: Vec<char> = rest.chars().take(25).collect();
+    for len in (19..=candidate.len()).rev() {
+        let text: String = candidate.iter().take(len).collect();
+        let text = text.trim().replace(' ', "T").replace("TUTC", "Z");
+        let text = if text.ends_with('Z') || text.contains('+') {
+            text
+        } else {
+            format!("{text}Z")
+        };
+        if let Ok(t) =
+            time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+        {
+            return t.unix_timestamp();
         }
     }
     now + 3600
@@ -118,5 +123,15 @@ mod tests {
         );
         assert_eq!(t, 1_795_780_800);
         assert_eq!(retry_time_from_message("slow down", 100), 3700);
+        // Non-ASCII around the marker and in the time (this used to panic).
+        assert_eq!(
+            retry_time_from_message("İİİ Retry After 2026-11-27 12:00:00 UTC ü", 0),
+            1_795_780_800
+        );
+        assert_eq!(
+            retry_time_from_message("retry after ééééééééééééééééééééééééé", 5),
+            3605
+        );
+        assert_eq!(retry_time_from_message("retry after ", 5), 3605);
     }
 }

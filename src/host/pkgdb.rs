@@ -37,17 +37,24 @@ impl Host {
                 .args(names.iter().cloned()),
         )?;
         // rpm exits non-zero when any package is missing; the lines still tell.
-        let mut found = Installed::new();
-        for line in out.stdout.lines() {
-            let mut parts = line.split_whitespace();
-            if let (Some(name), Some(version), None) = (parts.next(), parts.next(), parts.next())
-                && names.iter().any(|n| n == name)
-            {
-                found.insert(name.to_string(), version.to_string());
-            }
-        }
-        Ok(found)
+        Ok(parse_rpm_query(&out.stdout, names))
     }
+}
+
+/// `rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE}\n'` output: the packages of
+/// interest that are installed (lines such as "package x is not installed"
+/// have more than two words and are skipped).
+pub fn parse_rpm_query(stdout: &str, wanted: &[String]) -> Installed {
+    let mut found = Installed::new();
+    for line in stdout.lines() {
+        let mut parts = line.split_whitespace();
+        if let (Some(name), Some(version), None) = (parts.next(), parts.next(), parts.next())
+            && wanted.iter().any(|n| n == name)
+        {
+            found.insert(name.to_string(), version.to_string());
+        }
+    }
+    found
 }
 
 /// Reads the packages of interest out of /var/lib/dpkg/status.
