@@ -38,18 +38,74 @@ pub struct Bundle {
     pub key_present: bool,
 }
 
+/// The public key of a private key block (PKCS#8 `PRIVATE KEY`, SEC1
+/// `EC PRIVATE KEY`, PKCS#1 `RSA PRIVATE KEY`), checked to belong to the
+/// private key by ring; None when it does not parse.
+fn public_key_of(label: &str, der: &[u8]) -> Option<Vec<u8>> {
+    match label {
+        "PRIVATE KEY" => public_key_of_pkcs8(der),
+        "RSA PRIVATE KEY" => ring::signature::RsaKeyPair::from_der(der)
+            .ok()
+            .map(|k| ring::signature::KeyPair::public_key(&k).as_ref().to_vec()),
+        // SEC1 wrapped in a PKCS#8 PrivateKeyInfo for each curve edgeup and
+        // HAProxy use; ring refuses a wrong curve or a public key that does
+        // not belong to the private scalar.
+        "EC PRIVATE KEY" => [EC_P256, EC_P384]
+            .iter()
+            .find_map(|curve| public_key_of_pkcs8(&sec1_as_pkcs8(curve, der))),
+        _ => None,
+    }
+}
+
+/// DER of the AlgorithmIdentifier {id-ecPublicKey, namedCurve}.
+const EC_P256: &[u8] = &[
+    0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+    0xce, 0x3d, 0x03, 0x01, 0x07,
+];
+const EC_P384: &[u8] = &[
+    0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04,
+    0x00, 0x22,
+];
+
+/// PrivateKeyInfo ::= SEQUENCE { INTEGER 0, AlgorithmIdentifier, OCTET STRING sec1 }.
+fn sec1_as_pkcs8(algorithm: &[u8], sec1: &[u8]) -> Vec<u8> {
+    let mut body = vec![0x02, 0x01, 0x00];
+    body.extend_from_slice(algorithm);
+    body.push(0x04);
+    body.extend(der_length(sec1.len()));
+    body.extend_from_slice(sec1);
+    let mut out = vec![0x30];
+    out.extend(der_length(body.len()));
+    out.extend(body);
+    out
+}
+
+/// A DER length: short form below 128, else long form.
+fn der_length(len: usize) -> Vec<u8> {
+    if len < 0x80 {
+        return vec![len as u8];
+    }
+    let bytes: Vec<u8> = len
+        .to_be_bytes()
+        .into_iter()
+        .skip_while(|b| *b == 0)
+        .collect();
+    let mut out = vec![0x80 | bytes.len() as u8];
+    out.extend(bytes);
+    out
+}
+
 impl Bundle {
     pub fn leaf(&self) -> Option<&CertInfo> {
         self.certs.first()
     }
 
-    /// The private key belongs to the leaf certificate. Keys in a format this
-    /// build cannot read (not PKCS#8) count as matching only if present: we
-    /// never replace a user's certificate on a guess.
+    /// The private key belongs to the leaf certificate. A key that does not
+    /// parse (garbage, an unknown format, a public key that is not the
+    /// private key's) is a mismatch, like another certificate's key.
     pub fn key_matches(&self) -> bool {
         match (&self.key_public, self.leaf()) {
             (Some(key), Some(leaf)) => *key == leaf.public_key,
-            (None, Some(_)) => self.key_present,
             _ => false,
         }
     }
@@ -84,9 +140,7 @@ pub fn parse_bundle(pem: &[u8]) -> Result<Bundle> {
             certs.push(cert_info(&block)?);
         } else if block.label.ends_with("PRIVATE KEY") {
             key_present = true;
-            if block.label == "PRIVATE KEY" {
-                key_public = public_key_of_pkcs8(&block.contents);
-            }
+            key_public = public_key_of(&block.label, &block.contents);
         }
     }
     if certs.is_empty() {
@@ -188,6 +242,77 @@ mod tests {
         assert!(!mixed.key_matches());
         let no_key = parse_bundle(cert_a.as_bytes())?;
         assert!(!no_key.key_present && !no_key.key_matches());
+        Ok(())
+    }
+
+    /// `openssl` (a test tool here) writing keys in the legacy formats.
+    fn openssl_pair(dir: &std::path::Path, name: &str, genkey: &str) -> (String, String) {
+        let key = dir.join(format!("{name}.key"));
+        let crt = dir.join(format!("{name}.crt"));
+        let run = |script: String| {
+            let ok = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "openssl failed (is it installed?): {script}");
+        };
+        run(format!(
+            "{} 2>/dev/null",
+            genkey.replace("OUT", &key.display().to_string())
+        ));
+        run(format!(
+            "openssl req -x509 -key {} -subj /CN={name}.example.com -days 30 -out {} 2>/dev/null",
+            key.display(),
+            crt.display()
+        ));
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+        (read(&crt), read(&key))
+    }
+
+    #[test]
+    fn legacy_key_formats_are_checked_and_garbage_keys_do_not_match() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let ec = openssl_pair(
+            dir.path(),
+            "ec",
+            "openssl ecparam -name prime256v1 -genkey -noout -out OUT",
+        );
+        let ec384 = openssl_pair(
+            dir.path(),
+            "ec384",
+            "openssl ecparam -name secp384r1 -genkey -noout -out OUT",
+        );
+        let rsa = openssl_pair(
+            dir.path(),
+            "rsa",
+            "openssl genrsa -traditional -out OUT 2048",
+        );
+        for (name, (cert, key), label) in [
+            ("P-256", &ec, "EC PRIVATE KEY"),
+            ("P-384", &ec384, "EC PRIVATE KEY"),
+            ("RSA", &rsa, "RSA PRIVATE KEY"),
+        ] {
+            assert!(key.contains(&format!("BEGIN {label}")), "{name}: {key:.40}");
+            let bundle = parse_bundle(format!("{cert}{key}").as_bytes())?;
+            assert!(bundle.key_matches(), "{name}: its own key must match");
+        }
+        // Another certificate's key, in each format, does not match.
+        for (cert, key) in [(&ec.0, &rsa.1), (&rsa.0, &ec.1), (&ec384.0, &ec.1)] {
+            assert!(!parse_bundle(format!("{cert}{key}").as_bytes())?.key_matches());
+        }
+        // A "private key" that is garbage counted as matching before.
+        let garbage = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        for label in [
+            "PRIVATE KEY",
+            "EC PRIVATE KEY",
+            "RSA PRIVATE KEY",
+            "ENCRYPTED PRIVATE KEY",
+        ] {
+            let block = garbage.replace("PRIVATE KEY", label);
+            let bundle = parse_bundle(format!("{}{block}", ec.0).as_bytes())?;
+            assert!(bundle.key_present && !bundle.key_matches(), "{label}");
+        }
         Ok(())
     }
 
