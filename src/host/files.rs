@@ -6,7 +6,7 @@
 use super::Host;
 use anyhow::{Context, Result, bail};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -63,13 +63,51 @@ impl Host {
         }
     }
 
-    /// Sets mode and owner of an existing file or directory.
+    /// Sets mode and owner of an existing file or directory, on an open
+    /// handle of the path itself: a symbolic link there (swapped in by
+    /// whoever can write the directory) is refused, never followed.
     pub fn set_attrs(&self, host_path: &str, attrs: &FileAttrs) -> Result<()> {
-        let path = self.path(host_path);
-        std::os::unix::fs::chown(&path, Some(attrs.uid), Some(attrs.gid))
+        let file = self.open_no_follow(host_path)?;
+        std::os::unix::fs::fchown(&file, Some(attrs.uid), Some(attrs.gid))
             .with_context(|| format!("changing owner of {host_path}"))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(attrs.mode))
+        file.set_permissions(fs::Permissions::from_mode(attrs.mode))
             .with_context(|| format!("changing mode of {host_path}"))
+    }
+
+    /// The content of the regular file at `host_path`; None when there is
+    /// none, or when a symbolic link or anything else stands there (never
+    /// read through: for files in directories others could write).
+    pub fn read_no_follow(&self, host_path: &str) -> Result<Option<Vec<u8>>> {
+        match fs::symlink_metadata(self.path(host_path)) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("inspecting {host_path}")),
+        }
+        let mut file = self.open_no_follow(host_path)?;
+        let mut content = Vec::new();
+        file.read_to_end(&mut content)
+            .with_context(|| format!("reading {host_path}"))?;
+        Ok(Some(content))
+    }
+
+    /// Opens `host_path` for reading without following a final symbolic
+    /// link (O_NOFOLLOW; O_NONBLOCK so a FIFO planted there cannot block).
+    fn open_no_follow(&self, host_path: &str) -> Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(self.path(host_path))
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    anyhow::anyhow!(
+                        "{host_path} is a symbolic link; edgeup does not follow links it did not create \
+                         (remove it and run again)"
+                    )
+                } else {
+                    anyhow::Error::new(e).context(format!("opening {host_path}"))
+                }
+            })
     }
 
     /// Creates a directory (and missing parents) and sets its mode and owner.
@@ -154,11 +192,14 @@ impl Host {
 
     /// Copies `host_path` into the backup area; returns the backup's host path.
     /// The copy keeps the original's mode (keys stay 0600).
+    /// A symbolic link is not backed up (nothing is ever read through one).
     pub fn backup(&self, host_path: &str, state_dir: &str) -> Result<Option<String>> {
-        let source = self.path(host_path);
         let Some(stat) = self.stat(host_path)? else {
             return Ok(None);
         };
+        if fs::symlink_metadata(self.path(host_path)).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Ok(None);
+        }
         let flat = host_path.trim_start_matches('/').replace('/', "%");
         let stamp = unique_stamp();
         let dir = format!("{state_dir}/backups");
@@ -171,7 +212,16 @@ impl Host {
             },
         )?;
         let backup = format!("{dir}/{flat}.{stamp}");
-        let content = fs::read(&source).with_context(|| format!("reading {host_path}"))?;
+        // Read through a handle of the path itself: a link there is refused,
+        // so no other file's content ever lands in a backup (or a restore).
+        let mut source = self.open_no_follow(host_path)?;
+        if !source.metadata().is_ok_and(|m| m.is_file()) {
+            bail!("{host_path} is not a regular file; refusing to back it up");
+        }
+        let mut content = Vec::new();
+        source
+            .read_to_end(&mut content)
+            .with_context(|| format!("reading {host_path}"))?;
         self.write_atomic(
             &backup,
             &content,
@@ -268,5 +318,48 @@ impl Drop for Staged {
         if !self.committed {
             let _ = fs::remove_file(&self.temp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::scripted::ScriptedRunner;
+
+    #[test]
+    fn links_are_refused_or_read_as_absent_never_followed() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().to_path_buf();
+        let host = Host::new(root.clone(), Box::new(ScriptedRunner::new(root.clone())));
+        let target = root.join("secret");
+        fs::write(&target, "root:hash")?;
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o640))?;
+        fs::create_dir(root.join("certs"))?;
+        std::os::unix::fs::symlink(&target, root.join("certs/a.pem"))?;
+        let attrs = FileAttrs {
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        };
+        let err = format!(
+            "{:#}",
+            host.set_attrs("/certs/a.pem", &attrs).expect_err("a link")
+        );
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert_eq!(
+            fs::metadata(&target)?.permissions().mode() & 0o777,
+            0o640,
+            "target untouched"
+        );
+        assert_eq!(host.read_no_follow("/certs/a.pem")?, None);
+        assert_eq!(
+            host.backup("/certs/a.pem", "/state")?,
+            None,
+            "a link is not backed up"
+        );
+        fs::write(root.join("certs/b.pem"), "pem")?;
+        assert_eq!(host.read_no_follow("/certs/b.pem")?, Some(b"pem".to_vec()));
+        assert!(host.backup("/certs/b.pem", "/state")?.is_some());
+        Ok(())
     }
 }

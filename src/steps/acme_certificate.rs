@@ -1,7 +1,7 @@
 //! The CA-issued certificate in HAProxy's crt directory. Converged when the
 //! PEM holds a CA-issued certificate (not the placeholder) from the
 //! configured directory, covering every name, whose key matches, outside the
-//! renewal window, 0600 haproxy. Otherwise: preflight, issue (builtin or
+//! renewal window, 0600 root. Otherwise: preflight, issue (builtin or
 //! certbot), check the result, swap it in atomically. On any failure the
 //! current PEM (placeholder or previous certificate) stays in place.
 
@@ -58,7 +58,7 @@ impl AcmeCertificate {
         if self.force.get() {
             return Ok(Some("renewal forced".into()));
         }
-        let Some(pem) = ctx.host.read(&self.path)? else {
+        let Some(pem) = ctx.host.read_no_follow(&self.path)? else {
             return Ok(Some("no certificate yet".into()));
         };
         let bundle = match pki::parse_bundle(&pem) {

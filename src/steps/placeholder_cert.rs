@@ -60,7 +60,7 @@ fn content_problem(pem: Option<&[u8]>, domain: &str) -> Option<String> {
 
 impl Step for PlaceholderCert {
     fn check(&self, ctx: &Ctx) -> Result<State> {
-        let pem = ctx.host.read(&self.path)?;
+        let pem = ctx.host.read_no_follow(&self.path)?;
         let problem = content_problem(pem.as_deref(), &self.domain);
         let drift = pem_file::drift(ctx, &self.path, &self.owner, &self.group, problem)?;
         if drift.changes.is_empty() {

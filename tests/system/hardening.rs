@@ -169,3 +169,66 @@ fn the_renewal_timer_runs_a_root_owned_edgeup_not_the_file_apply_was_started_fro
     );
     eprintln!("scenario renewal binary path: {:.1?}", started.elapsed());
 }
+
+#[test]
+fn the_certificate_directory_is_roots_and_no_link_there_is_followed() {
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("hardening-certs");
+    let c = Container::boot("bookworm", "hardening-certs", &edgeup_binary());
+    let flags = site_flags(backend);
+    let converge = edgeup(&c, &format!("apply {flags}"));
+    assert_eq!(converge.code, 0, "{}", converge.stderr);
+    let pem = format!("/etc/haproxy/certs/{DOMAIN}.pem");
+    assert_eq!(
+        c.ok("stat -c '%a %U %G' /etc/haproxy/certs").trim(),
+        "700 root root"
+    );
+    assert_eq!(
+        c.ok(&format!("stat -c '%a %U %G' {pem}")).trim(),
+        "600 root root"
+    );
+    // HAProxy (root master, haproxy workers) serves the root-owned PEM.
+    let (body, err) = curl(&["-sk", &format!("https://{DOMAIN}/hello")]);
+    assert!(body.starts_with("backend: hardening-certs"), "{body} {err}");
+
+    // The haproxy account cannot plant anything in the directory.
+    let plant = c.sh(
+        "setpriv --reuid=haproxy --regid=haproxy --clear-groups -- ln -s /etc/shadow /etc/haproxy/certs/evil.pem",
+    );
+    assert!(
+        !plant.status.success(),
+        "the haproxy user could write the crt directory"
+    );
+
+    // A link that got there anyway (the PEM swapped for /etc/shadow): apply
+    // replaces the link with a real PEM and never touches its target.
+    let shadow = c.ok("stat -c '%a %U %G %s %Y' /etc/shadow");
+    c.ok(&format!("ln -sf /etc/shadow {pem}"));
+    let repaired = edgeup(&c, &format!("apply {flags}"));
+    assert_eq!(
+        repaired.code, 0,
+        "{:?}\n{}",
+        repaired.events, repaired.stderr
+    );
+    assert_eq!(
+        c.ok("stat -c '%a %U %G %s %Y' /etc/shadow"),
+        shadow,
+        "/etc/shadow was touched"
+    );
+    assert_eq!(
+        c.ok(&format!("stat -c '%a %U %G %F' {pem}")).trim(),
+        "600 root root regular file"
+    );
+    assert!(
+        !c.ok(&format!("cat {pem}")).contains("root:"),
+        "shadow content in the PEM"
+    );
+    let backups = c.ok("cat /var/lib/edgeup/backups/* 2>/dev/null | grep -c '^root:' || true");
+    assert_eq!(backups.trim(), "0", "shadow content in a backup");
+    let (body, err) = curl(&["-sk", &format!("https://{DOMAIN}/hello")]);
+    assert!(body.starts_with("backend: hardening-certs"), "{body} {err}");
+    eprintln!("scenario certificate directory: {:.1?}", started.elapsed());
+}

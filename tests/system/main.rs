@@ -187,11 +187,11 @@ fn fresh_debian_converges_serves_https_and_second_run_changes_nothing() {
             "stat -c '%a %U %G' /etc/haproxy/certs/{DOMAIN}.pem"
         ))
         .trim(),
-        "600 haproxy haproxy"
+        "600 root root"
     );
     assert_eq!(
         c.ok("stat -c '%a %U' /etc/haproxy/certs").trim(),
-        "700 haproxy"
+        "700 root"
     );
     c.ok("haproxy -c -q -f /etc/haproxy/haproxy.cfg");
 
@@ -438,7 +438,7 @@ fn assert_pebble_issued(c: &Container, pebble: &Pebble) {
     assert_eq!(
         c.ok(&format!("stat -c '%a %U' /etc/haproxy/certs/{DOMAIN}.pem"))
             .trim(),
-        "600 haproxy"
+        "600 root"
     );
     let names = c.ok("ls -A /etc/haproxy/certs");
     assert_eq!(

@@ -181,7 +181,7 @@ fn drift_in_config_unit_and_key_mode_is_repaired_with_one_reload() {
     // The repair is real: mode, unit and file content are back.
     assert_eq!(
         c.ok(&format!("stat -c '%a %U %G' {PEM}")).trim(),
-        "600 haproxy haproxy"
+        "600 root root"
     );
     assert_eq!(
         c.ok("systemctl is-enabled haproxy.service").trim(),
@@ -1085,7 +1085,7 @@ fn fresh_trixie_converges_serves_https_and_second_run_changes_nothing() {
     assert_eq!(c.ok("systemctl is-active haproxy.service").trim(), "active");
     assert_eq!(
         c.ok(&format!("stat -c '%a %U %G' {PEM}")).trim(),
-        "600 haproxy haproxy"
+        "600 root root"
     );
 
     // HTTPS with SNI, verified against the placeholder, over HTTP/2.
