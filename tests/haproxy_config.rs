@@ -14,7 +14,7 @@ use common::backend::*;
 
 use common::{
     ProcessGuard, Ran, TestDir, debian, facts, free_port, haproxy, haproxy_check, relocated,
-    render, rhel, run, shipped_profiles, site, wait_for_port,
+    render, rhel, run, shipped_profiles, site, start_checked_haproxy,
 };
 use edgeup::distro::Distro;
 use edgeup::render::major_minor;
@@ -535,19 +535,7 @@ impl Live {
             &relocated(&debian(), &dir),
             facts(Some(&version)),
         );
-        if let Err(e) = haproxy_check(&cfg, &dir.config()) {
-            panic!("{e}\n{cfg}");
-        }
-        let mut guard = ProcessGuard::spawn(
-            "haproxy",
-            Command::new(haproxy())
-                .arg("-db")
-                .arg("-f")
-                .arg(dir.config()),
-            &dir.path().join("haproxy.log"),
-        );
-        wait_for_port(http, &mut guard);
-        wait_for_port(https, &mut guard);
+        let guard = start_checked_haproxy(&cfg, &dir, &[http, https]);
         Live {
             dir,
             http,

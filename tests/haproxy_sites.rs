@@ -132,19 +132,7 @@ fn live_sites_route_by_name_with_their_own_certificates() {
         "{problems:?}"
     );
     let cfg = render_sites(&config, &relocated(&debian(), &dir), facts(Some(&version)));
-    if let Err(e) = haproxy_check(&cfg, &dir.config()) {
-        panic!("{e}\n{cfg}");
-    }
-    let mut guard = ProcessGuard::spawn(
-        "haproxy",
-        Command::new(haproxy())
-            .arg("-db")
-            .arg("-f")
-            .arg(dir.config()),
-        &dir.path().join("haproxy.log"),
-    );
-    wait_for_port(http, &mut guard);
-    wait_for_port(https, &mut guard);
+    let mut guard = start_checked_haproxy(&cfg, &dir, &[http, https]);
     let ca = |name: &str| dir.path().join(format!("{name}.ca.pem"));
 
     // Each name reaches its own backend, verified against its own certificate,

@@ -105,9 +105,18 @@ fn tempdir() -> Result<std::path::PathBuf> {
     use anyhow::Context;
     use ring::rand::SecureRandom;
     use std::os::unix::fs::DirBuilderExt;
+    // XDG_RUNTIME_DIR only when it is really ours: a directory (not a link)
+    // owned by this user that nobody else can enter.
+    let ours = |dir: &std::path::Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(dir).is_ok_and(|m| {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            m.is_dir() && m.uid() == unsafe { libc::geteuid() } && m.mode() & 0o077 == 0
+        })
+    };
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(std::path::PathBuf::from)
-        .filter(|dir| dir.is_dir())
+        .filter(|dir| ours(dir))
         .unwrap_or_else(std::env::temp_dir);
     let rng = ring::rand::SystemRandom::new();
     let mut last = None;

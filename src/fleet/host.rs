@@ -20,6 +20,7 @@ pub struct Outcome {
 
 #[derive(Debug, Clone, Default)]
 pub struct Finished {
+    // Everything here is the host's own account of its run: shown as such.
     /// The remote run's recap event (ok/changed/failed/skipped).
     pub recap: Value,
     pub exit: i32,
@@ -39,6 +40,19 @@ fn sudo(target: &Target) -> &'static str {
     if target.sudo { "sudo -n " } else { "" }
 }
 
+/// `mktemp -d` makes the staging directory from this template.
+const STAGING_TEMPLATE: &str = "/tmp/edgeup.XXXXXXXXXX";
+
+/// `path` is what `mktemp -d STAGING_TEMPLATE` returns: the prefix and ten
+/// letters or digits, nothing else (no `..`, no `/`, no spaces).
+fn is_staging_dir(path: &str) -> bool {
+    let prefix = STAGING_TEMPLATE.trim_end_matches('X');
+    path.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() == STAGING_TEMPLATE.len() - prefix.len()
+            && rest.chars().all(|c| c.is_ascii_alphanumeric())
+    })
+}
+
 /// What the probe found on the host.
 struct Probe {
     arch: String,
@@ -55,8 +69,19 @@ impl Probe {
         let arch = lines.next().unwrap_or("").trim().to_string();
         let uid = lines.next().unwrap_or("").trim().to_string();
         let staging = lines.next().unwrap_or("").trim().to_string();
-        if arch.is_empty() || uid.is_empty() || !staging.starts_with('/') {
-            bail!("unexpected answer to the probe: {stdout:?}");
+        // The controller uploads into, runs from and `rm -rf`s this path: it
+        // must be exactly what `mktemp -d STAGING_TEMPLATE` makes, never a
+        // path a hostile host chose.
+        if arch.is_empty()
+            || !arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || !uid.chars().all(|c| c.is_ascii_digit())
+            || uid.is_empty()
+            || !is_staging_dir(&staging)
+        {
+            bail!(
+                "unexpected answer to the probe: {}",
+                super::report::printable(&format!("{stdout:?}"))
+            );
         }
         let sums = lines
             .filter_map(|l| {
@@ -88,7 +113,7 @@ impl Job<'_> {
         // predictable /tmp name that another local user could plant), and the
         // checksums of what is installed (the site file is root's: sudo).
         let probe = self.ssh.run(&format!(
-            "uname -m && id -u && mktemp -d /tmp/edgeup.XXXXXXXXXX && \
+            "uname -m && id -u && mktemp -d {STAGING_TEMPLATE} && \
              {sudo}sh -c 'sha256sum {REMOTE_BINARY} {REMOTE_SITE} 2>/dev/null; true'",
             sudo = sudo(target)
         ))?;
@@ -237,13 +262,15 @@ pub fn site_file_text(config: &crate::site::Config) -> Result<String> {
     ))
 }
 
+/// A new 0600 file (O_EXCL, never through a link: whatever is at `path` is
+/// an error, not something to write into).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
@@ -261,4 +288,25 @@ fn explain_sudo(stderr: &str, target: &Target) -> String {
         );
     }
     stderr.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_what_mktemp_makes_is_a_staging_directory() {
+        assert!(super::is_staging_dir("/tmp/edgeup.AbCdE12345"));
+        for bad in [
+            "/",
+            "/etc",
+            "/tmp/edgeup.AbCdE1234",
+            "/tmp/edgeup.AbCdE123456",
+            "/tmp/edgeup.../../../e",
+            "/tmp/edgeup.AbCdE 1234",
+            "/tmp/edgeup.AbCdE1234/",
+            "/tmp/edgeup.ÄbCdE1234",
+            "/var/edgeup.AbCdE12345",
+        ] {
+            assert!(!super::is_staging_dir(bad), "{bad}");
+        }
+    }
 }

@@ -160,6 +160,21 @@ pub fn targets(
                 continue;
             }
         };
+        let address = host.address.clone().unwrap_or_else(|| name.clone());
+        let user = host
+            .user
+            .clone()
+            .or_else(|| inv.defaults.user.clone())
+            .unwrap_or_else(|| "root".into());
+        for (what, value, colon) in [
+            ("host name", name.as_str(), true),
+            ("address", address.as_str(), true),
+            ("user", user.as_str(), false),
+        ] {
+            if let Err(why) = ssh_word(value, colon) {
+                problems.push(format!("{name}: {what} {value:?} {why}"));
+            }
+        }
         let config = match file.resolve() {
             Ok(config) => config,
             Err(found) => {
@@ -172,12 +187,8 @@ pub fn targets(
         }
         out.push(Target {
             name: name.clone(),
-            address: host.address.clone().unwrap_or_else(|| name.clone()),
-            user: host
-                .user
-                .clone()
-                .or_else(|| inv.defaults.user.clone())
-                .unwrap_or_else(|| "root".into()),
+            address,
+            user,
             port: host.port.or(inv.defaults.port).unwrap_or(22),
             identity: host
                 .identity
@@ -197,6 +208,27 @@ pub fn targets(
         bail!("no hosts selected: add hosts to the inventory or pass --host user@address");
     }
     Ok(out)
+}
+
+/// A user, address or host name ssh is handed: letters, digits and `._-`
+/// (and `:` for IPv6 addresses), not starting with `-` (ssh would read an
+/// option), nothing a shell or ssh config would interpret.
+fn ssh_word(value: &str, colon: bool) -> Result<(), &'static str> {
+    if value.is_empty() {
+        return Err("is empty");
+    }
+    if value.starts_with('-') {
+        return Err("starts with '-', which ssh would read as an option");
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c) || (colon && c == ':'))
+    {
+        return Err(
+            "has characters other than letters, digits, '.', '_', '-' (and ':' in addresses)",
+        );
+    }
+    Ok(())
 }
 
 /// The site's boolean keys, as paths.
@@ -337,6 +369,26 @@ hosts:
         assert_eq!(sites[0].hsts, Some(false), "boolean words inside sites:");
         assert!(sites.iter().all(|s| s.email.as_deref() == Some("a@b.org")));
         assert!(sites.iter().all(|s| s.acme.directory == "off"));
+        Ok(())
+    }
+
+    #[test]
+    fn users_addresses_and_names_cannot_smuggle_ssh_options() -> Result<()> {
+        let inv = parse(
+            "defaults: {site: {domain: a.example.org, backends: ['127.0.0.1:3000'], acme: {directory: off}}}\n\
+             hosts:\n  \
+             ok: {address: '::1', user: deploy}\n  \
+             a: {address: '-oProxyCommand=touch /tmp/pwned'}\n  \
+             b: {address: 10.0.0.1, user: '-oProxyCommand=x'}\n  \
+             'c;d': {address: 10.0.0.2}\n  \
+             e: {address: 'h $(id)'}\n",
+        )?;
+        let err = format!("{:#}", targets(&inv, None, &[]).err().context("must fail")?);
+        for bad in ["a: address", "b: user", "c;d: host name", "e: address"] {
+            assert!(err.contains(bad), "{bad} not refused:\n{err}");
+        }
+        assert!(!err.contains("ok:"), "{err}");
+        assert!(targets(&inv, None, &["ok".into()]).is_ok());
         Ok(())
     }
 

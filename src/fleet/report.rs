@@ -4,8 +4,28 @@
 use super::host::Outcome;
 use serde_json::Value;
 
-/// A streamed remote event as a human line (None: not worth a line).
+/// `text` safe for the operator's terminal: control characters (escape
+/// sequences, carriage returns, bells) from a remote host are shown as
+/// `\u{..}`, never interpreted; newlines stay.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A streamed remote event as a human line (None: not worth a line); every
+/// part that came from the host is made `printable`.
 pub fn event_line(host: &str, event: &Value) -> Option<String> {
+    event_text(host, event).map(|line| printable(&line))
+}
+
+fn event_text(host: &str, event: &Value) -> Option<String> {
     match event["event"].as_str()? {
         "step" => {
             let status = event["status"].as_str().unwrap_or("?");
@@ -61,11 +81,12 @@ pub fn totals(outcomes: &[Outcome]) -> Totals {
     for o in outcomes {
         match &o.result {
             Ok(done) => {
+                // The host's own figures: a lying one cannot overflow the sums.
                 let n = |k: &str| done.recap[k].as_u64().unwrap_or(0);
-                t.ok += n("ok");
-                t.changed += n("changed");
-                t.failed += n("failed");
-                t.skipped += n("skipped");
+                t.ok = t.ok.saturating_add(n("ok"));
+                t.changed = t.changed.saturating_add(n("changed"));
+                t.failed = t.failed.saturating_add(n("failed"));
+                t.skipped = t.skipped.saturating_add(n("skipped"));
                 if n("failed") > 0 || !matches!(done.exit, 0 | 3) {
                     t.hosts_failed += 1;
                 }
@@ -90,8 +111,9 @@ pub fn recap_lines(outcomes: &[Outcome]) -> Vec<String> {
                 } else {
                     format!("copied {}", done.copied.join(", "))
                 };
+                // What the host reports about its run, and what we copied.
                 format!(
-                    "{:width$}  ok={} changed={} failed={} skipped={}  ({copied})",
+                    "{:width$}  ok={} changed={} failed={} skipped={} (as the host reports)  ({copied})",
                     o.name,
                     n("ok"),
                     n("changed"),
@@ -99,7 +121,7 @@ pub fn recap_lines(outcomes: &[Outcome]) -> Vec<String> {
                     n("skipped")
                 )
             }
-            Err(e) => format!("{:width$}  {e}", o.name),
+            Err(e) => format!("{:width$}  {}", o.name, printable(e)),
         });
     }
     let t = totals(outcomes);

@@ -5,7 +5,7 @@
 
 use super::inventory::Target;
 use anyhow::{Context, Result, bail};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 pub struct Ssh<'a> {
@@ -24,6 +24,19 @@ pub struct Output {
 
 /// ssh's exit status when the connection itself failed.
 const SSH_CONNECTION_FAILED: i32 = 255;
+/// The longest line of a remote run's event stream (edgeup's events are a
+/// few KiB; a diff of a big file tens).
+pub const MAX_LINE: usize = 1024 * 1024;
+/// The most a short remote command (probe, checks) may print.
+const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+/// The stderr kept of any remote command: its end, which explains a failure.
+const MAX_STDERR: usize = 16 * 1024;
+
+/// The last MAX_STDERR bytes of `bytes`, as text.
+fn tail(bytes: &[u8]) -> String {
+    let start = bytes.len().saturating_sub(MAX_STDERR);
+    String::from_utf8_lossy(bytes.get(start..).unwrap_or_default()).into_owned()
+}
 
 impl Ssh<'_> {
     /// One control socket per target: two inventory entries for the same
@@ -64,13 +77,18 @@ impl Ssh<'_> {
         o
     }
 
-    fn destination(&self) -> String {
-        let address = if self.target.address.contains(':') {
-            format!("[{}]", self.target.address)
-        } else {
-            self.target.address.clone()
-        };
-        format!("{}@{address}", self.target.user)
+    /// `-l USER -p PORT -- ADDRESS`: the user is an option's value and the
+    /// address comes after `--`, so neither can be read as an ssh option
+    /// (the inventory's values are also validated: inventory.rs).
+    fn destination(&self) -> Vec<String> {
+        vec![
+            "-l".into(),
+            self.target.user.clone(),
+            "-p".into(),
+            self.target.port.to_string(),
+            "--".into(),
+            self.target.address.clone(),
+        ]
     }
 
     /// Opens the shared connection (authenticates once). Its master process
@@ -84,10 +102,8 @@ impl Ssh<'_> {
             "ControlPersist=120".into(),
             "-N".into(),
             "-f".into(),
-            "-p".into(),
-            self.target.port.to_string(),
-            self.destination(),
         ]);
+        args.extend(self.destination());
         let out = duct::cmd("ssh", args)
             .stdin_null()
             .stdout_null()
@@ -135,9 +151,7 @@ impl Ssh<'_> {
     fn ssh_args(&self, script: &str) -> Vec<String> {
         let mut args = self.options();
         args.extend(["-o".into(), "ControlMaster=no".into()]);
-        args.extend(["-p".into(), self.target.port.to_string()]);
-        args.push(self.destination());
-        args.push("--".into());
+        args.extend(self.destination());
         args.push(script.to_string());
         args
     }
@@ -151,10 +165,17 @@ impl Ssh<'_> {
             .unchecked()
             .run()
             .context("could not start ssh (is openssh-client installed?)")?;
+        if out.stdout.len() > MAX_OUTPUT {
+            bail!(
+                "{} answered with more than {} KiB; stopped",
+                self.target.name,
+                MAX_OUTPUT / 1024
+            );
+        }
         let output = Output {
             status: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            stderr: tail(&out.stderr),
         };
         if output.status == SSH_CONNECTION_FAILED {
             bail!(self.connection_error(&output.stderr));
@@ -163,6 +184,9 @@ impl Ssh<'_> {
     }
 
     /// Runs a command and hands each stdout line to `line` as it arrives.
+    /// A host cannot make the controller buffer without bound: a line longer
+    /// than MAX_LINE fails this host (and only it); stderr keeps its last
+    /// MAX_STDERR bytes.
     pub fn stream(&self, script: &str, mut line: impl FnMut(&str)) -> Result<Output> {
         let reader = duct::cmd("ssh", self.ssh_args(script))
             .stdin_null()
@@ -171,14 +195,25 @@ impl Ssh<'_> {
             .reader()
             .context("could not start ssh")?;
         let mut buffered = BufReader::new(&reader);
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         loop {
-            text.clear();
-            match buffered.read_line(&mut text) {
-                Ok(0) => break,
-                Ok(_) => line(text.trim_end()),
-                Err(e) => return Err(e).context("reading the remote output"),
+            bytes.clear();
+            let read = (&mut buffered)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut bytes)
+                .context("reading the remote output")?;
+            if read == 0 {
+                break;
             }
+            if bytes.len() > MAX_LINE {
+                let _ = reader.kill();
+                bail!(
+                    "{} sent an output line longer than {} KiB; stopped reading from it",
+                    self.target.name,
+                    MAX_LINE / 1024
+                );
+            }
+            line(String::from_utf8_lossy(&bytes).trim_end());
         }
         let out = reader
             .try_wait()?
@@ -186,7 +221,7 @@ impl Ssh<'_> {
         let output = Output {
             status: out.status.code().unwrap_or(-1),
             stdout: String::new(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            stderr: tail(&out.stderr),
         };
         if output.status == SSH_CONNECTION_FAILED {
             bail!(self.connection_error(&output.stderr));
@@ -222,13 +257,8 @@ impl Ssh<'_> {
     /// Closes the multiplexed connection.
     pub fn close(&self) {
         let mut args = self.options();
-        args.extend([
-            "-p".into(),
-            self.target.port.to_string(),
-            "-O".into(),
-            "exit".into(),
-            self.destination(),
-        ]);
+        args.extend(["-O".into(), "exit".into()]);
+        args.extend(self.destination());
         let _ = duct::cmd("ssh", args)
             .stdin_null()
             .stdout_null()

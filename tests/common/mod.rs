@@ -268,6 +268,27 @@ pub fn haproxy_check(cfg: &str, path: &Path) -> Result<(), String> {
     }
 }
 
+/// Checks `cfg` with `haproxy -c` (no warning allowed), writes it to
+/// `dir.config()` and runs HAProxy on it in the foreground until every one
+/// of `ports` on 127.0.0.1 accepts connections.
+pub fn start_checked_haproxy(cfg: &str, dir: &TestDir, ports: &[u16]) -> ProcessGuard {
+    if let Err(e) = haproxy_check(cfg, &dir.config()) {
+        panic!("{e}\n{cfg}");
+    }
+    let mut guard = ProcessGuard::spawn(
+        "haproxy",
+        Command::new(haproxy())
+            .arg("-db")
+            .arg("-f")
+            .arg(dir.config()),
+        &dir.path().join("haproxy.log"),
+    );
+    for port in ports {
+        wait_for_port(*port, &mut guard);
+    }
+    guard
+}
+
 // ---------------------------------------------------------------- processes
 
 /// Kills (SIGKILL) and reaps the child when dropped, also when a test panics;

@@ -1,0 +1,120 @@
+//! `edgeup fleet` against hosts that lie, flood and inject terminal escapes,
+//! through a fake `ssh` on PATH that plays each host (no network): each bad
+//! host fails alone, the controller neither crashes nor buffers without
+//! bound, prints no control characters, never acts on a staging path the
+//! host chose, shows a recap as the host's claim, and hands ssh the user as
+//! `-l USER` and the address after `--` (issue: hardening).
+
+use std::path::Path;
+use std::process::Command;
+
+/// The fake ssh: logs its arguments, answers the connection and control
+/// commands, and plays the host named by the address.
+const FAKE_SSH: &str = r#"#!/bin/sh
+printf '%s\n' "$*" >> "$FAKE_SSH_LOG"
+seen=0; addr=""; script=""
+for a in "$@"; do
+  if [ "$seen" = 2 ]; then script="$a"; seen=3; fi
+  if [ "$seen" = 1 ]; then addr="$a"; seen=2; fi
+  if [ "$a" = "--" ] && [ "$seen" = 0 ]; then seen=1; fi
+done
+case " $* " in *" -N "*|*" -O exit "*) exit 0;; esac
+recap() { printf '{"event":"recap","ok":%s,"changed":%s,"failed":%s,"skipped":0,"mode":"apply","duration_ms":1}\n' "$1" "$2" "$3"; }
+case "$script" in
+  "uname -m"*)
+    if [ "$addr" = staging ]; then printf 'x86_64\n0\n/\n'; else printf 'x86_64\n0\n/tmp/edgeup.AbCdE12345\n'; fi
+    exit 0;;
+  *"cat > "*) cat >/dev/null; exit 0;;
+  *"--json apply"*)
+    case "$addr" in
+      flood) head -c 3000000 /dev/zero | tr '\0' 'a'; echo; recap 1 0 0; exit 0;;
+      escape)
+        printf '{"event":"step","index":1,"total":1,"name":"\\u001b[2Jwiped","status":"failed","handler":false,"changes":[],"message":"\\u001b]0;pwned\\u0007 rang","duration_ms":1}\n'
+        printf 'raw \033[31mred\r\n'
+        recap 0 0 1; exit 1;;
+      lie) recap 18446744073709551615 18446744073709551615 0; exit 0;;
+      *) recap 3 0 0; exit 0;;
+    esac;;
+esac
+exit 0
+"#;
+
+fn write_fake_ssh(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("ssh");
+    std::fs::write(&path, FAKE_SSH).expect("write the fake ssh");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn hostile_hosts_fail_alone_and_cannot_harm_the_controller() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_fake_ssh(dir.path());
+    let log = dir.path().join("ssh.log");
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeup"));
+    cmd.env("PATH", path)
+        .env("FAKE_SSH_LOG", &log)
+        .env_remove("NO_COLOR")
+        .args(["fleet", "--forks", "5"])
+        .args(["--domain", "chat.example.com", "--email", "ops@example.org"])
+        .args(["--backend", "127.0.0.1:3000", "--acme-directory", "off"]);
+    for host in ["good", "flood", "escape", "lie", "staging"] {
+        cmd.args(["--host", &format!("root@{host}")]);
+    }
+    let out = cmd.output().expect("run edgeup fleet");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let all = format!("{stdout}{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    // Nothing the hosts sent reaches the terminal as a control character.
+    for c in ['\u{1b}', '\u{7}', '\r'] {
+        assert!(!all.contains(c), "{c:?} printed:\n{all}");
+    }
+    assert!(
+        all.contains("\\u{1b}[2Jwiped"),
+        "the escape is shown, not run:\n{all}"
+    );
+    let line = |host: &str| {
+        stdout
+            .lines()
+            .find(|l| {
+                l.strip_prefix(host)
+                    .is_some_and(|rest| rest.starts_with(' '))
+            })
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("good").contains("ok=3 changed=0 failed=0"), "{stdout}");
+    assert!(line("flood").contains("longer than 1024 KiB"), "{stdout}");
+    assert!(
+        line("staging").contains("unexpected answer to the probe"),
+        "{stdout}"
+    );
+    assert!(line("lie").contains("(as the host reports)"), "{stdout}");
+    assert!(
+        stdout.contains("ok=18446744073709551615"),
+        "the lying host's figures saturate, no overflow:\n{stdout}"
+    );
+    // ssh got `-l USER ... -- ADDRESS`, and no command ever used a staging
+    // path the host chose.
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        calls
+            .lines()
+            .all(|l| l.contains(" -l root ") && l.contains(" -- ")),
+        "{calls}"
+    );
+    assert!(
+        !calls.contains("rm -rf / ") && !calls.lines().any(|l| l.ends_with("rm -rf /")),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("rm -rf /tmp/edgeup.AbCdE12345"),
+        "the real staging dir is removed:\n{calls}"
+    );
+}
