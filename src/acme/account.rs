@@ -96,6 +96,31 @@ fn decode_b64url(text: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Whether `ca` has an account here (builtin: its credentials; certbot: its
+/// account store). A corrupt credentials file is an error, never "no".
+pub fn registered(host: &Host, ca: &CaSettings, letsencrypt: &str) -> Result<bool> {
+    match ca.client.as_str() {
+        "certbot" => Ok(super::certbot::has_account(
+            host,
+            letsencrypt,
+            &ca.directory,
+        )),
+        _ => Ok(load(host, ca)?.is_some()),
+    }
+}
+
+/// Registers an account with `ca` unless there is one. Called only once the
+/// preflight has passed: nothing reaches the CA before that.
+pub fn ensure(host: &Host, ca: &CaSettings, letsencrypt: &str) -> Result<()> {
+    if registered(host, ca, letsencrypt)? {
+        return Ok(());
+    }
+    match ca.client.as_str() {
+        "certbot" => super::certbot::register(host, ca, letsencrypt),
+        _ => register(host, ca),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

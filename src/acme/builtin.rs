@@ -29,7 +29,7 @@ pub fn issue(
 ) -> Result<Issued> {
     let credentials = load(host, ca)?.with_context(|| {
         format!(
-            "no ACME account for {} yet (the account step registers it)",
+            "no ACME account for {} yet (it is registered after the preflight)",
             ca.directory
         )
     })?;

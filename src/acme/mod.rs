@@ -30,8 +30,6 @@ pub struct AcmeVars {
     pub builtin: bool,
     /// Some site uses certbot (certbot's timer renews it).
     pub certbot: bool,
-    /// One account per distinct CA setting, in site order.
-    pub accounts: Vec<CaSettings>,
     /// Where the renewal unit runs edgeup from (`steps::install_self` puts
     /// this binary there).
     pub edgeup_binary: String,
@@ -44,18 +42,10 @@ pub struct AcmeVars {
 impl AcmeVars {
     pub fn new(config: &Config) -> AcmeVars {
         let enabled: Vec<&Site> = config.sites.iter().filter(|s| s.acme.enabled()).collect();
-        let mut accounts: Vec<CaSettings> = Vec::new();
-        for site in &enabled {
-            let ca = CaSettings::of(site);
-            if !accounts.contains(&ca) {
-                accounts.push(ca);
-            }
-        }
         AcmeVars {
             enabled: !enabled.is_empty(),
             builtin: enabled.iter().any(|s| s.acme.client == "builtin"),
             certbot: enabled.iter().any(|s| s.acme.client == "certbot"),
-            accounts,
             edgeup_binary: INSTALL_PATH.into(),
             force: false,
             renewing: false,

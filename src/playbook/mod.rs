@@ -5,10 +5,10 @@
 use crate::assets::Assets;
 use crate::render::{self, Vars};
 use crate::steps::{
-    Step, acme_account::AcmeAccount, acme_certificate::AcmeCertificate, directory::Directory,
-    firewall::Firewall, install_self::InstallSelf, packages::Packages,
-    placeholder_cert::PlaceholderCert, retire_site::RetireSite, selinux::SelinuxBoolean,
-    service::DaemonReload, service::Service, site_record::SiteRecord, template::Template,
+    Step, acme_certificate::AcmeCertificate, directory::Directory, firewall::Firewall,
+    install_self::InstallSelf, packages::Packages, placeholder_cert::PlaceholderCert,
+    retire_site::RetireSite, selinux::SelinuxBoolean, service::DaemonReload, service::Service,
+    site_record::SiteRecord, template::Template,
 };
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -63,8 +63,6 @@ pub struct Entry {
     #[serde(default)]
     site_record: Option<SiteRecord>,
     #[serde(default)]
-    acme_account: Option<AcmeAccount>,
-    #[serde(default)]
     acme_certificate: Option<AcmeCertificate>,
     #[serde(default)]
     retire_site: Option<RetireSite>,
@@ -92,7 +90,6 @@ impl Entry {
             self.service.as_ref().map(|s| s as &dyn Step),
             self.daemon_reload.as_ref().map(|s| s as &dyn Step),
             self.site_record.as_ref().map(|s| s as &dyn Step),
-            self.acme_account.as_ref().map(|s| s as &dyn Step),
             self.acme_certificate.as_ref().map(|s| s as &dyn Step),
             self.retire_site.as_ref().map(|s| s as &dyn Step),
             self.install_self.as_ref().map(|s| s as &dyn Step),

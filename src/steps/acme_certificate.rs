@@ -6,7 +6,7 @@
 //! current PEM (placeholder or previous certificate) stays in place.
 
 use super::{Ctx, Drift, State, Step, pem_file};
-use crate::acme::{CaSettings, ari, builtin, certbot, policy, preflight};
+use crate::acme::{CaSettings, account, ari, builtin, certbot, policy, preflight};
 use crate::pki;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -178,7 +178,14 @@ impl Step for AcmeCertificate {
         let problem = self
             .content_problem(ctx)?
             .map(|p| format!("obtain a certificate: {p}"));
-        let drift = pem_file::drift(ctx, &self.path, &self.owner, &self.group, problem)?;
+        let content = problem.is_some();
+        let mut drift = pem_file::drift(ctx, &self.path, &self.owner, &self.group, problem)?;
+        if content && !account::registered(ctx.host, &self.ca, &self.letsencrypt)? {
+            drift.changes.push(format!(
+                "register a {} account with {} (once the preflight has passed)",
+                self.ca.client, self.ca.directory
+            ));
+        }
         if drift.changes.is_empty() {
             return Ok(State::Converged(format!(
                 "CA-issued certificate for {} in place",
@@ -210,6 +217,8 @@ impl Step for AcmeCertificate {
         if self.preflight {
             self.preflight()?;
         }
+        // The first request to the CA: only after the preflight passed.
+        account::ensure(ctx.host, &self.ca, &self.letsencrypt)?;
         let issued = match self.obtain(ctx) {
             Ok(issued) => issued,
             Err(e) => {

@@ -1,7 +1,6 @@
 //! Step kinds. Each one: `check` reads the host and never changes it;
 //! `apply` acts on the drift `check` found. The engine re-checks after apply.
 
-pub mod acme_account;
 pub mod acme_certificate;
 pub mod directory;
 pub mod firewall;

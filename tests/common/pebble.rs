@@ -272,6 +272,11 @@ impl Pebble {
     pub fn logs(&self) -> String {
         format!("{}\n{}", self.pebble.tail(), self.challtestsrv.tail())
     }
+
+    /// Pebble's whole log (it logs every new account and order).
+    pub fn ca_log(&self) -> String {
+        fs::read_to_string(&self.pebble.log).unwrap_or_default()
+    }
 }
 
 /// The processes and ports of one successful start.

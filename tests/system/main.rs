@@ -463,6 +463,13 @@ fn builtin_client_issues_renews_hitlessly_and_second_run_issues_nothing() {
     let first = edgeup(&c, &format!("apply {flags}"));
     assert_eq!(first.code, 0, "{:?}\n{}", first.events, first.stderr);
     assert_pebble_issued(&c, &pebble);
+    // Pebble logs each new account and order (what the failure scenario's
+    // "nothing reached the CA" check looks for).
+    let log = pebble.ca_log();
+    assert!(
+        log.contains("There are now 1 accounts in memory") && log.contains("Added order"),
+        "{log}"
+    );
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("pebble-root.pem");
     std::fs::write(&root, pebble.issuer_root()).expect("write root");
@@ -639,29 +646,30 @@ fn acme_failures_leave_the_placeholder_serving_and_say_why() {
         still_serving(label);
     };
 
-    // CA unreachable: nothing listens on the directory's port.
     let base = format!("--domain {DOMAIN} --email ops@example.org --backend 127.0.0.1:{backend}");
-    std::fs::copy(&ca, c.path("/root/any-ca.pem")).expect("ca copy");
-    failure(
-        &format!(
-            "apply {base} --acme-directory https://127.0.0.1:9/dir --acme-ca-bundle /root/any-ca.pem"
-        ),
-        &["127.0.0.1:9"],
-        "CA unreachable",
-    );
-
     let pebble = pebble();
     std::fs::copy(&pebble.ca_bundle, c.path("/root/pebble-ca.pem")).expect("copy CA bundle");
     let with_pebble = format!(
         "apply {base} --acme-directory {} --acme-ca-bundle /root/pebble-ca.pem",
         pebble.directory
     );
+    // What the CA saw: Pebble logs every new account and order.
+    let ca_untouched = |label: &str| {
+        let logs = pebble.ca_log();
+        assert!(
+            logs.contains("Listening on")
+                && !logs.contains("accounts in memory")
+                && !logs.contains("Added order"),
+            "{label}: the CA was contacted before the preflight passed:\n{logs}"
+        );
+    };
     // DNS does not point here: the preflight stops before the CA is asked.
     failure(
         &with_pebble,
         &["DNS", "the CA was not contacted"],
         "DNS missing",
     );
+    ca_untouched("DNS missing");
 
     // Nothing answers where the CA connects (port 81 here): preflight names the hop.
     c.ok(&format!("echo '127.0.0.1 {DOMAIN}' >> /etc/hosts"));
@@ -675,6 +683,18 @@ fn acme_failures_leave_the_placeholder_serving_and_say_why() {
         "apply -f /root/port81.yaml",
         &["port 81", "the CA was not contacted"],
         "port closed",
+    );
+    ca_untouched("port closed");
+
+    // CA unreachable (nothing listens on the directory's port): the
+    // preflight passes, then the account registration names the address.
+    std::fs::copy(&ca, c.path("/root/any-ca.pem")).expect("ca copy");
+    failure(
+        &format!(
+            "apply {base} --acme-directory https://127.0.0.1:9/dir --acme-ca-bundle /root/any-ca.pem"
+        ),
+        &["127.0.0.1:9"],
+        "CA unreachable",
     );
 
     // The CA cannot validate (its HTTP-01 requests go to a closed port) and the
@@ -720,8 +740,10 @@ fn acme_failures_leave_the_placeholder_serving_and_say_why() {
 
     // Corrupt account credentials: a clear error, no silent re-registration.
     c.ok("for f in /etc/edgeup/acme/*/account.json; do echo garbage > \"$f\"; done");
-    let run = edgeup(&c, &format!("{with_pebble} --skip-preflight"));
-    // Converged certificate: the account step still reads the credentials.
+    // Read when the CA is needed: a forced renewal (the certificate itself
+    // is current, so a plain apply has no reason to talk to the CA).
+    let renew = with_pebble.replacen("apply", "renew --force", 1);
+    let run = edgeup(&c, &format!("{renew} --skip-preflight"));
     assert_eq!(run.code, 1, "{:?}", run.events);
     let text = format!("{:?}", run.events);
     assert!(
