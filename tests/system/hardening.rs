@@ -232,3 +232,63 @@ fn the_certificate_directory_is_roots_and_no_link_there_is_followed() {
     assert!(body.starts_with("backend: hardening-certs"), "{body} {err}");
     eprintln!("scenario certificate directory: {:.1?}", started.elapsed());
 }
+
+#[test]
+fn a_planted_eab_key_never_reaches_any_output_channel_on_failure() {
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("hardening-secret");
+    let c = Container::boot("bookworm", "hardening-secret", &edgeup_binary());
+    // The preflight passes (the name resolves here, HAProxy routes the
+    // path), then the CA is unreachable: registration fails with the key in
+    // hand, for both clients.
+    let converge = edgeup(&c, &format!("apply {}", site_flags(backend)));
+    assert_eq!(converge.code, 0, "{}", converge.stderr);
+    c.ok(&format!("echo '127.0.0.1 {DOMAIN}' >> /etc/hosts"));
+    let ca = c.path("/root/any-ca.pem");
+    let pem = std::fs::read_to_string(c.path(&format!("/etc/haproxy/certs/{DOMAIN}.pem")))
+        .expect("the placeholder");
+    let end = pem.find("-----END CERTIFICATE-----").map_or(0, |i| i + 25);
+    std::fs::write(&ca, pem.get(..end).unwrap_or_default()).expect("a CA bundle");
+    const KEY: &str = "c2VjcmV0LWVhYi1obWFjLWtleS1wbGFudGVkLWJ5LXRoZS10ZXN0";
+    for client in ["builtin", "certbot"] {
+        let site = format!(
+            "domain: {DOMAIN}\nemail: ops@example.org\nbackends: ['127.0.0.1:{backend}']\n\
+             acme:\n  directory: https://127.0.0.1:9/dir\n  ca_bundle: /root/any-ca.pem\n  \
+             client: {client}\n  eab: {{kid: kid-1, hmac_key: {KEY}}}\n"
+        );
+        std::fs::write(c.path("/root/eab.yaml"), site).expect("site file");
+        for json in ["", "--json "] {
+            let out = c.sh(&format!("edgeup {json}apply -f /root/eab.yaml"));
+            let all = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+            assert_eq!(out.status.code(), Some(1), "{client} {json}: {all}");
+            assert!(
+                all.contains("127.0.0.1:9"),
+                "{client} {json}: the failure is explained: {all}"
+            );
+            assert!(
+                !all.contains(KEY),
+                "{client} {json}: the EAB key was printed:\n{all}"
+            );
+        }
+        // Nor is it left on disk outside the 0600 site files (certbot's -c file is gone).
+        let stray = c.sh(&format!(
+            "grep -rl {KEY} /etc /var/lib/edgeup /tmp /root 2>/dev/null | grep -v '^/root/eab.yaml$' || true"
+        ));
+        let stray = stdout(&stray);
+        for file in stray.lines() {
+            assert_eq!(
+                c.ok(&format!("stat -c '%a %U' {file}")).trim(),
+                "600 root",
+                "{client}: the key is in {file}, readable by others"
+            );
+        }
+        assert!(
+            !stray.contains(".edgeup-eab.ini"),
+            "{client}: certbot's EAB file was left behind: {stray}"
+        );
+    }
+    eprintln!("scenario planted EAB key: {:.1?}", started.elapsed());
+}
