@@ -211,6 +211,18 @@ impl Host {
                 gid: 0,
             },
         )?;
+        // A backup's temp file is named after that backup's own stamp, so the
+        // clean-up in `stage` never meets one left by a killed run: remove
+        // them here (the run lock guarantees none is live; one may hold a key).
+        if let Ok(entries) = fs::read_dir(self.path(&dir)) {
+            let prefix = format!(".{flat}.");
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix) && name.contains(".edgeup-") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
         let backup = format!("{dir}/{flat}.{stamp}");
         // Read through a handle of the path itself: a link there is refused,
         // so no other file's content ever lands in a backup (or a restore).
@@ -359,7 +371,12 @@ mod tests {
         );
         fs::write(root.join("certs/b.pem"), "pem")?;
         assert_eq!(host.read_no_follow("/certs/b.pem")?, Some(b"pem".to_vec()));
+        // A backup's temp file left by a killed run is removed by the next backup.
+        fs::create_dir_all(root.join("state/backups"))?;
+        let stale = root.join("state/backups/.certs%b.pem.01796121641.788418422.edgeup-3768");
+        fs::write(&stale, "key")?;
         assert!(host.backup("/certs/b.pem", "/state")?.is_some());
+        assert!(!stale.exists(), "stale backup temp file left behind");
         Ok(())
     }
 }
