@@ -118,3 +118,60 @@ fn hostile_hosts_fail_alone_and_cannot_harm_the_controller() {
         "the real staging dir is removed:\n{calls}"
     );
 }
+
+/// A site with an EAB key, sent to a host: the key travels in the uploaded
+/// file (ssh's stdin), never on an ssh command line, and never in what the
+/// controller prints.
+#[test]
+fn a_sites_secret_never_reaches_an_ssh_command_line_or_the_output() {
+    const KEY: &str = "c2VjcmV0LWVhYi1rZXktZm9yLXRoZS1mbGVldC10ZXN0";
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_fake_ssh(dir.path());
+    let log = dir.path().join("ssh.log");
+    let site = dir.path().join("site.yaml");
+    std::fs::write(
+        &site,
+        format!(
+            "domain: chat.example.com\nemail: ops@example.org\nbackends: ['127.0.0.1:3000']\n\
+             acme:\n  directory: https://ca.example.org/dir\n  eab: {{kid: kid-1, hmac_key: {KEY}}}\n"
+        ),
+    )
+    .expect("site file");
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for json in [false, true] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeup"));
+        cmd.env("PATH", &path).env("FAKE_SSH_LOG", &log);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
+            .args(["fleet", "-f"])
+            .arg(&site)
+            .args(["--host", "root@good", "--host", "root@escape"])
+            .output()
+            .expect("run edgeup fleet");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(all.contains("good"), "{all}");
+        assert!(
+            !all.contains(KEY),
+            "json {json}: the key was printed:\n{all}"
+        );
+    }
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        calls.contains("cat > /tmp/edgeup.AbCdE12345/site.yaml"),
+        "{calls}"
+    );
+    assert!(
+        !calls.contains(KEY),
+        "the key was on an ssh command line:\n{calls}"
+    );
+}
