@@ -6,7 +6,7 @@
 # minutes) and edgeup (cargo build --release).
 #
 #   bench/run-all.sh                 all five
-#   bench/run-all.sh noop served     only these (noop, issuance, served, overhead,
+#   bench/run-all.sh noop served     only these (noop, issuance, served, overhead, sites,
 #                                    profile-noop: perf profile, not run by default)
 #
 # Results: bench/out/ (or $BENCH_OUT): all.md (everything below), and each
@@ -31,7 +31,7 @@ export EDGEUP_BIN_GIVEN=1 # built once, here
 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 for b in "${benchmarks[@]}"; do
-  [ -x "$BENCH_DIR/$b.sh" ] || die "no benchmark named $b (noop, issuance, served, overhead)"
+  [ -x "$BENCH_DIR/$b.sh" ] || die "no benchmark named $b (noop, issuance, served, overhead, sites, profile-noop)"
   log "=== $b ==="
   "$BENCH_DIR/$b.sh"
 done

@@ -180,6 +180,7 @@ free_port() {
   $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# PORT may be a range, FIRST-LAST (one listener per port, all answering alike).
 start_trivial_backend() { # PORT [CPU]
   local port=$1 cpu=${2:-} dir=$OUT_DIR/backend-$1
   mkdir -p "$dir"
@@ -204,7 +205,7 @@ EOF
   on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
   local i
   for i in $(seq 50); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && return 0
+    curl -fsS -o /dev/null "http://127.0.0.1:${port%%-*}/" 2>/dev/null && return 0
     sleep 0.1
   done
   die "trivial backend on $port did not start: $(cat "$dir/log")"

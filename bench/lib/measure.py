@@ -4,7 +4,9 @@
     measure.py time SPEC.json --rounds N [--warmup W] --out RESULT.json
     measure.py mem  SPEC.json --out RESULT.json
 
-SPEC.json is a list of {"name", "argv", "ok": [exit codes], "env": {...}}.
+SPEC.json is a list of {"name", "argv", "ok": [exit codes], "env": {...},
+"stdout": PATH}; stdout goes to /dev/null, or is appended to PATH when
+given (so a caller can check what every timed run reported).
 Commands are executed directly (no shell in between), with a minimal
 environment (PATH, HOME, LANG=C.UTF-8, TERM=dumb) plus "env".
 
@@ -76,6 +78,8 @@ def spawn(s, pre_exec=None):
 
 def run_once(s):
     actions = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+    if s.get("stdout"):
+        actions[1] = (os.POSIX_SPAWN_OPEN, 1, s["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     env = environment(s["env"])
     start = time.perf_counter_ns()
     # posix_spawn (vfork+exec): nothing of this Python process is copied, so
