@@ -5,7 +5,8 @@
 
 use super::{Ctx, Drift, State, Step};
 use crate::host::FileAttrs;
-use crate::site::Config;
+use crate::site::SiteFile;
+use crate::site::config::from_secret_yaml;
 use anyhow::Result;
 use serde::Deserialize;
 
@@ -24,15 +25,15 @@ const ATTRS: FileAttrs = FileAttrs {
 impl Step for SiteRecord {
     fn check(&self, ctx: &Ctx) -> Result<State> {
         let current = ctx.host.read_string(&self.path)?;
-        // A record naming the former responder default is rewritten without it.
-        let legacy = current
+        // Parsed once; a record naming the former responder default is
+        // rewritten without it.
+        let file = current
             .as_deref()
-            .and_then(|text| serde_saphyr::from_str::<crate::site::SiteFile>(text).ok())
-            .is_some_and(|file| file.names_legacy_responder());
+            .and_then(|text| from_secret_yaml::<SiteFile>(text).ok());
+        let legacy = file.as_ref().is_some_and(SiteFile::names_legacy_responder);
         let same = !legacy
-            && current
-                .as_deref()
-                .and_then(Config::from_text)
+            && file
+                .and_then(|file| file.resolve().ok())
                 .is_some_and(|recorded| recorded == ctx.vars.config);
         let mut changes = Vec::new();
         if !same {
