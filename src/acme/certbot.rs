@@ -88,14 +88,7 @@ fn run_with_eab(
 
 pub fn register(host: &Host, ca: &CaSettings, letsencrypt: &str) -> Result<()> {
     let (cmd, out) = run_with_eab(host, ca, letsencrypt, base(ca, letsencrypt, "register"))?;
-    if out.status != 0 {
-        bail!(
-            "`{}` exited with status {}: {}",
-            cmd.display(),
-            out.status,
-            cmd.redact(&out.stderr_tail())
-        );
-    }
+    out.success_of(&cmd)?;
     Ok(())
 }
 

@@ -96,6 +96,20 @@ impl CmdOutput {
         }
     }
 
+    /// This output when `cmd` exited 0, else an error naming the command and
+    /// the end of its stderr (secrets masked).
+    pub fn success_of(self, cmd: &Cmd) -> Result<CmdOutput> {
+        if self.status != 0 {
+            anyhow::bail!(
+                "`{}` exited with status {}: {}",
+                cmd.display(),
+                self.status,
+                cmd.redact(&self.stderr_tail())
+            );
+        }
+        Ok(self)
+    }
+
     /// The last lines of stderr (or stdout when stderr is empty): enough to
     /// explain a failure without flooding the terminal.
     pub fn stderr_tail(&self) -> String {

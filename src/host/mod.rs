@@ -47,16 +47,7 @@ impl Host {
 
     /// Runs a command and turns a non-zero exit into an error carrying stderr.
     pub fn run_ok(&self, cmd: &Cmd) -> Result<CmdOutput> {
-        let out = self.runner.run(cmd)?;
-        if out.status != 0 {
-            anyhow::bail!(
-                "`{}` exited with status {}: {}",
-                cmd.display(),
-                out.status,
-                cmd.redact(&out.stderr_tail())
-            );
-        }
-        Ok(out)
+        self.runner.run(cmd)?.success_of(cmd)
     }
 
     /// Whether `program` is on the standard PATH of this host.

@@ -156,7 +156,7 @@ pub fn from_secret_yaml<T: serde::de::DeserializeOwned>(
 }
 
 /// The keys that belong to one site (everything else at the top is shared).
-const SITE_KEYS: &[&str] = &["domain", "aliases", "backends", "routing", "health"];
+pub(crate) const SITE_KEYS: &[&str] = &["domain", "aliases", "backends", "routing", "health"];
 
 impl SiteFile {
     /// Is this the `sites:` form?
@@ -272,7 +272,7 @@ impl SiteFile {
             .unwrap_or_default()
             .to_string();
         let own = match root.as_str() {
-            "domain" | "aliases" | "backends" | "routing" | "health" => true,
+            key if SITE_KEYS.contains(&key) => true,
             "email" => entry.email.is_some(),
             "hsts" => entry.hsts.is_some(),
             "acme" => entry

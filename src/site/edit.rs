@@ -7,11 +7,8 @@
 //! `sites:` is a block sequence of mappings, or the legacy one-site form), and
 //! return an error for anything else so the caller can rewrite the file instead.
 
+use super::config::SITE_KEYS;
 use anyhow::{Result, bail};
-
-/// The top-level keys of the legacy one-site form that belong to the site;
-/// every other top-level key is shared by all sites.
-const SITE_KEYS: [&str; 5] = ["domain", "aliases", "backends", "routing", "health"];
 
 /// Indentation of the dashes of a new `sites:` sequence.
 const NEW_INDENT: usize = 2;
