@@ -22,7 +22,7 @@ use crate::distro;
 use crate::exit;
 use crate::facts::{os_release::OsRelease, probes};
 use crate::host::Host;
-use crate::site::Site;
+use crate::site::RawSite as Site;
 use anyhow::Result;
 use questions::Hints;
 use std::io::IsTerminal;
@@ -127,10 +127,10 @@ fn plan_then_apply(
     // File diffs only with -v: the plan's step list is what a first-timer reads.
     let diffs = out.verbosity == crate::report::Verbosity::Verbose;
     let mut reporter = crate::report::for_output(false, out.verbosity, diffs);
+    let config = crate::site::validate_config(std::slice::from_ref(site), None)
+        .map_err(|problems| super::site_input::refuse(&problems))?;
     let target = converge::Target {
-        config: crate::site::Config {
-            sites: vec![site.clone()],
-        },
+        config,
         record_text: None,
     };
     let recap = converge::converge(

@@ -10,15 +10,17 @@ use crate::cli::{SiteAddArgs, SiteRemoveArgs};
 use crate::exit;
 use crate::host::Host;
 use crate::site::config::{AcmeKeys, SiteEntry};
-use crate::site::{self, Config, Site, SiteFile, edit};
+use crate::site::{self, Config, RawSite, Site, SiteFile, edit};
 use anyhow::Result;
 use serde::Serialize;
 use std::path::Path;
 
-/// The record as it is: its text, the raw file and the resolved sites.
+/// The record as it is: its text, the raw file, its sites as written
+/// (resolved) and as validated.
 struct Record {
     text: String,
     file: SiteFile,
+    sites: Vec<RawSite>,
     config: Config,
 }
 
@@ -34,8 +36,14 @@ fn read_record() -> Result<Option<Record>> {
         }
     };
     let file = site_input::parse(&text, path)?;
-    let config = file.resolve().map_err(|p| site_input::refuse(&p))?;
-    Ok(Some(Record { text, file, config }))
+    let sites = file.resolve().map_err(|p| site_input::refuse(&p))?;
+    let config = site::validate_config(&sites, Some(&file)).map_err(|p| site_input::refuse(&p))?;
+    Ok(Some(Record {
+        text,
+        file,
+        sites,
+        config,
+    }))
 }
 
 pub fn add(
@@ -58,7 +66,7 @@ pub fn add(
     let record = read_record()?;
     let Some(record) = record else {
         // No sites yet: the same as `apply` with these flags.
-        let input = site_input::read(&args.site)?;
+        let input = site_input::read(&args.site.flags())?;
         return apply(host, assets, input.config, None, args.yes, out);
     };
     if record.config.site(domain).is_some() {
@@ -68,23 +76,24 @@ pub fn add(
         )));
     }
     let shared = shared_defaults(&record);
-    let mut new = Site {
+    let mut new = RawSite {
         domain: String::new(),
         aliases: Vec::new(),
         backends: Vec::new(),
-        routing: Site::default().routing,
+        routing: RawSite::default().routing,
         health: None,
         ..shared.clone()
     };
-    site_input::overlay_site(&mut new, &args.site, site_input::hsts_flag(&args.site)?);
-    let mut config = record.config.clone();
-    config.sites.push(new.clone());
+    site_input::overlay_site(&mut new, &args.site.flags());
+    let mut sites = record.sites.clone();
+    sites.push(new.clone());
     // The new site's problems name the flags' keys (domain, backends[0], ...).
     let mut problems = site::validate(&new);
-    problems.extend(site::name_collisions(&config, false));
+    problems.extend(site::name_collisions(&sites, false));
     if !problems.is_empty() {
         return Err(site_input::refuse(&problems));
     }
+    let config = site::validate_config(&sites, None).map_err(|p| site_input::refuse(&p))?;
     if new.firewall != shared.firewall || new.listen != shared.listen {
         return Err(exit::invalid(
             "--firewall is shared by every site on this host: change it in the site file \
@@ -153,8 +162,8 @@ pub fn list(out: &Output) -> Result<i32> {
                 line.names.join(", "),
                 line.backends.join(", "),
                 line.certificate,
-                line.routing
-                    .strip_prefix("path:")
+                line.path
+                    .as_deref()
                     .map(|p| format!(", path {p}"))
                     .unwrap_or_default()
             );
@@ -170,6 +179,9 @@ struct Listed {
     names: Vec<String>,
     backends: Vec<String>,
     routing: String,
+    /// The prefix of path routing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
     /// `off`, or the ACME client and directory.
     certificate: String,
 }
@@ -179,8 +191,9 @@ impl Listed {
         Listed {
             domain: site.domain.clone(),
             names: site.names(),
-            backends: site.backends.clone(),
-            routing: site.routing.clone(),
+            backends: site.backends.iter().map(ToString::to_string).collect(),
+            routing: site.routing.to_string(),
+            path: site.path_prefix().map(str::to_string),
             certificate: if site.acme.enabled() {
                 format!("{} from {}", site.acme.client, site.acme.directory)
             } else {
@@ -217,24 +230,24 @@ fn apply(
 
 /// What a new site inherits: the shared settings of a `sites:` file, or
 /// the one site's settings of a one-site file.
-fn shared_defaults(record: &Record) -> Site {
+fn shared_defaults(record: &Record) -> RawSite {
     if record.file.is_multi() {
         let probe = SiteFile {
             sites: Some(vec![SiteEntry::default()]),
             ..record.file.clone()
         };
-        if let Ok(config) = probe.resolve()
-            && let Some(site) = config.sites.into_iter().next()
+        if let Ok(sites) = probe.resolve()
+            && let Some(site) = sites.into_iter().next()
         {
             return site;
         }
     }
-    record.config.shared().clone()
+    record.sites.first().cloned().unwrap_or_default()
 }
 
 /// The `sites:` entry for `site`: its own keys, and the shared ones only
 /// where it differs from them.
-fn entry_of(site: &Site, shared: &Site) -> SiteEntry {
+fn entry_of(site: &RawSite, shared: &RawSite) -> SiteEntry {
     let a = &site.acme;
     let b = &shared.acme;
     let differ = |x: bool| x.then_some(());
@@ -251,7 +264,7 @@ fn entry_of(site: &Site, shared: &Site) -> SiteEntry {
         domain: site.domain.clone(),
         aliases: site.aliases.clone(),
         backends: site.backends.clone(),
-        routing: (site.routing != Site::default().routing).then(|| site.routing.clone()),
+        routing: (site.routing != RawSite::default().routing).then(|| site.routing.clone()),
         health: site.health.clone(),
         email: (site.email != shared.email)
             .then(|| site.email.clone())

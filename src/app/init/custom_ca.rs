@@ -6,7 +6,7 @@
 use super::ask::Ask;
 use super::fields;
 use super::questions::with;
-use crate::site::{Eab, Site};
+use crate::site::{Eab, RawSite as Site};
 use anyhow::Result;
 
 pub fn ask_custom_ca(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {

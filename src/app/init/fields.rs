@@ -3,7 +3,7 @@
 //! of the asked field are kept. So a prompt refuses exactly what the site
 //! file would refuse, with the same words.
 
-use crate::site::{self, Site};
+use crate::site::{self, RawSite as Site};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 
 use crate::exit;
 use crate::host::{FileAttrs, Host};
-use crate::site::Site;
+use crate::site::RawSite as Site;
 use anyhow::{Context, Result};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

@@ -8,7 +8,7 @@
 use super::ask::Ask;
 use super::fields;
 use crate::exit;
-use crate::site::Site;
+use crate::site::RawSite as Site;
 use anyhow::Result;
 
 /// What `detect` found, for defaults and explanations.

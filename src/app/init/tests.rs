@@ -4,7 +4,7 @@
 use super::ask::{Ask, Validator};
 use super::questions::{Hints, interview};
 use super::{blank_site, fields, file};
-use crate::site::Site;
+use crate::site::RawSite as Site;
 use anyhow::Result;
 use std::collections::VecDeque;
 
