@@ -17,7 +17,19 @@ pub struct Service {
     /// time they run, so they belong in handlers).
     #[serde(default = "started")]
     pub state: String,
+    /// A reload counts only once the unit's main process has a child it did
+    /// not have before. HAProxy's master forks new workers for a
+    /// configuration that starts, and keeps the old workers (with
+    /// `systemctl reload` succeeding) when it does not, e.g. when a listen
+    /// address is taken: without this check such a reload looks done while
+    /// the previous configuration still serves.
+    #[serde(default)]
+    pub new_workers_on_reload: bool,
 }
+
+/// How long a reload may take to fork its new workers (HAProxy loading
+/// hundreds of certificates on a busy host takes seconds).
+const NEW_WORKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 fn started() -> String {
     "started".into()
@@ -66,6 +78,43 @@ fn wait_active(host: &Host, unit: &str, action: &str) -> Result<()> {
             }
             _ => bail!(
                 "{unit} is not active after {action} (it is {state}); see `journalctl -u {unit}`"
+            ),
+        }
+    }
+}
+
+/// The main process and its children, when the kernel shows them
+/// (`/proc/PID/task/PID/children`); None when it cannot be known.
+fn children(host: &Host, props: &BTreeMap<String, String>) -> Option<(u32, Vec<u32>)> {
+    let pid: u32 = props.get("MainPID")?.parse().ok().filter(|p| *p > 0)?;
+    let text = host
+        .read_string(&format!("/proc/{pid}/task/{pid}/children"))
+        .ok()
+        .flatten()?;
+    let children = text
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    Some((pid, children))
+}
+
+/// Waits (bounded) for a process the unit did not have before the reload:
+/// a new child of the main process, or a new main process.
+fn wait_new_worker(host: &Host, unit: &str, before: &(u32, Vec<u32>)) -> Result<()> {
+    let deadline = std::time::Instant::now() + NEW_WORKER_TIMEOUT;
+    loop {
+        let props = unit_properties(host, unit)?;
+        match children(host, &props) {
+            None => return Ok(()),
+            Some((pid, _)) if pid != before.0 => return Ok(()),
+            Some((_, now)) if now.iter().any(|c| !before.1.contains(c)) => return Ok(()),
+            Some(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Some(_) => bail!(
+                "{unit} kept its previous processes after the reload: the new configuration did \
+                 not start (HAProxy keeps serving the old one when, e.g., a listen address is \
+                 taken); see `journalctl -u {unit}`"
             ),
         }
     }
@@ -142,7 +191,17 @@ impl Step for Service {
             "started" if !active => systemctl("start")?,
             "stopped" if active => systemctl("stop")?,
             // Reload keeps connections; a stopped unit has nothing to reload.
-            "reloaded" if active => systemctl("reload")?,
+            "reloaded" if active => {
+                let before = self
+                    .new_workers_on_reload
+                    .then(|| children(ctx.host, &props))
+                    .flatten();
+                systemctl("reload")?;
+                if let Some(before) = before {
+                    wait_active(ctx.host, &self.name, &self.state)?;
+                    wait_new_worker(ctx.host, &self.name, &before)?;
+                }
+            }
             "reloaded" => systemctl("start")?,
             "restarted" => systemctl("restart")?,
             _ => {}
