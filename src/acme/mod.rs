@@ -37,12 +37,26 @@ pub struct AcmeVars {
     pub force: bool,
     /// `edgeup renew`: also ask the CA for its renewal window (ARI).
     pub renewing: bool,
+    /// The private CA bundle certbot's renewal unit must trust (its timer
+    /// runs certbot without edgeup, so REQUESTS_CA_BUNDLE goes into a unit
+    /// drop-in); None: the system's trust store. One for every certbot site
+    /// (validation refuses two).
+    pub certbot_ca_bundle: Option<String>,
+    /// The drop-in of certbot's renewal unit that says so.
+    pub certbot_dropin: String,
 }
 
 impl AcmeVars {
     pub fn new(config: &Config) -> AcmeVars {
         let enabled: Vec<&Site> = config.sites.iter().filter(|s| s.acme.enabled()).collect();
+        let certbot_ca_bundle = enabled
+            .iter()
+            .filter(|s| s.acme.client == AcmeClient::Certbot)
+            .find_map(|s| s.acme.ca_bundle.as_ref())
+            .map(|p| p.to_string_lossy().into_owned());
         AcmeVars {
+            certbot_dropin: certbot_dropin(certbot_ca_bundle.as_deref()),
+            certbot_ca_bundle,
             enabled: !enabled.is_empty(),
             builtin: enabled.iter().any(|s| s.acme.client == AcmeClient::Builtin),
             certbot: enabled.iter().any(|s| s.acme.client == AcmeClient::Certbot),
@@ -50,6 +64,21 @@ impl AcmeVars {
             force: false,
             renewing: false,
         }
+    }
+}
+
+/// The drop-in for certbot's renewal unit. The path is validated to need
+/// no quoting (`site::validate`: no whitespace, quotes, `\`, `%` or control
+/// characters in acme.ca_bundle), so it is written as is.
+fn certbot_dropin(bundle: Option<&str>) -> String {
+    match bundle {
+        Some(path) => format!(
+            "# Written by edgeup: certbot's renewal (started by its timer) trusts the\n\
+             # sites' CA (acme.ca_bundle).\n[Service]\nEnvironment=REQUESTS_CA_BUNDLE={path}\n"
+        ),
+        None => "# Written by edgeup: certbot's renewal uses the system's trust store\n\
+                 # (no acme.ca_bundle).\n[Service]\n"
+            .to_string(),
     }
 }
 

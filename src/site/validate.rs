@@ -203,6 +203,7 @@ pub fn validate_config(sites: &[RawSite], file: Option<&SiteFile>) -> Result<Con
         }
     }
     problems.extend(name_collisions(sites, multi));
+    problems.extend(certbot_trust(sites, multi));
     if sites.is_empty() {
         problems.push(Problem::new(
             "sites",
@@ -216,6 +217,46 @@ pub fn validate_config(sites: &[RawSite], file: Option<&SiteFile>) -> Result<Con
     } else {
         Err(problems)
     }
+}
+
+/// certbot's renewal runs once for every certbot site, with one trust store
+/// (REQUESTS_CA_BUNDLE, see `acme::AcmeVars::certbot_ca_bundle`): those
+/// sites must agree on acme.ca_bundle (none, or the same file).
+fn certbot_trust(sites: &[RawSite], multi: bool) -> Vec<Problem> {
+    let certbot: Vec<(usize, &RawSite)> = sites
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.acme.enabled() && s.acme.client == "certbot")
+        .collect();
+    let Some((_, first)) = certbot.first() else {
+        return Vec::new();
+    };
+    certbot
+        .iter()
+        .filter(|(_, s)| s.acme.ca_bundle != first.acme.ca_bundle)
+        .map(|(i, s)| {
+            let shown = |b: &Option<std::path::PathBuf>| {
+                b.as_ref()
+                    .map_or("none".to_string(), |p| p.to_string_lossy().into_owned())
+            };
+            Problem::new(
+                if multi {
+                    format!("sites[{i}].acme.ca_bundle")
+                } else {
+                    "acme.ca_bundle".to_string()
+                },
+                shown(&s.acme.ca_bundle),
+                format!(
+                    "differs from {}'s ({}), but certbot renews every site in one run with one \
+                     trust store",
+                    first.domain,
+                    shown(&first.acme.ca_bundle)
+                ),
+                "give the certbot sites the same acme.ca_bundle, or use acme.client: builtin for \
+                 one of them",
+            )
+        })
+        .collect()
 }
 
 /// Names (domains and aliases) that belong to more than one site, each
@@ -753,6 +794,17 @@ fn check_acme(out: &mut Problems, acme: &RawAcme, le: bool) {
                 &shown,
                 "is a relative path",
                 "give an absolute path, e.g. /etc/edgeup/pebble-ca.pem",
+            );
+        } else if shown
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "\"'\\%$".contains(c))
+        {
+            // The path goes into a systemd unit setting (certbot's renewal environment).
+            out.push(
+                "acme.ca_bundle",
+                &shown,
+                "has whitespace, a quote, \\, %, $ or a control character",
+                "move the bundle to a plain path, e.g. /etc/edgeup/ca.pem",
             );
         } else if le {
             out.push(

@@ -801,3 +801,34 @@ fn an_invalid_site_gives_every_problem_and_no_site() {
     assert_eq!(fields(&problems), ["routing", "acme.client"]);
     assert_eq!(problems[1].fix, "write it in lowercase: certbot");
 }
+
+#[test]
+fn certbot_sites_share_one_trust_store() {
+    let (file, sites) = config(
+        "email: ops@widgets.dev\nacme: {client: certbot}\nsites:\n\
+         \x20 - {domain: a.example.com, backends: [\"127.0.0.1:3000\"]}\n\
+         \x20 - {domain: b.example.com, backends: [\"127.0.0.1:3001\"], acme: {directory: \"https://127.0.0.1:14000/dir\", ca_bundle: /etc/edgeup/ca.pem}}\n\
+         \x20 - {domain: c.example.com, backends: [\"127.0.0.1:3002\"], acme: {client: builtin, directory: \"https://127.0.0.1:14000/dir\", ca_bundle: /etc/edgeup/ca.pem}}\n",
+    );
+    let problems = validate_config(&sites, Some(&file)).expect_err("refused");
+    assert_eq!(
+        fields(&problems),
+        ["sites[1].acme.ca_bundle"],
+        "{problems:#?}"
+    );
+    assert!(
+        problems[0]
+            .reason
+            .contains("differs from a.example.com's (none)")
+    );
+}
+
+#[test]
+fn a_ca_bundle_path_must_need_no_quoting_in_a_unit_file() {
+    let mut s = base();
+    pebble(&mut s);
+    s.acme.ca_bundle = Some(PathBuf::from("/etc/edgeup/my ca.pem"));
+    assert_eq!(fields(&validate(&s)), ["acme.ca_bundle"]);
+    s.acme.ca_bundle = Some(PathBuf::from("/etc/edgeup/ca\n[Service]"));
+    assert_eq!(fields(&validate(&s)), ["acme.ca_bundle"]);
+}
