@@ -12,6 +12,8 @@
 //!
 //! The tests run as root (they chown inside the fixture).
 
+#[path = "transcript/certbot.rs"]
+mod fake_certbot;
 #[path = "transcript/fixture.rs"]
 mod fixture;
 
@@ -121,7 +123,7 @@ fn debian_fresh_apply_transcript() {
     );
     assert_eq!(
         run.acme_skipped(),
-        5,
+        7,
         "every renewal step is skipped with ACME off (and no site has certificate steps)"
     );
     assert_eq!(
@@ -810,4 +812,84 @@ fn rocky_two_sites_then_one() {
         fx.apply().mutating().is_empty(),
         "retired once, then converged"
     );
+}
+
+/// ACME on the RHEL path with the certbot client (from EPEL): certbot
+/// registers and gets the certificate on the loopback responder
+/// (standalone, one `--cert-name` lineage); edgeup builds HAProxy's PEM from
+/// it, installs the deploy hook and certbot-renew.service's drop-in, enables
+/// certbot-renew.timer, and SELinux lets HAProxy reach the responder. The
+/// re-run runs nothing mutating (the lineage is current).
+#[test]
+fn rocky_acme_with_certbot_issues_and_enables_certbot_renew() {
+    use edgeup::site::{AcmeClient, Directory};
+    let mut fx = Fixture::rocky_9();
+    let site = &mut fx.config.sites[0];
+    site.email = Some("ops@widgets.dev".into());
+    site.acme.directory = Directory::Url("https://acme.internal.test/directory".into());
+    site.acme.client = AcmeClient::Certbot;
+    site.acme.preflight = false;
+    let with_certbot =
+        |r: edgeup::host::scripted::ScriptedRunner| r.dynamic("certbot", fake_certbot::certbot);
+    let run = fx.run(Mode::Apply, with_certbot);
+    let recap = run.recap();
+    assert_eq!(recap.failed, 0, "{run:#?}");
+    let certbot = |verb: &str| {
+        format!(
+            "certbot {verb} --non-interactive --agree-tos --config-dir /etc/letsencrypt --server \
+             https://acme.internal.test/directory --email ops@widgets.dev"
+        )
+    };
+    assert_eq!(
+        run.mutating(),
+        [
+            "dnf install -y epel-release".to_string(),
+            "dnf install -y haproxy certbot openssl".into(),
+            VALIDATE.into(),
+            "firewall-cmd --permanent --add-service=http --add-service=https".into(),
+            "firewall-cmd --add-service=http --add-service=https".into(),
+            "setsebool -P haproxy_connect_any on".into(),
+            ENABLE.into(),
+            START.into(),
+            RELOAD_CMD.into(),
+            certbot("register"),
+            format!(
+                "{} --standalone --preferred-challenges http --http-01-address 127.0.0.1 \
+                 --http-01-port 888 --cert-name {DOMAIN} -d {DOMAIN} --key-type ecdsa \
+                 --elliptic-curve secp256r1",
+                certbot("certonly")
+            ),
+            "systemctl enable certbot-renew.timer".into(),
+            "systemctl start certbot-renew.timer".into(),
+            RELOAD_CMD.into(),
+            "systemctl daemon-reload".into(),
+        ],
+        "{run:#?}"
+    );
+    let pem = String::from_utf8(fx.read(PEM).unwrap_or_default()).unwrap_or_default();
+    assert!(
+        pem.contains("BEGIN CERTIFICATE") && pem.contains("PRIVATE KEY"),
+        "{pem}"
+    );
+    let bundle = edgeup::pki::parse_bundle(pem.as_bytes()).expect("the PEM parses");
+    let leaf = bundle.leaf().expect("a leaf");
+    assert!(!leaf.placeholder && leaf.covers(DOMAIN) && bundle.key_matches());
+    let hook = format!("/etc/letsencrypt/renewal-hooks/deploy/edgeup-{DOMAIN}");
+    assert!(fx.read(&hook).is_some(), "no deploy hook");
+    let dropin = String::from_utf8(
+        fx.read("/etc/systemd/system/certbot-renew.service.d/edgeup-ca-bundle.conf")
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    assert!(
+        dropin.contains("[Service]") && !dropin.contains("REQUESTS_CA_BUNDLE"),
+        "{dropin}"
+    );
+    assert_eq!(
+        fx.read("/sys/fs/selinux/booleans/haproxy_connect_any"),
+        Some(b"1 1".to_vec())
+    );
+
+    let again = fx.run(Mode::Apply, with_certbot);
+    assert_eq!(again.mutating(), Vec::<String>::new(), "{again:#?}");
 }

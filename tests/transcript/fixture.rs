@@ -552,6 +552,22 @@ fn dpkg_stanza(name: &str, version: &str) -> String {
 }
 
 /// What the haproxy package does to the file system, on both families.
+/// certbot and its renewal units (`UNIT.timer` starts `UNIT.service`), as
+/// the package ships them.
+fn install_certbot(root: &Path, unit_dir: &str, unit: &str) -> Result<()> {
+    write_file(root, "/usr/bin/certbot", "\x7fELF")?;
+    write_file(
+        root,
+        &format!("{unit_dir}/{unit}.service"),
+        "[Service]\nType=oneshot\nExecStart=/usr/bin/certbot -q renew\n",
+    )?;
+    write_file(
+        root,
+        &format!("{unit_dir}/{unit}.timer"),
+        "[Timer]\nOnCalendar=*-*-* 00,12:00:00\n[Install]\nWantedBy=timers.target\n",
+    )
+}
+
 fn install_haproxy(root: &Path, family: Family, behaviour: Behaviour) -> Result<()> {
     let ((uid, gid), unit_dir, nologin) = match family {
         Family::Debian => (
@@ -665,6 +681,7 @@ fn apt_get(root: &Path, cmd: &Cmd, behaviour: Behaviour) -> Result<CmdOutput> {
                 match *name {
                     "haproxy" => install_haproxy(root, Family::Debian, behaviour)?,
                     "procps" => write_file(root, "/usr/bin/kill", "\x7fELF")?,
+                    "certbot" => install_certbot(root, "/lib/systemd/system", "certbot")?,
                     other => write_file(root, &format!("/usr/bin/{other}"), "\x7fELF")?,
                 }
             }
@@ -781,6 +798,7 @@ fn dnf_install(root: &Path, cmd: &Cmd) -> Result<CmdOutput> {
                 "/etc/yum.repos.d/epel.repo",
                 "[epel]\nname=Extra Packages for Enterprise Linux 9\nenabled=1\n",
             )?,
+            "certbot" => install_certbot(root, "/usr/lib/systemd/system", "certbot-renew")?,
             other => write_file(root, &format!("/usr/bin/{other}"), "\x7fELF")?,
         }
     }
@@ -946,6 +964,7 @@ fn unit_exists(root: &Path, unit: &str) -> bool {
 fn systemctl(root: &Path, cmd: &Cmd) -> Result<CmdOutput> {
     let args: Vec<&str> = cmd.args.iter().map(String::as_str).collect();
     let (verb, unit) = match args.as_slice() {
+        ["daemon-reload"] => return Ok(CmdOutput::ok("")),
         [verb, unit, ..] => (*verb, *unit),
         _ => {
             return Ok(CmdOutput::failed(
