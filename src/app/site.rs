@@ -5,22 +5,15 @@
 //! record step writes it only once the configuration is live).
 
 use super::converge::{self, ApplyHow, Output, Target};
+use super::site_edit::{self, Change, Record};
 use super::site_input::{self, DEFAULT_SITE_FILE};
 use crate::cli::{SiteAddArgs, SiteRemoveArgs};
 use crate::exit;
 use crate::host::Host;
-use crate::site::config::{AcmeKeys, SiteEntry};
-use crate::site::{self, Config, Site, SiteFile, edit};
+use crate::site::{self, Config, Site};
 use anyhow::Result;
 use serde::Serialize;
 use std::path::Path;
-
-/// The record as it is: its text, the raw file and the resolved sites.
-struct Record {
-    text: String,
-    file: SiteFile,
-    config: Config,
-}
 
 fn read_record() -> Result<Option<Record>> {
     let path = Path::new(DEFAULT_SITE_FILE);
@@ -33,9 +26,7 @@ fn read_record() -> Result<Option<Record>> {
             )));
         }
     };
-    let file = site_input::parse(&text, path)?;
-    let config = file.resolve().map_err(|p| site_input::refuse(&p))?;
-    Ok(Some(Record { text, file, config }))
+    Record::parse(text, path).map(Some)
 }
 
 pub fn add(
@@ -67,21 +58,14 @@ pub fn add(
              `edgeup apply` (nothing was changed)"
         )));
     }
-    let shared = shared_defaults(&record);
-    let mut new = Site {
-        domain: String::new(),
-        aliases: Vec::new(),
-        backends: Vec::new(),
-        routing: Site::default().routing,
-        health: None,
-        ..shared.clone()
-    };
+    let shared = record.shared_defaults();
+    let mut new = record.new_site();
     site_input::overlay_site(&mut new, &args.site, site_input::hsts_flag(&args.site)?);
-    let mut config = record.config.clone();
-    config.sites.push(new.clone());
+    let change = record.add(&new)?;
     // The new site's problems name the flags' keys (domain, backends[0], ...).
-    let mut problems = site::validate(&new);
-    problems.extend(site::name_collisions(&config, false));
+    let added = change.config.sites.last().unwrap_or(&new);
+    let mut problems = site::validate(added);
+    problems.extend(site::name_collisions(&change.config, false));
     if !problems.is_empty() {
         return Err(site_input::refuse(&problems));
     }
@@ -91,9 +75,7 @@ pub fn add(
              (the top-level firewall: key) and run `edgeup apply`",
         ));
     }
-    let entry = serde_saphyr::to_string(&entry_of(&new, &shared))
-        .map_err(|e| anyhow::anyhow!("encoding the new site as YAML: {e}"))?;
-    let text = edited(&config, edit::add_site(&record.text, &entry), out)?;
+    let (config, text) = noted(change, out);
     apply(host, assets, config, Some(text), args.yes, out)
 }
 
@@ -116,24 +98,15 @@ pub fn remove(
             record.config.domains().join(", ")
         )));
     }
-    if record.config.sites.len() == 1 {
-        return Err(exit::invalid(format!(
-            "{domain} is the only site; edgeup needs at least one. Add the next one first \
-             (`edgeup site add`), or replace it with `edgeup apply --domain NEW ... --replace`"
-        )));
+    site_edit::check_removable(&record.config, domain)?;
+    if converge::interactive(out)
+        && !args.yes
+        && !converge::confirm(&site_edit::remove_question(domain))?
+    {
+        eprintln!("nothing changed");
+        return Ok(exit::OK);
     }
-    if converge::interactive(out) && !args.yes {
-        let question = format!(
-            "Remove {domain}? Its route leaves HAProxy and its certificate is archived under /var/lib/edgeup/archive"
-        );
-        if !converge::confirm(&question)? {
-            eprintln!("nothing changed");
-            return Ok(exit::OK);
-        }
-    }
-    let mut config = record.config.clone();
-    config.sites.retain(|s| s.domain != *domain);
-    let text = edited(&config, edit::remove_site(&record.text, domain), out)?;
+    let (config, text) = noted(record.remove(domain)?, out);
     apply(host, assets, config, Some(text), true, out)
 }
 
@@ -215,70 +188,13 @@ fn apply(
     )
 }
 
-/// What a new site inherits: the shared settings of a `sites:` file, or
-/// the one site's settings of a one-site file.
-fn shared_defaults(record: &Record) -> Site {
-    if record.file.is_multi() {
-        let probe = SiteFile {
-            sites: Some(vec![SiteEntry::default()]),
-            ..record.file.clone()
-        };
-        if let Ok(config) = probe.resolve()
-            && let Some(site) = config.sites.into_iter().next()
-        {
-            return site;
-        }
-    }
-    record.config.shared().clone()
-}
-
-/// The `sites:` entry for `site`: its own keys, and the shared ones only
-/// where it differs from them.
-fn entry_of(site: &Site, shared: &Site) -> SiteEntry {
-    let a = &site.acme;
-    let b = &shared.acme;
-    let differ = |x: bool| x.then_some(());
-    let acme = AcmeKeys {
-        directory: differ(a.directory != b.directory).map(|()| a.directory.clone()),
-        ca_bundle: differ(a.ca_bundle != b.ca_bundle).and(a.ca_bundle.clone()),
-        client: differ(a.client != b.client).map(|()| a.client.clone()),
-        key_type: differ(a.key_type != b.key_type).map(|()| a.key_type.clone()),
-        eab: differ(a.eab != b.eab).and(a.eab.clone()),
-        preflight: differ(a.preflight != b.preflight).map(|()| a.preflight),
-        validation_port: differ(a.validation_port != b.validation_port).map(|()| a.validation_port),
-    };
-    SiteEntry {
-        domain: site.domain.clone(),
-        aliases: site.aliases.clone(),
-        backends: site.backends.clone(),
-        routing: (site.routing != Site::default().routing).then(|| site.routing.clone()),
-        health: site.health.clone(),
-        email: (site.email != shared.email)
-            .then(|| site.email.clone())
-            .flatten(),
-        hsts: (site.hsts != shared.hsts).then_some(site.hsts).flatten(),
-        acme: (acme != AcmeKeys::default()).then_some(acme),
-    }
-}
-
-/// The record's new text: the textual edit when it describes exactly
-/// `config`, else the whole configuration written out (the comments are
-/// then lost, and the user is told).
-fn edited(config: &Config, edit: Result<String>, out: &Output) -> Result<String> {
-    if let Ok(text) = edit
-        && Config::from_text(&text).as_ref() == Some(config)
-    {
-        return Ok(text);
-    }
-    if !out.json {
+/// The change's sites and text, after saying when the file was rewritten whole.
+fn noted(change: Change, out: &Output) -> (Config, String) {
+    if change.rewritten && !out.json {
         eprintln!(
-            "note: {DEFAULT_SITE_FILE} could not be edited in place (its layout is not the block \
-             style edgeup edits); it is rewritten whole, without its comments (the old file is \
-             kept in /var/lib/edgeup/backups/)"
+            "{} (the old file is kept in /var/lib/edgeup/backups/)",
+            site_edit::rewrite_note(Path::new(DEFAULT_SITE_FILE))
         );
     }
-    Ok(format!(
-        "# The sites edgeup serves (written by `edgeup site`). Edit it and run `edgeup apply`.\n{}",
-        config.to_yaml()?
-    ))
+    (change.config, change.text)
 }
