@@ -1,9 +1,10 @@
 //! One answer at a time, judged by the site validation itself: a candidate
-//! site with the answer in place is validated whole, and only the problems
-//! of the asked field are kept. So a prompt refuses exactly what the site
-//! file would refuse, with the same words.
+//! site with the answer in place is validated whole (beside the file's other
+//! sites, whose names it may not take), and only the problems of the asked
+//! field are kept. So a prompt refuses exactly what the site file would
+//! refuse, with the same words.
 
-use crate::site::{self, Site};
+use crate::site::{self, Config, Problem, Site};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -19,12 +20,22 @@ pub const REACH_TIMEOUT: Duration = Duration::from_millis(800);
 /// (`chat.lan`) must not be refused for Let's Encrypt's sake. The whole site
 /// is validated again at the end of the interview.
 pub fn check(candidate: &Site, field: &str, relaxed: bool) -> Result<(), String> {
+    check_beside(candidate, &[], field, relaxed)
+}
+
+/// `check` for a site that joins `others` in one file.
+pub fn check_beside(
+    candidate: &Site,
+    others: &[Site],
+    field: &str,
+    relaxed: bool,
+) -> Result<(), String> {
     let mut site = candidate.clone();
     if relaxed {
         site.acme.directory = "off".into();
         site.hsts = None;
     }
-    let problems: Vec<String> = site::validate(&site)
+    let problems: Vec<String> = problems(&site, others)
         .into_iter()
         .filter(|p| belongs(&p.field, field))
         .map(|p| p.to_string())
@@ -34,6 +45,45 @@ pub fn check(candidate: &Site, field: &str, relaxed: bool) -> Result<(), String>
     } else {
         Err(problems.join("; "))
     }
+}
+
+/// The problems of `site` beside `others`: its own, and the names it shares
+/// with them (the whole-configuration check, kept to `site`'s side and
+/// named as in a one-site file: `domain`, `aliases[0]`).
+pub fn problems(site: &Site, others: &[Site]) -> Vec<Problem> {
+    let mut problems = site::validate(site);
+    if others.is_empty() {
+        return problems;
+    }
+    let config = Config {
+        sites: others.iter().chain([site]).cloned().collect(),
+    };
+    // Each shared name is reported on the later site: `site`, put last.
+    let own = format!("sites[{}].", others.len());
+    problems.extend(
+        site::name_collisions(&config, true)
+            .into_iter()
+            .filter_map(|mut p| {
+                p.field = p.field.strip_prefix(&own)?.to_string();
+                Some(p)
+            }),
+    );
+    problems
+}
+
+/// The warnings `site` brings to `others` (e.g. a backend another site
+/// already uses).
+pub fn warnings_beside(site: &Site, others: &[Site]) -> Vec<String> {
+    let before = site::config_warnings(&Config {
+        sites: others.to_vec(),
+    });
+    let config = Config {
+        sites: others.iter().chain([site]).cloned().collect(),
+    };
+    site::config_warnings(&config)
+        .into_iter()
+        .filter(|w| !before.contains(w))
+        .collect()
 }
 
 /// Whether a problem's field is `field` or inside it.

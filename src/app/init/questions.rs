@@ -3,7 +3,8 @@
 //! answer is validated as typed (`fields::check`); the current value of
 //! every field is the default, so re-running `init` edits. At the end the
 //! whole site is validated, and whatever it still refuses (a reserved name
-//! under Let's Encrypt, a missing email once ACME is on) is asked again.
+//! under Let's Encrypt, a missing email once ACME is on, a name another site
+//! of the file has) is asked again.
 
 use super::ask::Ask;
 use super::fields;
@@ -30,17 +31,46 @@ pub type Reach<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// How many times the closing validation may send the user back.
 const MAX_FIX_ROUNDS: usize = 10;
 
+/// Where the interviewed site goes: alone in a one-site file (the default),
+/// or as one entry of a `sites:` file beside `others`.
+#[derive(Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// The file's other sites: their names are taken.
+    pub others: &'a [Site],
+    /// One entry of a `sites:` file: the firewall, a host-wide top-level
+    /// key, is not asked.
+    pub entry: bool,
+}
+
+/// The site alone in its file.
 pub fn interview(ask: &mut dyn Ask, start: Site, hints: &Hints, reach: Reach) -> Result<Site> {
+    interview_in(ask, start, hints, reach, Scope::default())
+}
+
+pub fn interview_in(
+    ask: &mut dyn Ask,
+    start: Site,
+    hints: &Hints,
+    reach: Reach,
+    scope: Scope,
+) -> Result<Site> {
     let mut site = start;
-    domain(ask, &mut site, hints, true)?;
+    domain(ask, &mut site, hints, scope.others, true)?;
     email(ask, &mut site, true)?;
-    backends(ask, &mut site, hints, reach)?;
+    backends(ask, &mut site, hints, reach, scope.others)?;
     routing(ask, &mut site)?;
     certificate_source(ask, &mut site)?;
     acme_client(ask, &mut site, hints)?;
-    firewall(ask, &mut site, hints)?;
+    if scope.entry {
+        ask.note(&format!(
+            "Firewall: {} (shared by every site: the top-level firewall: key of the site file)",
+            site.firewall
+        ));
+    } else {
+        firewall(ask, &mut site, hints)?;
+    }
     hsts(ask, &mut site)?;
-    fix_remaining(ask, &mut site, hints, reach)?;
+    fix_remaining(ask, &mut site, hints, reach, scope.others)?;
     Ok(site)
 }
 
@@ -51,14 +81,22 @@ pub(super) fn with(site: &Site, change: impl FnOnce(&mut Site)) -> Site {
     candidate
 }
 
-fn domain(ask: &mut dyn Ask, site: &mut Site, hints: &Hints, relaxed: bool) -> Result<()> {
+fn domain(
+    ask: &mut dyn Ask,
+    site: &mut Site,
+    hints: &Hints,
+    others: &[Site],
+    relaxed: bool,
+) -> Result<()> {
+    let taken = |name: &String| others.iter().any(|o| o.names().contains(name));
     let current = Some(site.domain.clone())
         .filter(|d| !d.is_empty())
-        .or_else(|| hints.hostname.clone());
+        .or_else(|| hints.hostname.clone().filter(|h| !taken(h)));
     let base = site.clone();
     let valid = |v: &str| {
-        fields::check(
+        fields::check_beside(
             &with(&base, |s| s.domain = v.to_string()),
+            others,
             "domain",
             relaxed,
         )
@@ -93,7 +131,13 @@ fn email(ask: &mut dyn Ask, site: &mut Site, relaxed: bool) -> Result<()> {
     Ok(())
 }
 
-fn backends(ask: &mut dyn Ask, site: &mut Site, hints: &Hints, reach: Reach) -> Result<()> {
+fn backends(
+    ask: &mut dyn Ask,
+    site: &mut Site,
+    hints: &Hints,
+    reach: Reach,
+    others: &[Site],
+) -> Result<()> {
     let current = if site.backends.is_empty() {
         hints
             .app
@@ -121,6 +165,9 @@ fn backends(ask: &mut dyn Ask, site: &mut Site, hints: &Hints, reach: Reach) -> 
         if let Some(warning) = reach(backend) {
             ask.warn(&warning);
         }
+    }
+    for warning in fields::warnings_beside(site, others) {
+        ask.warn(&warning);
     }
     Ok(())
 }
@@ -271,10 +318,17 @@ fn hsts(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
     Ok(())
 }
 
-/// Validates the whole site; asks again for what it still refuses.
-fn fix_remaining(ask: &mut dyn Ask, site: &mut Site, hints: &Hints, reach: Reach) -> Result<()> {
+/// Validates the whole site (beside `others`); asks again for what it
+/// still refuses.
+fn fix_remaining(
+    ask: &mut dyn Ask,
+    site: &mut Site,
+    hints: &Hints,
+    reach: Reach,
+    others: &[Site],
+) -> Result<()> {
     for _ in 0..MAX_FIX_ROUNDS {
-        let problems = crate::site::validate(site);
+        let problems = fields::problems(site, others);
         let Some(problem) = problems.first() else {
             return Ok(());
         };
@@ -293,12 +347,12 @@ fn fix_remaining(ask: &mut dyn Ask, site: &mut Site, hints: &Hints, reach: Reach
                 acme_client(ask, site, hints)?;
                 hsts(ask, site)?;
             } else if field == "domain" {
-                domain(ask, site, hints, false)?;
+                domain(ask, site, hints, others, false)?;
             } else {
                 email(ask, site, false)?;
             }
         } else if fields::belongs(field, "backends") {
-            backends(ask, site, hints, reach)?;
+            backends(ask, site, hints, reach, others)?;
         } else if fields::belongs(field, "routing") {
             routing(ask, site)?;
         } else if fields::belongs(field, "acme") || fields::belongs(field, "hsts") {
