@@ -192,7 +192,7 @@ fn apply(
 fn noted(change: Change, out: &Output) -> (Config, String) {
     if change.rewritten && !out.json {
         eprintln!(
-            "{} (the old file is kept in /var/lib/edgeup/backups/)",
+            "note: {} (the old file is kept in /var/lib/edgeup/backups/)",
             site_edit::rewrite_note(Path::new(DEFAULT_SITE_FILE))
         );
     }

@@ -20,7 +20,6 @@ pub struct Record {
 }
 
 /// The sites after a change, and the file's new text.
-#[derive(Debug)]
 pub struct Change {
     pub config: Config,
     pub text: String,
@@ -124,7 +123,7 @@ pub fn remove_question(domain: &str) -> String {
 /// What to tell the user when `path` was rewritten whole.
 pub fn rewrite_note(path: &Path) -> String {
     format!(
-        "note: {} could not be edited in place (its layout is not the block style edgeup \
+        "{} could not be edited in place (its layout is not the block style edgeup \
          edits); it is rewritten whole, without its comments",
         path.display()
     )
@@ -266,7 +265,9 @@ mod tests {
 
     #[test]
     fn the_last_site_is_not_removed() {
-        let err = record(ONE).remove("a.example.com").expect_err("refused");
+        let Err(err) = record(ONE).remove("a.example.com") else {
+            panic!("the last site removed");
+        };
         assert_eq!(exit::code_of(&err), exit::INVALID_INPUT);
         let message = err.to_string();
         assert!(

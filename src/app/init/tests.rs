@@ -9,7 +9,7 @@ use anyhow::Result;
 use std::collections::VecDeque;
 
 #[derive(Debug)]
-enum A {
+pub(super) enum A {
     /// Typed text; "" takes the default (Enter).
     Text(&'static str),
     Pick(usize),
@@ -17,14 +17,14 @@ enum A {
 }
 
 #[derive(Default)]
-struct Script {
-    answers: VecDeque<A>,
+pub(super) struct Script {
+    pub(super) answers: VecDeque<A>,
     /// Every prompt, answer, refusal, note and warning, in order.
-    log: Vec<String>,
+    pub(super) log: Vec<String>,
 }
 
 impl Script {
-    fn new(answers: Vec<A>) -> Script {
+    pub(super) fn new(answers: Vec<A>) -> Script {
         Script {
             answers: answers.into(),
             log: Vec::new(),
@@ -41,11 +41,11 @@ impl Script {
         }
     }
 
-    fn refusals(&self) -> Vec<&String> {
+    pub(super) fn refusals(&self) -> Vec<&String> {
         self.log.iter().filter(|l| l.contains("REFUSED")).collect()
     }
 
-    fn has(&self, needle: &str) -> bool {
+    pub(super) fn has(&self, needle: &str) -> bool {
         self.log.iter().any(|l| l.contains(needle))
     }
 }
@@ -116,9 +116,9 @@ impl Ask for Script {
 }
 
 /// Enter on a selection: keep the highlighted default.
-const KEEP: usize = usize::MAX;
+pub(super) const KEEP: usize = usize::MAX;
 
-fn hints() -> Hints {
+pub(super) fn hints() -> Hints {
     Hints {
         firewall: "ufw".into(),
         certbot_available: true,
@@ -131,7 +131,7 @@ fn nothing_listens(backend: &str) -> Option<String> {
     Some(format!("nothing answers on {backend} yet"))
 }
 
-fn all_listen(_: &str) -> Option<String> {
+pub(super) fn all_listen(_: &str) -> Option<String> {
     None
 }
 
@@ -469,19 +469,25 @@ fn written_file_is_0600_and_loads_back() {
     let path = dir.path().join("etc/edgeup/site.yaml");
     let host = crate::host::Host::real();
     file::check_writable(&path).expect("writable");
-    file::write(&host, &path, &rich_site()).expect("write");
+    let text = file::rendered(&rich_site()).expect("render");
+    file::write(&host, &path, &text).expect("write");
     let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    assert_eq!(file::load(&path).expect("load"), Some(rich_site()));
+    let loaded = file::load(&path).expect("load").expect("the file");
+    assert_eq!(loaded.config.sites, [rich_site()]);
+    assert_eq!(loaded.text, text);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     file::restrict(&path).expect("restrict");
     let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "a hand-made 0644 file is made 0600");
-    assert_eq!(
-        file::load(&dir.path().join("missing.yaml")).expect("load"),
-        None
+    assert!(
+        file::load(&dir.path().join("missing.yaml"))
+            .expect("load")
+            .is_none()
     );
     std::fs::write(&path, "domain: [").expect("write");
-    let err = file::load(&path).expect_err("broken file");
+    let Err(err) = file::load(&path) else {
+        panic!("a broken file loads");
+    };
     assert_eq!(crate::exit::code_of(&err), crate::exit::INVALID_INPUT);
 }
