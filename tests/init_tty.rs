@@ -341,6 +341,12 @@ fn init_menu_removes_one_of_two_sites_after_asking() {
     for expected in ["wrote ", "edgeup plan: playbook open-webui", "recap: "] {
         assert!(screen.contains(expected), "missing {expected:?}:\n{screen}");
     }
+    // The plan is the file's: the site left, not the one removed.
+    assert!(
+        screen.contains("chat.example.com: Placeholder certificate")
+            && !screen.contains("grafana.example.com: Placeholder certificate"),
+        "{screen}"
+    );
     let text = std::fs::read_to_string(&site_file).expect("read");
     assert_eq!(
         text,
