@@ -1,5 +1,7 @@
 //! Command-line interface (clap). Subcommands map to `app::*`.
 
+use crate::app::site_input::Flags;
+use crate::site::{AcmeClient, Firewall};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -120,7 +122,7 @@ pub struct FleetArgs {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Site file to edit and write (0600).
-    #[arg(short = 'f', long = "site", value_name = "FILE", default_value = crate::app::site_input::DEFAULT_SITE_FILE)]
+    #[arg(short = 'f', long = "site", value_name = "FILE", default_value = crate::site::DEFAULT_SITE_FILE)]
     pub site_file: PathBuf,
     /// After writing the site file and showing the plan, apply without asking.
     #[arg(long, visible_alias = "yes", short = 'y')]
@@ -224,21 +226,51 @@ pub struct SiteArgs {
     /// PEM file of the CA that serves a custom ACME directory.
     #[arg(long, value_name = "PEM")]
     pub acme_ca_bundle: Option<PathBuf>,
-    /// builtin | certbot
+    /// The ACME client.
     #[arg(long, value_name = "CLIENT")]
-    pub acme_client: Option<String>,
+    pub acme_client: Option<AcmeClient>,
     /// subdomain | path:/PREFIX/
     #[arg(long)]
     pub routing: Option<String>,
-    /// auto | firewalld | ufw | none
+    /// Which firewall to open ports 80 and 443 in.
     #[arg(long)]
-    pub firewall: Option<String>,
+    pub firewall: Option<Firewall>,
     /// Send Strict-Transport-Security (default: on with ACME, off with the placeholder).
     #[arg(long, value_name = "on|off")]
-    pub hsts: Option<String>,
+    pub hsts: Option<Switch>,
     /// Do not prove the challenge path before ordering (split-horizon DNS).
     #[arg(long)]
     pub skip_preflight: bool,
+}
+
+/// `on` or `off` (also true/false, yes/no).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    #[value(alias = "true", alias = "yes")]
+    On,
+    #[value(alias = "false", alias = "no")]
+    Off,
+}
+
+impl SiteArgs {
+    /// The flags as plain data, for `site_input` (which knows no clap).
+    pub fn flags(&self) -> Flags {
+        Flags {
+            site_file: self.site_file.clone(),
+            domain: self.domain.clone(),
+            email: self.email.clone(),
+            backends: self.backends.clone(),
+            aliases: self.aliases.clone(),
+            health: self.health.clone(),
+            acme_directory: self.acme_directory.clone(),
+            acme_ca_bundle: self.acme_ca_bundle.clone(),
+            acme_client: self.acme_client,
+            routing: self.routing.clone(),
+            firewall: self.firewall,
+            hsts: self.hsts.map(|s| s == Switch::On),
+            skip_preflight: self.skip_preflight,
+        }
+    }
 }
 
 /// `edgeup completions SHELL`: the completion script, generated from these definitions.

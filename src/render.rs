@@ -3,7 +3,7 @@
 
 use crate::assets::Assets;
 use crate::distro::Distro;
-use crate::site::{Config, Site};
+use crate::site::{Config, Site, addr::Bind};
 use anyhow::{Context, Result};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
@@ -168,16 +168,6 @@ fn split_number(s: &str) -> Option<(u32, &str)> {
     Some((n, &s[end..]))
 }
 
-/// `/owui`, `owui/`, `/owui/` -> `/owui/`.
-fn normalise_prefix(prefix: &str) -> String {
-    let inner = prefix.trim_matches('/');
-    if inner.is_empty() {
-        "/".into()
-    } else {
-        format!("/{inner}/")
-    }
-}
-
 /// A regular expression matching `literal` exactly: each metacharacter becomes a
 /// one-character class (`.` -> `[.]`), which needs no backslash in haproxy.cfg.
 fn regex_literal(literal: &str) -> String {
@@ -209,17 +199,12 @@ pub fn sites_map_path(distro: &Distro) -> String {
 /// IPv4 clients keep plain IPv4 source addresses (a `v4v6` socket would show
 /// them as `::ffff:a.b.c.d` in X-Forwarded-For). Not when the list names an
 /// `[IPv6]:PORT` of its own (the older `[":80", "[::]:80"]` pair).
-fn haproxy_binds(bind: &str, ipv6: bool, all: &[&String]) -> Vec<String> {
-    match bind.strip_prefix(':') {
-        Some(port)
-            if ipv6
-                && !all
-                    .iter()
-                    .any(|b| b.starts_with('[') && b.ends_with(&format!("]:{port}"))) =>
-        {
-            vec![bind.to_string(), format!("[::]:{port} v6only")]
-        }
-        _ => vec![bind.to_string()],
+fn haproxy_binds(bind: &Bind, ipv6: bool, all: &[&Bind]) -> Vec<String> {
+    let own_v6 = all.iter().any(|b| b.ip.is_ipv6() && b.port == bind.port);
+    if bind.every && ipv6 && !own_v6 {
+        vec![bind.to_string(), format!("[::]:{} v6only", bind.port)]
+    } else {
+        vec![bind.to_string()]
     }
 }
 
@@ -230,10 +215,10 @@ fn derived(site: &Site, certs_dir: &str) -> Derived {
         .enumerate()
         .map(|(i, address)| Server {
             name: format!("app{}", i + 1),
-            address: address.clone(),
+            address: address.to_string(),
         })
         .collect();
-    let path_prefix = site.path_prefix().map(normalise_prefix);
+    let path_prefix = site.path_prefix().map(str::to_string);
     Derived {
         cert_path: site.cert_path(certs_dir),
         backend: site.backend_name(),
@@ -252,7 +237,12 @@ fn derived(site: &Site, certs_dir: &str) -> Derived {
 impl Vars {
     /// `retired` names the domains served before (the previous site record)
     /// that `config` no longer has.
-    pub fn new(config: &Config, distro: &Distro, facts: FactVars, retired: &[String]) -> Vars {
+    pub fn new(
+        config: &Config,
+        distro: &Distro,
+        facts: FactVars,
+        retired: &[String],
+    ) -> Result<Vars> {
         let haproxy = HaproxyFeatures::for_version(facts.haproxy_version.as_deref());
         let certs_dir = &distro.paths.certs_dir;
         let sites: Vec<SiteVars> = config
@@ -264,14 +254,14 @@ impl Vars {
                 site: site.clone(),
             })
             .collect();
-        let shared = config.shared();
-        let all: Vec<&String> = shared
+        let shared = config.shared().context("the configuration has no site")?;
+        let all: Vec<&Bind> = shared
             .listen
             .http
             .iter()
             .chain(&shared.listen.https)
             .collect();
-        let binds = |list: &[String]| -> Vec<String> {
+        let binds = |list: &[Bind]| -> Vec<String> {
             list.iter()
                 .flat_map(|b| haproxy_binds(b, facts.ipv6, &all))
                 .collect()
@@ -279,8 +269,8 @@ impl Vars {
         let host = HostVars {
             http_binds: binds(&shared.listen.http),
             https_binds: binds(&shared.listen.https),
-            acme_responder: shared.listen.acme_responder.clone(),
-            firewall: shared.firewall.clone(),
+            acme_responder: shared.listen.acme_responder.to_string(),
+            firewall: shared.firewall.to_string(),
             sites_map: sites_map_path(distro),
             default_cert: shared.cert_path(certs_dir),
             https_port_suffix: shared.https_port_suffix(),
@@ -293,7 +283,7 @@ impl Vars {
                 hook_path: crate::acme::certbot::hook_path(&distro.paths.letsencrypt, domain),
             })
             .collect();
-        Vars {
+        Ok(Vars {
             acme: crate::acme::AcmeVars::new(config),
             sites,
             host,
@@ -303,7 +293,7 @@ impl Vars {
             retired,
             config: config.clone(),
             record_text: None,
-        }
+        })
     }
 
     /// After the packages step: templates render for the HAProxy now installed.
@@ -399,22 +389,20 @@ mod tests {
     }
 
     #[test]
-    fn prefix_helpers() {
-        assert_eq!(normalise_prefix("/owui"), "/owui/");
-        assert_eq!(normalise_prefix("owui/"), "/owui/");
-        assert_eq!(normalise_prefix("/a/b/"), "/a/b/");
+    fn prefix_and_bind_helpers() {
         assert_eq!(regex_literal("/chat.v1/"), "^/chat[.]v1/");
-        let none: Vec<&String> = Vec::new();
+        let bind = |s: &str| crate::site::addr::parse_bind(s, ":443").expect("bind");
+        let none: Vec<&Bind> = Vec::new();
         assert_eq!(
-            haproxy_binds(":443", true, &none),
+            haproxy_binds(&bind(":443"), true, &none),
             [":443", "[::]:443 v6only"]
         );
-        assert_eq!(haproxy_binds(":443", false, &none), [":443"]);
+        assert_eq!(haproxy_binds(&bind(":443"), false, &none), [":443"]);
         assert_eq!(
-            haproxy_binds("127.0.0.1:8443", true, &none),
+            haproxy_binds(&bind("127.0.0.1:8443"), true, &none),
             ["127.0.0.1:8443"]
         );
-        let v6 = "[::]:443".to_string();
-        assert_eq!(haproxy_binds(":443", true, &[&v6]), [":443"]);
+        let v6 = bind("[::]:443");
+        assert_eq!(haproxy_binds(&bind(":443"), true, &[&v6]), [":443"]);
     }
 }

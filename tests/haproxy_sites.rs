@@ -119,10 +119,12 @@ fn live_sites_route_by_name_with_their_own_certificates() {
          \x20 - domain: {GRAFANA}\n    aliases: [{GRAFANA_WWW}]\n    backends: [\"127.0.0.1:{grafana}\"]\n    hsts: false\n\
          \x20 - domain: {WIKI}\n    backends: [\"127.0.0.1:{wiki}\"]\n    routing: \"path:/wiki/\"\n"
     );
-    let config = config(&yaml);
     // Valid but for the test's responder: a free, unprivileged port (edgeup
     // itself refuses those; HAProxy does not care).
-    let problems = edgeup::site::validate_config(&config, None);
+    let file: edgeup::site::SiteFile = serde_saphyr::from_str(&yaml).expect("parses");
+    let raw = file.resolve().expect("resolves");
+    let problems = edgeup::site::validate_config(&raw, Some(&file)).expect_err("refused");
+    let config = config(&yaml);
     assert_eq!(
         problems
             .iter()

@@ -6,7 +6,7 @@
 //! Each test has its own tmux server (`-L` socket named after the test and
 //! this process), killed when the test ends.
 
-use edgeup::site::Site;
+use edgeup::site::RawSite;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -154,7 +154,7 @@ fn finish_without_applying(t: &Tmux) -> i32 {
     t.exit_code()
 }
 
-fn load(path: &Path) -> Site {
+fn load(path: &Path) -> RawSite {
     let text = std::fs::read_to_string(path).expect("the site file");
     serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }

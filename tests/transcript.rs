@@ -736,7 +736,7 @@ fn rocky_two_sites_then_one() {
     let mut fx = Fixture::rocky_9();
     let mut second = site();
     second.domain = "grafana.example.com".into();
-    second.backends = vec!["127.0.0.1:3001".into()];
+    second.backends = vec!["127.0.0.1:3001".parse().expect("backend")];
     fx.config.sites.push(second.clone());
     let run = fx.apply();
     assert_eq!(

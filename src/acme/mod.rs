@@ -13,7 +13,7 @@ pub mod preflight;
 pub mod responder;
 
 use crate::distro::Distro;
-use crate::site::{Config, Site};
+use crate::site::{AcmeClient, Config, Site};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -44,8 +44,8 @@ impl AcmeVars {
         let enabled: Vec<&Site> = config.sites.iter().filter(|s| s.acme.enabled()).collect();
         AcmeVars {
             enabled: !enabled.is_empty(),
-            builtin: enabled.iter().any(|s| s.acme.client == "builtin"),
-            certbot: enabled.iter().any(|s| s.acme.client == "certbot"),
+            builtin: enabled.iter().any(|s| s.acme.client == AcmeClient::Builtin),
+            certbot: enabled.iter().any(|s| s.acme.client == AcmeClient::Certbot),
             edgeup_binary: INSTALL_PATH.into(),
             force: false,
             renewing: false,
@@ -116,8 +116,8 @@ pub struct CaSettings {
 impl CaSettings {
     pub fn of(site: &Site) -> CaSettings {
         CaSettings {
-            client: site.acme.client.clone(),
-            directory: site.acme.directory_url().unwrap_or_else(|| "off".into()),
+            client: site.acme.client.to_string(),
+            directory: site.acme.directory.url().unwrap_or("off").to_string(),
             ca_bundle: site.acme.ca_bundle.clone(),
             email: site.email.clone(),
             eab_kid: site.acme.eab.as_ref().map(|e| e.kid.clone()),

@@ -10,7 +10,7 @@ use crate::host::Host;
 use crate::playbook;
 use crate::render::{FactVars, Vars};
 use crate::report::{Event, Reporter, Verbosity};
-use crate::site::{Config, Site};
+use crate::site::{AcmeClient, Config, Site};
 use anyhow::Result;
 use std::io::IsTerminal;
 
@@ -39,8 +39,9 @@ impl From<super::site_input::Input> for Target {
 }
 
 pub fn plan(host: &Host, assets: &Assets, args: &ConvergeArgs, out: &Output) -> Result<i32> {
-    let input = super::site_input::read(&args.site)?;
-    super::site_input::refuse_silent_removal(&args.site, &input.config, args.replace)?;
+    let flags = args.site.flags();
+    let input = super::site_input::read(&flags)?;
+    super::site_input::refuse_silent_removal(&flags, &input.config, args.replace)?;
     let target = Target::from(input);
     let prepared = prepare(host, assets, &target, &args.playbook, Run::plan())?;
     let mut reporter = crate::report::for_output(out.json, out.verbosity, true);
@@ -56,12 +57,9 @@ pub fn plan(host: &Host, assets: &Assets, args: &ConvergeArgs, out: &Output) -> 
 
 pub fn apply(host: &Host, assets: &Assets, args: &ApplyArgs, out: &Output) -> Result<i32> {
     require_root("apply")?;
-    let input = super::site_input::read(&args.converge.site)?;
-    super::site_input::refuse_silent_removal(
-        &args.converge.site,
-        &input.config,
-        args.converge.replace,
-    )?;
+    let flags = args.converge.site.flags();
+    let input = super::site_input::read(&flags)?;
+    super::site_input::refuse_silent_removal(&flags, &input.config, args.converge.replace)?;
     let how = ApplyHow {
         playbook: &args.converge.playbook,
         yes: args.yes,
@@ -239,7 +237,7 @@ fn prepare(
     let distro = distro::select(&profiles, &os).map_err(|e| exit::unsuitable(format!("{e:#}")))?;
     validate_against_host(config, &distro)?;
     let facts = Facts::gather(host, Some(&distro))?;
-    let mut vars = Vars::new(config, &distro, fact_vars(&facts), &retired(host, config)?);
+    let mut vars = Vars::new(config, &distro, fact_vars(&facts), &retired(host, config)?)?;
     vars.acme.force = run.force_renew;
     vars.acme.renewing = run.only_tag.is_some();
     vars.record_text = target.record_text.clone();
@@ -293,7 +291,10 @@ fn validate_against_host(config: &Config, distro: &Distro) -> Result<()> {
                 )),
             }
         }
-        if site.acme.enabled() && site.acme.client == "certbot" && !distro.certbot_available {
+        if site.acme.enabled()
+            && site.acme.client == AcmeClient::Certbot
+            && !distro.certbot_available
+        {
             add(format!(
                 "acme.client: \"certbot\" is not packaged for {}; use acme.client: builtin",
                 distro.name
@@ -357,7 +358,7 @@ fn warn_about(p: &Prepared, reporter: &mut dyn Reporter, mode: Mode) {
 /// The domain, an alias or the contact address when it is under
 /// example.com/.net/.org and a Let's Encrypt directory is chosen.
 fn example_names(site: &Site) -> Option<String> {
-    if !site.acme.directory.starts_with("letsencrypt") {
+    if !site.acme.directory.is_letsencrypt() {
         return None;
     }
     let is_example = |name: &str| {

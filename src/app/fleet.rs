@@ -21,7 +21,7 @@ pub fn run(args: &FleetArgs, json: bool) -> Result<i32> {
         inv.hosts.insert(name, settings);
     }
     let base_site = if args.site.site_file.is_some() || args.site.domain.is_some() {
-        Some(super::site_input::build(&args.site)?)
+        Some(super::site_input::build(&args.site.flags())?)
     } else {
         None
     };

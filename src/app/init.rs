@@ -28,7 +28,7 @@ use crate::distro;
 use crate::exit;
 use crate::facts::{os_release::OsRelease, probes};
 use crate::host::Host;
-use crate::site::{Config, Site};
+use crate::site::{Config, RawSite};
 use anyhow::Result;
 use change::Decision;
 use questions::Hints;
@@ -90,7 +90,7 @@ pub fn run(host: &Host, assets: &Assets, args: &InitArgs, out: &Output) -> Resul
             "Editing {} ({}): add, edit or remove a site; Enter keeps the current answer. Ctrl-C \
              stops; nothing is written before the last answer.",
             path.display(),
-            record.config.domains().join(", ")
+            record.domains().join(", ")
         )),
         None => ask.note(&format!(
             "A few questions, then edgeup writes {} and shows what it would change. Ctrl-C \
@@ -211,8 +211,8 @@ fn plan_then_apply(
 }
 
 /// The starting point when there is no site file yet: the site defaults.
-pub fn blank_site() -> Site {
-    Site::default()
+pub fn blank_site() -> RawSite {
+    RawSite::default()
 }
 
 /// Defaults and explanations from the host (read-only, no root needed).

@@ -10,7 +10,7 @@ use anyhow::Result;
 
 pub fn run(host: &Host, assets: &Assets, args: &RenewArgs, out: &Output) -> Result<i32> {
     converge::require_root("renew")?;
-    let config = super::site_input::build(&args.converge.site)?;
+    let config = super::site_input::build(&args.converge.site.flags())?;
     if let Some(only) = &args.only
         && config.site(only).is_none()
     {

@@ -49,10 +49,10 @@ pub fn add(
     let record = read_record()?;
     let Some(record) = record else {
         // No sites yet: the same as `apply` with these flags.
-        let input = site_input::read(&args.site)?;
+        let input = site_input::read(&args.site.flags())?;
         return apply(host, assets, input.config, None, args.yes, out);
     };
-    if record.config.site(domain).is_some() {
+    if record.site(domain).is_some() {
         return Err(exit::invalid(format!(
             "{domain} is already a site here; to change it, edit {DEFAULT_SITE_FILE} and run \
              `edgeup apply` (nothing was changed)"
@@ -60,12 +60,12 @@ pub fn add(
     }
     let shared = record.shared_defaults();
     let mut new = record.new_site();
-    site_input::overlay_site(&mut new, &args.site, site_input::hsts_flag(&args.site)?);
+    site_input::overlay_site(&mut new, &args.site.flags());
     let change = record.add(&new)?;
     // The new site's problems name the flags' keys (domain, backends[0], ...).
-    let added = change.config.sites.last().unwrap_or(&new);
+    let added = change.sites.last().unwrap_or(&new);
     let mut problems = site::validate(added);
-    problems.extend(site::name_collisions(&change.config, false));
+    problems.extend(site::name_collisions(&change.sites, false));
     if !problems.is_empty() {
         return Err(site_input::refuse(&problems));
     }
@@ -75,7 +75,7 @@ pub fn add(
              (the top-level firewall: key) and run `edgeup apply`",
         ));
     }
-    let (config, text) = noted(change, out);
+    let (config, text) = noted(change, out)?;
     apply(host, assets, config, Some(text), args.yes, out)
 }
 
@@ -92,13 +92,13 @@ pub fn remove(
             "no sites are recorded here ({DEFAULT_SITE_FILE} does not exist); nothing to remove"
         )));
     };
-    if record.config.site(domain).is_none() {
+    if record.site(domain).is_none() {
         return Err(exit::invalid(format!(
             "{domain} is not a site here (the sites are {}); nothing was changed",
-            record.config.domains().join(", ")
+            record.domains().join(", ")
         )));
     }
-    site_edit::check_removable(&record.config, domain)?;
+    site_edit::check_removable(&record.sites, domain)?;
     if converge::interactive(out)
         && !args.yes
         && !converge::confirm(&site_edit::remove_question(domain))?
@@ -106,7 +106,7 @@ pub fn remove(
         eprintln!("nothing changed");
         return Ok(exit::OK);
     }
-    let (config, text) = noted(record.remove(domain)?, out);
+    let (config, text) = noted(record.remove(domain)?, out)?;
     apply(host, assets, config, Some(text), true, out)
 }
 
@@ -116,7 +116,7 @@ pub fn list(out: &Output) -> Result<i32> {
             "no sites are recorded here ({DEFAULT_SITE_FILE} does not exist): `edgeup site add` or `edgeup apply` first"
         )));
     };
-    for site in &record.config.sites {
+    for site in &record.config()?.sites {
         let line = Listed::of(site);
         if out.json {
             crate::outln!("{}", serde_json::to_string(&line)?);
@@ -126,8 +126,8 @@ pub fn list(out: &Output) -> Result<i32> {
                 line.names.join(", "),
                 line.backends.join(", "),
                 line.certificate,
-                line.routing
-                    .strip_prefix("path:")
+                line.path
+                    .as_deref()
                     .map(|p| format!(", path {p}"))
                     .unwrap_or_default()
             );
@@ -143,6 +143,9 @@ struct Listed {
     names: Vec<String>,
     backends: Vec<String>,
     routing: String,
+    /// The prefix of path routing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
     /// `off`, or the ACME client and directory.
     certificate: String,
 }
@@ -152,8 +155,9 @@ impl Listed {
         Listed {
             domain: site.domain.clone(),
             names: site.names(),
-            backends: site.backends.clone(),
-            routing: site.routing.clone(),
+            backends: site.backends.iter().map(ToString::to_string).collect(),
+            routing: site.routing.to_string(),
+            path: site.path_prefix().map(str::to_string),
             certificate: if site.acme.enabled() {
                 format!("{} from {}", site.acme.client, site.acme.directory)
             } else {
@@ -188,13 +192,15 @@ fn apply(
     )
 }
 
-/// The change's sites and text, after saying when the file was rewritten whole.
-fn noted(change: Change, out: &Output) -> (Config, String) {
+/// The change's sites (validated) and text, after saying when the file was
+/// rewritten whole.
+fn noted(change: Change, out: &Output) -> Result<(Config, String)> {
+    let config = change.config()?;
     if change.rewritten && !out.json {
         eprintln!(
             "note: {} (the old file is kept in /var/lib/edgeup/backups/)",
             site_edit::rewrite_note(Path::new(DEFAULT_SITE_FILE))
         );
     }
-    (change.config, change.text)
+    Ok((config, change.text))
 }

@@ -7,21 +7,22 @@
 
 use super::site_input;
 use crate::exit;
-use crate::site::config::{AcmeKeys, SiteEntry};
-use crate::site::{Config, Site, SiteFile, edit};
+use crate::site::config::{self, AcmeKeys, SiteEntry};
+use crate::site::{self as sites, Config, RawSite, SiteFile, edit};
 use anyhow::Result;
 use std::path::Path;
 
-/// A site file as read: its text, the raw file and the resolved sites.
+/// A site file as read: its text, the raw file and its sites as written
+/// (resolved, not judged: `init` may be fixing them).
 pub struct Record {
     pub text: String,
     pub file: SiteFile,
-    pub config: Config,
+    pub sites: Vec<RawSite>,
 }
 
-/// The sites after a change, and the file's new text.
+/// The sites after a change (as written), and the file's new text.
 pub struct Change {
-    pub config: Config,
+    pub sites: Vec<RawSite>,
     pub text: String,
     /// The text is the configuration written out whole (the file could not
     /// be edited in place; its comments are gone).
@@ -32,34 +33,47 @@ impl Record {
     /// `text`, read from `path`: its shape, then its sites (values are not judged).
     pub fn parse(text: String, path: &Path) -> Result<Record> {
         let file = site_input::parse(&text, path)?;
-        let config = file.resolve().map_err(|p| site_input::refuse(&p))?;
-        Ok(Record { text, file, config })
+        let sites = file.resolve().map_err(|p| site_input::refuse(&p))?;
+        Ok(Record { text, file, sites })
+    }
+
+    /// The sites, validated (exit 2 naming every problem otherwise).
+    pub fn config(&self) -> Result<Config> {
+        sites::validate_config(&self.sites, Some(&self.file)).map_err(|p| site_input::refuse(&p))
+    }
+
+    pub fn site(&self, domain: &str) -> Option<&RawSite> {
+        self.sites.iter().find(|s| s.domain == domain)
+    }
+
+    pub fn domains(&self) -> Vec<&str> {
+        self.sites.iter().map(|s| s.domain.as_str()).collect()
     }
 
     /// What a new site inherits: the shared settings of a `sites:` file, or
     /// the one site's settings of a one-site file.
-    pub fn shared_defaults(&self) -> Site {
+    pub fn shared_defaults(&self) -> RawSite {
         if self.file.is_multi() {
             let probe = SiteFile {
                 sites: Some(vec![SiteEntry::default()]),
                 ..self.file.clone()
             };
-            if let Ok(config) = probe.resolve()
-                && let Some(site) = config.sites.into_iter().next()
+            if let Ok(sites) = probe.resolve()
+                && let Some(site) = sites.into_iter().next()
             {
                 return site;
             }
         }
-        self.config.shared().clone()
+        self.sites.first().cloned().unwrap_or_default()
     }
 
     /// A new site before its own keys are set: the shared settings only.
-    pub fn new_site(&self) -> Site {
-        Site {
+    pub fn new_site(&self) -> RawSite {
+        RawSite {
             domain: String::new(),
             aliases: Vec::new(),
             backends: Vec::new(),
-            routing: Site::default().routing,
+            routing: RawSite::default().routing,
             health: None,
             ..self.shared_defaults()
         }
@@ -67,41 +81,41 @@ impl Record {
 
     /// `new` after the other sites (a one-site file becomes the `sites:`
     /// form: its site's keys move into the first entry).
-    pub fn add(&self, new: &Site) -> Result<Change> {
+    pub fn add(&self, new: &RawSite) -> Result<Change> {
         let shared = self.shared_defaults();
         let new = inheriting(new, &shared);
         let entry = entry_yaml(&new, &shared)?;
-        let mut config = self.config.clone();
-        config.sites.push(new);
-        change(config, edit::add_site(&self.text, &entry))
+        let mut sites = self.sites.clone();
+        sites.push(new);
+        change(sites, edit::add_site(&self.text, &entry))
     }
 
     /// Site `domain` as `new`, in its place (the others untouched).
-    pub fn replace(&self, domain: &str, new: &Site) -> Result<Change> {
+    pub fn replace(&self, domain: &str, new: &RawSite) -> Result<Change> {
         let shared = self.shared_defaults();
         let new = inheriting(new, &shared);
         let entry = entry_yaml(&new, &shared)?;
-        let mut config = self.config.clone();
-        for site in &mut config.sites {
+        let mut sites = self.sites.clone();
+        for site in &mut sites {
             if site.domain == domain {
                 *site = new.clone();
             }
         }
-        change(config, edit::replace_site(&self.text, domain, &entry))
+        change(sites, edit::replace_site(&self.text, domain, &entry))
     }
 
     /// Site `domain` gone; refused for the last one.
     pub fn remove(&self, domain: &str) -> Result<Change> {
-        check_removable(&self.config, domain)?;
-        let mut config = self.config.clone();
-        config.sites.retain(|s| s.domain != domain);
-        change(config, edit::remove_site(&self.text, domain))
+        check_removable(&self.sites, domain)?;
+        let mut sites = self.sites.clone();
+        sites.retain(|s| s.domain != domain);
+        change(sites, edit::remove_site(&self.text, domain))
     }
 }
 
 /// A site file needs a site: the last one cannot be removed.
-pub fn check_removable(config: &Config, domain: &str) -> Result<()> {
-    if config.sites.len() > 1 {
+pub fn check_removable(sites: &[RawSite], domain: &str) -> Result<()> {
+    if sites.len() > 1 {
         return Ok(());
     }
     Err(exit::invalid(format!(
@@ -133,7 +147,7 @@ pub fn rewrite_note(path: &Path) -> String {
 /// email or hsts, so where the site leaves one unset it takes the value
 /// that means the same (the shared email, unused without ACME or refused
 /// by validation with it; hsts as it would be rendered).
-fn inheriting(site: &Site, shared: &Site) -> Site {
+fn inheriting(site: &RawSite, shared: &RawSite) -> RawSite {
     let mut site = site.clone();
     if site.email.is_none() {
         site.email = shared.email.clone();
@@ -144,14 +158,14 @@ fn inheriting(site: &Site, shared: &Site) -> Site {
     site
 }
 
-fn entry_yaml(site: &Site, shared: &Site) -> Result<String> {
+fn entry_yaml(site: &RawSite, shared: &RawSite) -> Result<String> {
     serde_saphyr::to_string(&entry_of(site, shared))
         .map_err(|e| anyhow::anyhow!("encoding the site {} as YAML: {e}", site.domain))
 }
 
 /// The `sites:` entry for `site`: its own keys, and the shared ones only
 /// where it differs from them.
-fn entry_of(site: &Site, shared: &Site) -> SiteEntry {
+fn entry_of(site: &RawSite, shared: &RawSite) -> SiteEntry {
     let a = &site.acme;
     let b = &shared.acme;
     let differ = |x: bool| x.then_some(());
@@ -168,7 +182,7 @@ fn entry_of(site: &Site, shared: &Site) -> SiteEntry {
         domain: site.domain.clone(),
         aliases: site.aliases.clone(),
         backends: site.backends.clone(),
-        routing: (site.routing != Site::default().routing).then(|| site.routing.clone()),
+        routing: (site.routing != RawSite::default().routing).then(|| site.routing.clone()),
         health: site.health.clone(),
         email: (site.email != shared.email)
             .then(|| site.email.clone())
@@ -178,14 +192,14 @@ fn entry_of(site: &Site, shared: &Site) -> SiteEntry {
     }
 }
 
-/// The change: the textual edit when it describes exactly `config`, else
-/// the whole configuration written out.
-fn change(config: Config, edit: Result<String>) -> Result<Change> {
+/// The change: the textual edit when it describes exactly `sites`, else
+/// the sites written out whole.
+fn change(sites: Vec<RawSite>, edit: Result<String>) -> Result<Change> {
     if let Ok(text) = edit
-        && Config::from_text(&text).as_ref() == Some(&config)
+        && config::raw_sites(&text).as_ref() == Some(&sites)
     {
         return Ok(Change {
-            config,
+            sites,
             text,
             rewritten: false,
         });
@@ -193,13 +207,21 @@ fn change(config: Config, edit: Result<String>) -> Result<Change> {
     let text = format!(
         "# The sites edgeup serves (rewritten whole by edgeup: the previous file could not be \
          edited in place). Edit it and run `edgeup apply`.\n{}",
-        config.to_yaml()?
+        config::yaml_of(&sites)?
     );
     Ok(Change {
-        config,
+        sites,
         text,
         rewritten: true,
     })
+}
+
+impl Change {
+    /// The changed sites, validated as the file `text` (problems name its keys).
+    pub fn config(&self) -> Result<Config> {
+        let file = site_input::parse(&self.text, Path::new(crate::site::DEFAULT_SITE_FILE))?;
+        sites::validate_config(&self.sites, Some(&file)).map_err(|p| site_input::refuse(&p))
+    }
 }
 
 #[cfg(test)]
@@ -225,7 +247,14 @@ mod tests {
         new.acme.key_type = "rsa-2048".into();
         let change = record.add(&new).expect("added");
         assert!(!change.rewritten, "{}", change.text);
-        assert_eq!(change.config.domains(), ["a.example.com", "b.example.com"]);
+        assert_eq!(
+            change
+                .sites
+                .iter()
+                .map(|s| s.domain.as_str())
+                .collect::<Vec<_>>(),
+            ["a.example.com", "b.example.com"]
+        );
         assert_eq!(
             change.text,
             "email: ops@example.com\nhsts: false\nsites:\n  # mine\n  - domain: a.example.com\n    \
@@ -244,7 +273,7 @@ mod tests {
         new.hsts = None;
         let change = record.add(&new).expect("added");
         assert!(!change.rewritten, "{}", change.text);
-        let added = &change.config.sites[1];
+        let added = &change.sites[1];
         assert_eq!(
             (added.email.as_deref(), added.hsts),
             (Some("ops@example.com"), Some(true))
@@ -256,10 +285,11 @@ mod tests {
         let text = "sites: [{domain: a.example.com, backends: [127.0.0.1:3000]}, {domain: b.example.com, backends: [127.0.0.1:3001]}]\n";
         let change = record(text).remove("a.example.com").expect("removed");
         assert!(change.rewritten);
-        assert_eq!(change.config.domains(), ["b.example.com"]);
+        assert_eq!(change.sites.len(), 1);
+        assert_eq!(change.sites[0].domain, "b.example.com");
         assert_eq!(
-            Config::from_text(&change.text).expect("reads back"),
-            change.config
+            config::raw_sites(&change.text).expect("reads back"),
+            change.sites
         );
     }
 

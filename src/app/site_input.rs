@@ -1,16 +1,33 @@
 //! Builds the `Config` (every site) from a YAML file and/or flags, and
 //! validates it whole. Every error here exits with INVALID_INPUT before the
-//! host is touched.
+//! host is touched. The flags arrive as `Flags`, plain data: this module
+//! does not know the command line (`cli::SiteArgs::flags` makes them).
 
-use crate::cli::SiteArgs;
 use crate::exit;
-use crate::site::{self, Config, Problem, Site, SiteFile};
+use crate::site::{self, AcmeClient, Config, Firewall, Problem, RawSite, SiteFile};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-/// Where `edgeup init` and `edgeup site` write the sites, where `apply`
-/// records them, and where plan/apply look by default.
-pub const DEFAULT_SITE_FILE: &str = "/etc/edgeup/site.yaml";
+pub use crate::site::DEFAULT_SITE_FILE;
+
+/// The site as given on the command line: each `Some` (or non-empty list)
+/// overrides what the file says.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub site_file: Option<PathBuf>,
+    pub domain: Option<String>,
+    pub email: Option<String>,
+    pub backends: Vec<String>,
+    pub aliases: Vec<String>,
+    pub health: Option<String>,
+    pub acme_directory: Option<String>,
+    pub acme_ca_bundle: Option<PathBuf>,
+    pub acme_client: Option<AcmeClient>,
+    pub routing: Option<String>,
+    pub firewall: Option<Firewall>,
+    pub hsts: Option<bool>,
+    pub skip_preflight: bool,
+}
 
 /// What the user asked for: the configuration, and the text of the file it
 /// came from when flags changed nothing in it (recorded as written, comments
@@ -20,11 +37,11 @@ pub struct Input {
     pub text: Option<String>,
 }
 
-pub fn build(args: &SiteArgs) -> Result<Config> {
+pub fn build(args: &Flags) -> Result<Config> {
     Ok(read(args)?.config)
 }
 
-pub fn read(args: &SiteArgs) -> Result<Input> {
+pub fn read(args: &Flags) -> Result<Input> {
     let file = match &args.site_file {
         Some(path) => Some(path.clone()),
         None if args.domain.is_none() && Path::new(DEFAULT_SITE_FILE).exists() => {
@@ -53,16 +70,13 @@ pub fn read(args: &SiteArgs) -> Result<Input> {
             (raw, None)
         }
     };
-    let mut config = raw.resolve().map_err(|p| refuse(&p))?;
-    let unchanged = config.clone();
-    overlay(&mut config, args, raw.is_multi())?;
-    let problems = site::validate_config(&config, Some(&raw));
-    if !problems.is_empty() {
-        return Err(refuse(&problems));
-    }
+    let mut sites = raw.resolve().map_err(|p| refuse(&p))?;
+    let unchanged = sites.clone();
+    overlay(&mut sites, args, raw.is_multi())?;
+    let config = site::validate_config(&sites, Some(&raw)).map_err(|p| refuse(&p))?;
     // Recorded as written only when that is what it means: no flag changed
     // it, and it does not name the former responder default.
-    let text = text.filter(|_| config == unchanged && !raw.names_legacy_responder());
+    let text = text.filter(|_| sites == unchanged && !raw.names_legacy_responder());
     Ok(Input { config, text })
 }
 
@@ -98,7 +112,7 @@ pub fn recorded() -> Option<Config> {
 
 /// `apply --domain D ...` (flags only) must not silently drop the other
 /// sites the host serves: refused unless `--replace` says so.
-pub fn refuse_silent_removal(args: &SiteArgs, config: &Config, replace: bool) -> Result<()> {
+pub fn refuse_silent_removal(args: &Flags, config: &Config, replace: bool) -> Result<()> {
     if replace || args.site_file.is_some() || args.domain.is_none() {
         return Ok(());
     }
@@ -127,7 +141,7 @@ pub fn refuse_silent_removal(args: &SiteArgs, config: &Config, replace: bool) ->
 /// Flags override what the file says: the site's own flags (domain,
 /// backends, aliases, routing, health) on a one-site configuration; the
 /// shared ones on every site.
-fn overlay(config: &mut Config, args: &SiteArgs, multi: bool) -> Result<()> {
+fn overlay(sites: &mut [RawSite], args: &Flags, multi: bool) -> Result<()> {
     let own = [
         ("--domain", args.domain.is_some()),
         ("--backend", !args.backends.is_empty()),
@@ -141,27 +155,15 @@ fn overlay(config: &mut Config, args: &SiteArgs, multi: bool) -> Result<()> {
              edit the file, or use `edgeup site add` / `edgeup site remove`"
         )));
     }
-    let hsts = hsts_flag(args)?;
-    for site in &mut config.sites {
-        overlay_site(site, args, hsts);
+    for site in sites {
+        overlay_site(site, args);
     }
     Ok(())
 }
 
-/// `--hsts on|off` as a boolean.
-pub fn hsts_flag(args: &SiteArgs) -> Result<Option<bool>> {
-    match args.hsts.as_deref() {
-        None => Ok(None),
-        Some("on" | "true" | "yes") => Ok(Some(true)),
-        Some("off" | "false" | "no") => Ok(Some(false)),
-        Some(other) => Err(exit::invalid(format!(
-            "--hsts: \"{other}\" is not on or off; use --hsts on or --hsts off"
-        ))),
-    }
-}
-
-/// Every flag given, written over one site.
-pub fn overlay_site(site: &mut Site, args: &SiteArgs, hsts: Option<bool>) {
+/// Every flag given, written over one site (as the file would spell it:
+/// the result is validated with the rest).
+pub fn overlay_site(site: &mut RawSite, args: &Flags) {
     if let Some(v) = &args.domain {
         site.domain = v.clone();
     }
@@ -186,16 +188,16 @@ pub fn overlay_site(site: &mut Site, args: &SiteArgs, hsts: Option<bool>) {
     if let Some(v) = &args.acme_ca_bundle {
         site.acme.ca_bundle = Some(v.clone());
     }
-    if let Some(v) = &args.acme_client {
-        site.acme.client = v.clone();
+    if let Some(v) = args.acme_client {
+        site.acme.client = v.to_string();
     }
-    if let Some(v) = &args.firewall {
-        site.firewall = v.clone();
+    if let Some(v) = args.firewall {
+        site.firewall = v.to_string();
     }
     if args.skip_preflight {
         site.acme.preflight = false;
     }
-    if hsts.is_some() {
-        site.hsts = hsts;
+    if args.hsts.is_some() {
+        site.hsts = args.hsts;
     }
 }

@@ -18,12 +18,12 @@ use crate::exit;
 use crate::facts::{Systemd, os_release::OsRelease, probes};
 use crate::host::{Cmd, Host};
 use crate::pki::{self, CertInfo};
-use crate::site::Site;
+use crate::site::{AcmeClient, Site};
 use anyhow::Result;
 use checks::{Check, Level, UnitState};
 use probe::{Probe, Target};
 use serde::Serialize;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// Where Open WebUI's socket.io endpoint takes websocket upgrades.
@@ -85,7 +85,7 @@ pub fn run(
     out: &super::converge::Output,
 ) -> Result<i32> {
     refuse_unreadable_default(&args.site)?;
-    let config = super::site_input::build(&args.site)?;
+    let config = super::site_input::build(&args.site.flags())?;
     let sites: Vec<&Site> = match &args.only {
         Some(only) => vec![config.site(only).ok_or_else(|| {
             exit::invalid(format!(
@@ -178,7 +178,7 @@ pub fn gather(host: &Host, assets: &Assets, site: &Site, options: &Options) -> R
     let target = Target {
         addr: options
             .connect
-            .or_else(|| site.listen.https.first().and_then(|l| loopback_of(l)))
+            .or_else(|| site.listen.https.first().map(|b| b.loopback()))
             .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 443))),
         domain: site.domain.clone(),
         timeout: options.timeout,
@@ -190,19 +190,19 @@ pub fn gather(host: &Host, assets: &Assets, site: &Site, options: &Options) -> R
     let certs_dir = profile
         .as_ref()
         .map_or("/etc/haproxy/certs", |d| d.paths.certs_dir.as_str());
-    let path = format!("{certs_dir}/{}.pem", site.domain);
+    let path = site.cert_path(certs_dir);
     let certificate = certificate(host, &path, site, &https, options.now, &mut checks);
 
-    let client = site.acme.enabled().then(|| site.acme.client.clone());
-    let timer_unit = match client.as_deref() {
-        Some("certbot") => profile
+    let client = site.acme.enabled().then_some(site.acme.client);
+    let timer_unit = match client {
+        Some(AcmeClient::Certbot) => profile
             .as_ref()
             .map_or("certbot.timer", |d| d.units.certbot_timer.as_str()),
         _ => "edgeup-renew.timer",
     };
     let renewal = Renewal {
         timer: (client.is_some() && systemd.running).then(|| unit_state(host, timer_unit, true)),
-        client,
+        client: client.map(|c| c.to_string()),
     };
     checks.push(checks::renewal(
         renewal.client.as_deref(),
@@ -395,20 +395,4 @@ fn haproxy_version(first_line: &str) -> String {
         }
     }
     first_line.to_string()
-}
-
-/// Where to reach a listen address from this host: `:443` and `0.0.0.0:443`
-/// on 127.0.0.1, `[::]:443` on ::1, a specific address as is.
-pub fn loopback_of(listen: &str) -> Option<SocketAddr> {
-    let (host, port) = listen.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
-    let ip = match host.trim_start_matches('[').trim_end_matches(']') {
-        "" => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        h => match h.parse::<IpAddr>().ok()? {
-            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            other => other,
-        },
-    };
-    Some(SocketAddr::new(ip, port))
 }

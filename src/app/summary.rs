@@ -6,7 +6,7 @@ use super::converge::Output;
 use crate::engine::Recap;
 use crate::host::Host;
 use crate::report::Verbosity;
-use crate::site::{Config, Site};
+use crate::site::{Config, Site, addr::HostPort};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 
 /// Prints the summary on human output (not with --json or -q, not after a
@@ -36,27 +36,18 @@ fn headline(site: &Site) -> String {
     } else {
         "self-signed placeholder: browsers will warn (acme.directory is off)"
     };
-    format!("Your site: {}/  ({certificate})", site_url(site))
-}
-
-fn site_url(site: &Site) -> String {
-    let origin = format!("https://{}", site.domain);
-    match site.path_prefix() {
-        Some(prefix) => format!("{origin}{}", prefix.trim_end_matches('/')),
-        None => origin,
-    }
+    format!("Your site: {}  ({certificate})", site.url())
 }
 
 /// The summary's lines (pure: `proxy` is what the app sees as the client
 /// address of HAProxy's connections; `docker` whether Docker is installed).
 pub fn lines(site: &Site, proxy: &[String], docker: bool) -> Vec<String> {
-    let origin = format!("https://{}", site.domain);
-    let url = site_url(site);
+    let url = site.url();
     let mut out = vec![
         headline(site),
         "Set these in Open WebUI's environment, then restart it:".to_string(),
-        format!("  WEBUI_URL={url}"),
-        format!("  CORS_ALLOW_ORIGIN={origin}"),
+        format!("  WEBUI_URL={}", url.trim_end_matches('/')),
+        format!("  CORS_ALLOW_ORIGIN={}", site.https_origin()),
         "  WEBUI_SESSION_COOKIE_SECURE=true".to_string(),
         format!(
             "  FORWARDED_ALLOW_IPS={}",
@@ -91,10 +82,10 @@ pub fn lines(site: &Site, proxy: &[String], docker: bool) -> Vec<String> {
 /// The source address HAProxy uses towards each backend, as the app sees
 /// it: 127.0.0.1 for loopback backends, else this host's address on the
 /// route to the backend (a UDP "connect" picks it; no packet is sent).
-pub fn proxy_addresses(backends: &[String]) -> Vec<String> {
+pub fn proxy_addresses(backends: &[HostPort]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for backend in backends {
-        let Some(addr) = resolve(backend) else {
+        let Some(addr) = resolve(&backend.to_string()) else {
             continue;
         };
         let source = if addr.ip().is_loopback() {
@@ -138,7 +129,16 @@ mod tests {
     use super::*;
 
     fn site(yaml: &str) -> Site {
-        serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("{e}"))
+        let yaml = format!("email: ops@widgets.dev\n{yaml}");
+        let raw: crate::site::RawSite =
+            serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{e}"));
+        crate::site::parse_site(&raw).unwrap_or_else(|p| panic!("{p:?}"))
+    }
+
+    fn backends(list: &[&str]) -> Vec<HostPort> {
+        list.iter()
+            .map(|b| crate::site::addr::parse_backend(b).expect("backend"))
+            .collect()
     }
 
     #[test]
@@ -188,11 +188,26 @@ mod tests {
     }
 
     #[test]
+    fn an_https_port_other_than_443_is_in_every_url() {
+        let s = site(
+            "domain: chat.example.com\nbackends: [\"127.0.0.1:3000\"]\nlisten: {https: [\":8443\"]}\n",
+        );
+        let text = lines(&s, &[], false).join("\n");
+        for expected in [
+            "Your site: https://chat.example.com:8443/",
+            "WEBUI_URL=https://chat.example.com:8443\n",
+            "CORS_ALLOW_ORIGIN=https://chat.example.com:8443\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+    }
+
+    #[test]
     fn proxy_address_of_loopback_backends_is_loopback() {
         assert_eq!(
-            proxy_addresses(&["127.0.0.1:3000".into(), "127.0.0.1:3001".into()]),
+            proxy_addresses(&backends(&["127.0.0.1:3000", "127.0.0.1:3001"])),
             ["127.0.0.1"]
         );
-        assert_eq!(proxy_addresses(&["[::1]:3000".into()]), ["::1"]);
+        assert_eq!(proxy_addresses(&backends(&["[::1]:3000"])), ["::1"]);
     }
 }

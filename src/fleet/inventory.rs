@@ -175,16 +175,16 @@ pub fn targets(
                 problems.push(format!("{name}: {what} {value:?} {why}"));
             }
         }
-        let config = match file.resolve() {
+        let config = match file
+            .resolve()
+            .and_then(|sites| site::validate_config(&sites, Some(&file)))
+        {
             Ok(config) => config,
             Err(found) => {
                 problems.extend(found.iter().map(|p| format!("{name}: {p}")));
                 continue;
             }
         };
-        for p in site::validate_config(&config, Some(&file)) {
-            problems.push(format!("{name}: {p}"));
-        }
         out.push(Target {
             name: name.clone(),
             address,
@@ -304,9 +304,13 @@ hosts:
         assert_eq!(all.len(), 3);
         let b = &all[1];
         assert_eq!((b.user.as_str(), b.port, b.sudo), ("root", 2222, false));
-        assert_eq!(b.config.sites[0].acme.key_type, "rsa-2048");
         assert_eq!(
-            b.config.sites[0].acme.directory, "off",
+            b.config.sites[0].acme.key_type,
+            crate::site::KeyType::Rsa2048
+        );
+        assert_eq!(
+            b.config.sites[0].acme.directory,
+            crate::site::Directory::Off,
             "nested keys merge, not replace"
         );
         assert_eq!(b.config.sites[0].email.as_deref(), Some("ops@company.org"));
@@ -344,7 +348,10 @@ hosts:
         let all = targets(&inv, None, &[])?;
         assert_eq!(all[0].config.sites[0].hsts, Some(false));
         assert!(!all[0].config.sites[0].acme.preflight);
-        assert_eq!(all[0].config.sites[0].acme.directory, "off");
+        assert_eq!(
+            all[0].config.sites[0].acme.directory,
+            crate::site::Directory::Off
+        );
         assert_eq!(all[1].config.sites[0].hsts, Some(true));
         Ok(())
     }
@@ -368,7 +375,11 @@ hosts:
         assert_eq!(x[0].config.domains(), ["a.example.org", "b.example.org"]);
         assert_eq!(sites[0].hsts, Some(false), "boolean words inside sites:");
         assert!(sites.iter().all(|s| s.email.as_deref() == Some("a@b.org")));
-        assert!(sites.iter().all(|s| s.acme.directory == "off"));
+        assert!(
+            sites
+                .iter()
+                .all(|s| s.acme.directory == crate::site::Directory::Off)
+        );
         Ok(())
     }
 

@@ -1,17 +1,20 @@
 //! The site file as written (`SiteFile`: one site in the top-level keys, or
-//! `sites:` with shared defaults above it) and as resolved (`Config`: every
-//! site complete, shared keys folded in). Everything downstream works on
-//! `Config`; only this module knows the two file shapes.
+//! `sites:` with shared defaults above it), as resolved (one complete
+//! `RawSite` per site, shared keys folded in) and as validated (`Config`:
+//! typed sites). Everything downstream works on `Config`; only this module
+//! knows the two file shapes.
 //!
 //! Host-wide settings (`firewall`, `listen`) exist once, at the top. Site
 //! settings (`email`, `hsts`, `acme.*`) at the top are defaults that a
 //! `sites:` entry may override key by key.
 
-use super::{Acme, Eab, Listen, Problem, Site};
+use super::raw::{Eab, RawAcme, RawListen, RawSite};
+use super::{Problem, Site};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// Every site a host serves, each complete. Never empty once resolved.
+/// Every site a host serves, typed and validated (see `validate_config`);
+/// never empty.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub sites: Vec<Site>,
@@ -42,7 +45,7 @@ pub struct SiteFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme: Option<AcmeKeys>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listen: Option<Listen>,
+    pub listen: Option<RawListen>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sites: Option<Vec<SiteEntry>>,
 }
@@ -91,7 +94,7 @@ pub struct AcmeKeys {
 
 impl AcmeKeys {
     /// `base` with every key set here written over it.
-    fn over(&self, base: &Acme) -> Acme {
+    fn over(&self, base: &RawAcme) -> RawAcme {
         let mut acme = base.clone();
         if let Some(v) = &self.directory {
             acme.directory = v.clone();
@@ -132,7 +135,7 @@ impl AcmeKeys {
     }
 
     /// Every key of `acme`, for writing a resolved site out.
-    fn all(acme: &Acme) -> AcmeKeys {
+    fn all(acme: &RawAcme) -> AcmeKeys {
         AcmeKeys {
             directory: Some(acme.directory.clone()),
             ca_bundle: acme.ca_bundle.clone(),
@@ -174,13 +177,13 @@ impl SiteFile {
 
     /// Every site, complete; or what makes the file's shape wrong. Values are
     /// not judged here (`validate_config` does that).
-    pub fn resolve(&self) -> Result<Config, Vec<Problem>> {
-        let defaults = Site::default();
+    pub fn resolve(&self) -> Result<Vec<RawSite>, Vec<Problem>> {
+        let defaults = RawSite::default();
         let acme = match &self.acme {
             Some(keys) => keys.over(&defaults.acme),
             None => defaults.acme.clone(),
         };
-        let shared = Site {
+        let shared = RawSite {
             email: self.email.clone(),
             firewall: self.firewall.clone().unwrap_or(defaults.firewall.clone()),
             hsts: self.hsts,
@@ -196,16 +199,14 @@ impl SiteFile {
             .filter(|key| self.has_top_level(key))
             .collect();
         let Some(entries) = &self.sites else {
-            return Ok(Config {
-                sites: vec![Site {
-                    domain: self.domain.clone().unwrap_or_default(),
-                    aliases: self.aliases.clone().unwrap_or_default(),
-                    backends: self.backends.clone().unwrap_or_default(),
-                    routing: self.routing.clone().unwrap_or(defaults.routing),
-                    health: self.health.clone(),
-                    ..shared
-                }],
-            });
+            return Ok(vec![RawSite {
+                domain: self.domain.clone().unwrap_or_default(),
+                aliases: self.aliases.clone().unwrap_or_default(),
+                backends: self.backends.clone().unwrap_or_default(),
+                routing: self.routing.clone().unwrap_or(defaults.routing),
+                health: self.health.clone(),
+                ..shared
+            }]);
         };
         if !legacy.is_empty() {
             return Err(legacy
@@ -230,7 +231,7 @@ impl SiteFile {
         }
         let sites = entries
             .iter()
-            .map(|e| Site {
+            .map(|e| RawSite {
                 domain: e.domain.clone(),
                 aliases: e.aliases.clone(),
                 backends: e.backends.clone(),
@@ -245,7 +246,7 @@ impl SiteFile {
                 ..shared.clone()
             })
             .collect();
-        Ok(Config { sites })
+        Ok(sites)
     }
 
     fn has_top_level(&self, key: &str) -> bool {
@@ -290,21 +291,19 @@ impl SiteFile {
 }
 
 impl Config {
-    /// The configuration a site file describes, when it parses and resolves
-    /// (values are not judged).
+    /// The configuration a site file describes, when it parses, resolves and
+    /// is valid.
     pub fn from_text(text: &str) -> Option<Config> {
-        from_secret_yaml::<SiteFile>(text)
-            .ok()
-            .and_then(|file| file.resolve().ok())
+        let file = from_secret_yaml::<SiteFile>(text).ok()?;
+        let sites = file.resolve().ok()?;
+        super::validate_config(&sites, Some(&file)).ok()
     }
 
-    /// The host-wide settings (the same on every site by construction).
-    pub fn shared(&self) -> &Site {
-        // Resolved configs are never empty; `Site::default()` keeps this total.
-        static DEFAULT: std::sync::OnceLock<Site> = std::sync::OnceLock::new();
-        self.sites
-            .first()
-            .unwrap_or_else(|| DEFAULT.get_or_init(Site::default))
+    /// The site whose host-wide settings (firewall, listen) every site
+    /// shares, by construction: the first. None only for a configuration
+    /// built by hand with no site (validation refuses one).
+    pub fn shared(&self) -> Option<&Site> {
+        self.sites.first()
     }
 
     pub fn domains(&self) -> Vec<&str> {
@@ -315,36 +314,9 @@ impl Config {
         self.sites.iter().find(|s| s.domain == domain)
     }
 
-    /// The file that describes exactly this configuration: the one-site form
-    /// for one site (the same text earlier releases wrote), else `sites:` with
-    /// every site's keys spelled out under the shared firewall and listen.
+    /// The file that describes exactly this configuration (see `file_of`).
     pub fn to_file(&self) -> SiteFileText {
-        match self.sites.as_slice() {
-            [one] => SiteFileText::One(one.clone()),
-            sites => {
-                let shared = self.shared();
-                SiteFileText::Many(SiteFile {
-                    firewall: Some(shared.firewall.clone()),
-                    listen: Some(shared.listen.clone()),
-                    sites: Some(
-                        sites
-                            .iter()
-                            .map(|s| SiteEntry {
-                                domain: s.domain.clone(),
-                                aliases: s.aliases.clone(),
-                                backends: s.backends.clone(),
-                                routing: Some(s.routing.clone()),
-                                health: s.health.clone(),
-                                email: s.email.clone(),
-                                hsts: s.hsts,
-                                acme: Some(AcmeKeys::all(&s.acme)),
-                            })
-                            .collect(),
-                    ),
-                    ..SiteFile::default()
-                })
-            }
-        }
+        file_of(&self.raw_sites())
     }
 
     /// The raw file of `to_file` (for key-by-key merging, e.g. fleet inventories).
@@ -369,18 +341,66 @@ impl Config {
 
     /// The YAML of `to_file`.
     pub fn to_yaml(&self) -> anyhow::Result<String> {
-        use anyhow::Context;
-        match self.to_file() {
-            SiteFileText::One(site) => serde_saphyr::to_string(&site),
-            SiteFileText::Many(file) => serde_saphyr::to_string(&file),
-        }
-        .context("encoding the sites as YAML")
+        yaml_of(&self.raw_sites())
     }
+
+    /// Every site as the file spells it.
+    pub fn raw_sites(&self) -> Vec<RawSite> {
+        self.sites.iter().map(Site::to_raw).collect()
+    }
+}
+
+/// The sites a site file's text describes, when it parses and resolves
+/// (values are not judged).
+pub fn raw_sites(text: &str) -> Option<Vec<RawSite>> {
+    from_secret_yaml::<SiteFile>(text).ok()?.resolve().ok()
+}
+
+/// The file that describes exactly these sites: the one-site form for one
+/// site (the same text earlier releases wrote), else `sites:` with every
+/// site's keys spelled out under the shared firewall and listen.
+pub fn file_of(sites: &[RawSite]) -> SiteFileText {
+    match sites {
+        [one] => SiteFileText::One(one.clone()),
+        sites => {
+            let shared = sites.first().cloned().unwrap_or_default();
+            SiteFileText::Many(SiteFile {
+                firewall: Some(shared.firewall),
+                listen: Some(shared.listen),
+                sites: Some(
+                    sites
+                        .iter()
+                        .map(|s| SiteEntry {
+                            acme: Some(AcmeKeys::all(&s.acme)),
+                            domain: s.domain.clone(),
+                            aliases: s.aliases.clone(),
+                            backends: s.backends.clone(),
+                            routing: Some(s.routing.clone()),
+                            health: s.health.clone(),
+                            email: s.email.clone(),
+                            hsts: s.hsts,
+                        })
+                        .collect(),
+                ),
+                ..SiteFile::default()
+            })
+        }
+    }
+}
+
+/// The YAML of `file_of`.
+pub fn yaml_of(sites: &[RawSite]) -> anyhow::Result<String> {
+    use anyhow::Context;
+    match file_of(sites) {
+        SiteFileText::One(site) => serde_saphyr::to_string(&site),
+        SiteFileText::Many(file) => serde_saphyr::to_string(&file),
+    }
+    .context("encoding the sites as YAML")
 }
 
 /// A configuration as a file: one site in the top-level keys, or `sites:`.
 pub enum SiteFileText {
-    One(Site),
+    One(RawSite),
     Many(SiteFile),
 }
 
@@ -388,18 +408,26 @@ pub enum SiteFileText {
 mod tests {
     use super::*;
 
-    fn resolve(yaml: &str) -> Result<Config, Vec<Problem>> {
+    fn resolve(yaml: &str) -> Result<Vec<RawSite>, Vec<Problem>> {
         serde_saphyr::from_str::<SiteFile>(yaml)
             .unwrap_or_else(|e| panic!("{e}\n{yaml}"))
             .resolve()
     }
 
+    fn valid(yaml: &str) -> Config {
+        let file = serde_saphyr::from_str::<SiteFile>(yaml).expect("parses");
+        let sites = file.resolve().expect("resolves");
+        crate::site::validate_config(&sites, Some(&file)).expect("valid")
+    }
+
     #[test]
     fn one_site_file_is_one_site() {
-        let config = resolve("domain: a.example.com\nbackends: [127.0.0.1:3000]\nemail: x@y.org\nacme: {directory: off}\n")
+        let sites = resolve("domain: a.example.com\nbackends: [127.0.0.1:3000]\nemail: x@y.org\nacme: {directory: off}\n")
             .expect("resolves");
-        assert_eq!(config.domains(), ["a.example.com"]);
-        let site = &config.sites[0];
+        let [site] = sites.as_slice() else {
+            panic!("one site: {sites:?}");
+        };
+        assert_eq!(site.domain, "a.example.com");
         assert_eq!(site.email.as_deref(), Some("x@y.org"));
         assert_eq!(site.acme.directory, "off");
         assert_eq!(site.acme.client, "builtin");
@@ -408,14 +436,14 @@ mod tests {
 
     #[test]
     fn sites_inherit_shared_keys_and_override_them_key_by_key() {
-        let config = resolve(
+        let sites = resolve(
             "email: ops@example.org\nhsts: false\nacme: {directory: letsencrypt-staging, client: certbot}\nfirewall: none\n\
              sites:\n  - domain: a.example.com\n    backends: [127.0.0.1:3000]\n\
              \x20 - domain: b.example.com\n    backends: [127.0.0.1:3001]\n    email: b@example.org\n    hsts: true\n    acme: {directory: off}\n",
         )
         .expect("resolves");
-        let [a, b] = config.sites.as_slice() else {
-            panic!("two sites: {config:?}");
+        let [a, b] = sites.as_slice() else {
+            panic!("two sites: {sites:?}");
         };
         assert_eq!(a.email.as_deref(), Some("ops@example.org"));
         assert_eq!(
@@ -457,21 +485,21 @@ mod tests {
     #[test]
     fn written_files_read_back_as_the_same_config() {
         for yaml in [
-            "domain: a.example.com\nbackends: [127.0.0.1:3000]\n",
-            "email: o@example.org\nsites:\n  - {domain: a.example.com, aliases: [www.a.example.com], backends: [127.0.0.1:3000], health: /health}\n  - {domain: b.example.com, backends: [127.0.0.1:3001], acme: {client: certbot}}\n",
+            "domain: a.example.com\nemail: o@widgets.dev\nbackends: [127.0.0.1:3000]\n",
+            "email: o@widgets.dev\nsites:\n  - {domain: a.example.com, aliases: [www.a.example.com], backends: [127.0.0.1:3000], health: /health}\n  - {domain: b.example.com, backends: [127.0.0.1:3001], acme: {client: certbot}}\n",
         ] {
-            let config = resolve(yaml).expect("resolves");
+            let config = valid(yaml);
             let text = config.to_yaml().expect("encodes");
-            assert_eq!(resolve(&text).expect("reads back"), config, "{text}");
+            assert_eq!(valid(&text), config, "{text}");
         }
     }
 
     #[test]
     fn one_site_is_written_as_earlier_releases_wrote_it() {
         let config =
-            resolve("domain: a.example.com\nbackends: [127.0.0.1:3000]\n").expect("resolves");
+            valid("domain: a.example.com\nemail: o@widgets.dev\nbackends: [127.0.0.1:3000]\n");
         let text = config.to_yaml().expect("encodes");
-        let site = serde_saphyr::to_string(&config.sites[0]).expect("encodes");
+        let site = serde_saphyr::to_string(&config.sites[0].to_raw()).expect("encodes");
         assert_eq!(text, site);
         assert!(
             !text.contains("aliases") && !text.contains("health") && !text.contains("sites"),

@@ -21,12 +21,13 @@
 //!   self-signed placeholder, and HSTS would lock browsers out of it.
 //! - Secrets (`acme.eab.hmac_key`) never appear in a problem's value.
 
-mod addr;
 #[cfg(test)]
 mod tests;
 
-use super::{Acme, Config, DEFAULT_ACME_RESPONDER, Site, SiteFile};
-use addr::{Bind, HostPort, Refusal, parse_backend, parse_bind, refuse};
+use super::addr::{self, Bind, HostPort, Refusal, parse_backend, parse_bind, refuse};
+use super::model::{self, Acme, Directory, Listen, Routing, Site};
+use super::raw::{RawAcme, RawSite};
+use super::{Config, DEFAULT_ACME_RESPONDER, SiteFile};
 use std::fmt;
 
 /// One thing wrong with the site config.
@@ -78,7 +79,7 @@ impl fmt::Display for Problem {
 impl std::error::Error for Problem {}
 
 /// Every problem with `site`, in site-file order; empty means valid.
-pub fn validate(site: &Site) -> Vec<Problem> {
+pub fn validate(site: &RawSite) -> Vec<Problem> {
     let mut out = Problems::default();
     let le = is_letsencrypt(&site.acme);
 
@@ -87,14 +88,14 @@ pub fn validate(site: &Site) -> Vec<Problem> {
     check_email(&mut out, site, le);
     let binds = check_listen(&mut out, site);
     check_backends(&mut out, site, &binds);
-    out.check("routing", &site.routing, check_routing(&site.routing));
+    out.check("routing", &site.routing, parse_routing(&site.routing));
     if let Some(health) = &site.health {
         out.check("health", health, check_health(health));
     }
     out.check(
         "firewall",
         &site.firewall,
-        one_of(&site.firewall, &["auto", "firewalld", "ufw", "none"]),
+        parse_choice::<model::Firewall>(&site.firewall),
     );
     if site.hsts == Some(true) && !site.acme.enabled() {
         out.push(
@@ -113,34 +114,117 @@ pub fn validate(site: &Site) -> Vec<Problem> {
     problems
 }
 
-/// Every problem with a whole configuration: each site's own (named where
-/// the file lets the user fix it, see `SiteFile::locate`), then names that
-/// appear in more than one site. `file` is what was read, if anything.
-pub fn validate_config(config: &Config, file: Option<&SiteFile>) -> Vec<Problem> {
+/// The typed site, or every problem with it (see `validate`).
+pub fn parse_site(raw: &RawSite) -> Result<Site, Vec<Problem>> {
+    let problems = validate(raw);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    typed(raw)
+        .map_err(|(field, value, (reason, fix))| vec![Problem::new(field, value, reason, fix)])
+}
+
+/// The typed form of a site `validate` accepted: each value is parsed by
+/// the same function that judged it, so this fails only if the two drift.
+fn typed(raw: &RawSite) -> Result<Site, (String, String, Refusal)> {
+    fn at<T>(
+        field: &str,
+        value: &str,
+        r: Result<T, Refusal>,
+    ) -> Result<T, (String, String, Refusal)> {
+        r.map_err(|refusal| (field.to_string(), value.to_string(), refusal))
+    }
+    let binds = |key: &str, list: &[String], example: &str| {
+        list.iter()
+            .map(|b| at(key, b, parse_bind(b, example)))
+            .collect::<Result<Vec<Bind>, _>>()
+    };
+    let a = &raw.acme;
+    Ok(Site {
+        domain: raw.domain.clone(),
+        aliases: raw.aliases.clone(),
+        email: raw.email.clone(),
+        backends: raw
+            .backends
+            .iter()
+            .map(|b| at("backends", b, parse_backend(b)))
+            .collect::<Result<_, _>>()?,
+        routing: at("routing", &raw.routing, parse_routing(&raw.routing))?,
+        health: raw.health.clone(),
+        firewall: at("firewall", &raw.firewall, parse_choice(&raw.firewall))?,
+        hsts: raw.hsts,
+        acme: Acme {
+            directory: at(
+                "acme.directory",
+                &a.directory,
+                parse_directory(&a.directory),
+            )?,
+            ca_bundle: a.ca_bundle.clone(),
+            client: at("acme.client", &a.client, parse_choice(&a.client))?,
+            key_type: at("acme.key_type", &a.key_type, parse_choice(&a.key_type))?,
+            eab: a.eab.clone(),
+            preflight: a.preflight,
+            validation_port: a.validation_port,
+        },
+        listen: Listen {
+            http: binds("listen.http", &raw.listen.http, ":80")?,
+            https: binds("listen.https", &raw.listen.https, ":443")?,
+            acme_responder: at(
+                "listen.acme_responder",
+                &raw.listen.acme_responder,
+                parse_bind(&raw.listen.acme_responder, DEFAULT_ACME_RESPONDER),
+            )?,
+        },
+    })
+}
+
+/// The typed configuration of resolved sites, or every problem with it:
+/// each site's own (named where the file lets the user fix it, see
+/// `SiteFile::locate`), then names that appear in more than one site.
+/// `file` is what was read, if anything.
+pub fn validate_config(sites: &[RawSite], file: Option<&SiteFile>) -> Result<Config, Vec<Problem>> {
     let multi = file.is_some_and(SiteFile::is_multi);
     let mut problems: Vec<Problem> = Vec::new();
-    for (i, site) in config.sites.iter().enumerate() {
-        for mut p in validate(site) {
-            if multi && let Some(file) = file {
-                p.field = file.locate(i, &p.field);
-            }
-            // A shared key's problem is the same for every site: report it once.
-            if !problems.contains(&p) {
-                problems.push(p);
+    let mut typed_sites = Vec::new();
+    for (i, site) in sites.iter().enumerate() {
+        match parse_site(site) {
+            Ok(site) => typed_sites.push(site),
+            Err(found) => {
+                for mut p in found {
+                    if multi && let Some(file) = file {
+                        p.field = file.locate(i, &p.field);
+                    }
+                    // A shared key's problem is the same for every site: report it once.
+                    if !problems.contains(&p) {
+                        problems.push(p);
+                    }
+                }
             }
         }
     }
-    problems.extend(name_collisions(config, multi));
-    problems
+    problems.extend(name_collisions(sites, multi));
+    if sites.is_empty() {
+        problems.push(Problem::new(
+            "sites",
+            "",
+            "is empty",
+            "list at least one site",
+        ));
+    }
+    if problems.is_empty() {
+        Ok(Config { sites: typed_sites })
+    } else {
+        Err(problems)
+    }
 }
 
 /// Names (domains and aliases) that belong to more than one site, each
 /// reported on the later site (`sites[i].…` when `multi`, the one-site
 /// keys otherwise).
-pub fn name_collisions(config: &Config, multi: bool) -> Vec<Problem> {
+pub fn name_collisions(sites: &[RawSite], multi: bool) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut owner: Vec<(String, usize)> = Vec::new();
-    for (i, site) in config.sites.iter().enumerate() {
+    for (i, site) in sites.iter().enumerate() {
         for (k, name) in site.names().into_iter().enumerate() {
             match owner.iter().find(|(n, _)| *n == name) {
                 Some((_, j)) if *j != i => {
@@ -153,7 +237,7 @@ pub fn name_collisions(config: &Config, multi: bool) -> Vec<Problem> {
                     problems.push(Problem::new(
                         field,
                         name.as_str(),
-                        format!("is also a name of {}", config.sites[*j].domain),
+                        format!("is also a name of {}", sites[*j].domain),
                         "a name belongs to one site only: remove it from one of them",
                     ));
                 }
@@ -192,17 +276,20 @@ impl Problems {
         self.0.push(Problem::new(field, value, reason, fix));
     }
 
-    fn check(&mut self, field: &str, value: &str, result: Result<(), Refusal>) {
+    fn check<T>(&mut self, field: &str, value: &str, result: Result<T, Refusal>) {
         if let Err((reason, fix)) = result {
             self.push(field, value, &reason, &fix);
         }
     }
 }
 
-fn one_of(value: &str, allowed: &[&str]) -> Result<(), Refusal> {
-    if allowed.contains(&value) {
-        return Ok(());
+/// A value of one of the site model's enums, by its exact spelling.
+fn parse_choice<T: clap::ValueEnum>(value: &str) -> Result<T, Refusal> {
+    if let Some(v) = model::from_name(value) {
+        return Ok(v);
     }
+    let names = model::names::<T>();
+    let allowed: Vec<&str> = names.iter().map(String::as_str).collect();
     let list = match allowed.split_last() {
         Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
         None => String::new(),
@@ -216,14 +303,9 @@ fn one_of(value: &str, allowed: &[&str]) -> Result<(), Refusal> {
     Err(refuse("is not a known choice", fix))
 }
 
-/// Let's Encrypt, by keyword or by its own directory URLs.
-fn is_letsencrypt(acme: &Acme) -> bool {
-    match acme.directory.as_str() {
-        "letsencrypt" | "letsencrypt-staging" => true,
-        url => addr::url_host(url).is_some_and(|host| {
-            host == "acme-v02.api.letsencrypt.org" || host == "acme-staging-v02.api.letsencrypt.org"
-        }),
-    }
+/// Let's Encrypt, by keyword or by its own directory URLs (see `Directory::is_letsencrypt`).
+fn is_letsencrypt(acme: &RawAcme) -> bool {
+    parse_directory(&acme.directory).is_ok_and(|d| d.is_letsencrypt())
 }
 
 /// Special-use and never-delegated names no public CA issues for, and no
@@ -385,7 +467,7 @@ fn check_domain(domain: &str, le: bool) -> Result<(), Refusal> {
 
 // --------------------------------------------------------------- aliases
 
-fn check_aliases(out: &mut Problems, site: &Site, le: bool) {
+fn check_aliases(out: &mut Problems, site: &RawSite, le: bool) {
     for (i, alias) in site.aliases.iter().enumerate() {
         let field = format!("aliases[{i}]");
         if let Err((reason, fix)) = check_domain(alias, le) {
@@ -431,7 +513,7 @@ fn check_health(path: &str) -> Result<(), Refusal> {
 
 // ----------------------------------------------------------------- email
 
-fn check_email(out: &mut Problems, site: &Site, le: bool) {
+fn check_email(out: &mut Problems, site: &RawSite, le: bool) {
     let email = site.email.as_deref().unwrap_or_default();
     if email.trim().is_empty() {
         if site.acme.enabled() {
@@ -514,7 +596,7 @@ fn email_shape(email: &str, le: bool) -> Result<(), Refusal> {
 
 // -------------------------------------------------------------- backends
 
-fn check_backends(out: &mut Problems, site: &Site, binds: &[(String, String, Bind)]) {
+fn check_backends(out: &mut Problems, site: &RawSite, binds: &[(String, String, Bind)]) {
     if site.backends.is_empty() {
         out.push(
             "backends",
@@ -573,10 +655,10 @@ fn check_backends(out: &mut Problems, site: &Site, binds: &[(String, String, Bin
 
 // --------------------------------------------------------------- routing
 
-fn check_routing(routing: &str) -> Result<(), Refusal> {
+fn parse_routing(routing: &str) -> Result<Routing, Refusal> {
     const FIX: &str = "use subdomain, or path:/PREFIX/ such as path:/owui/";
     if routing == "subdomain" {
-        return Ok(());
+        return Ok(Routing::Subdomain);
     }
     let Some(prefix) = routing.strip_prefix("path:") else {
         if routing.starts_with('/') {
@@ -628,7 +710,7 @@ fn check_routing(routing: &str) -> Result<(), Refusal> {
             "choose another prefix, e.g. path:/owui/",
         ));
     }
-    Ok(())
+    Ok(Routing::Path(prefix.to_string()))
 }
 
 fn squeeze_slashes(s: &str) -> String {
@@ -640,21 +722,21 @@ fn squeeze_slashes(s: &str) -> String {
 
 // ------------------------------------------------------------------ acme
 
-fn check_acme(out: &mut Problems, acme: &Acme, le: bool) {
+fn check_acme(out: &mut Problems, acme: &RawAcme, le: bool) {
     out.check(
         "acme.directory",
         &acme.directory,
-        check_directory(&acme.directory),
+        parse_directory(&acme.directory),
     );
     out.check(
         "acme.client",
         &acme.client,
-        one_of(&acme.client, &["builtin", "certbot"]),
+        parse_choice::<model::AcmeClient>(&acme.client),
     );
     out.check(
         "acme.key_type",
         &acme.key_type,
-        one_of(&acme.key_type, &["ecdsa-p256", "rsa-2048"]),
+        parse_choice::<model::KeyType>(&acme.key_type),
     );
     if let Some(path) = &acme.ca_bundle {
         let shown = path.to_string_lossy();
@@ -710,13 +792,15 @@ fn check_acme(out: &mut Problems, acme: &Acme, le: bool) {
     }
 }
 
-fn check_directory(directory: &str) -> Result<(), Refusal> {
+fn parse_directory(directory: &str) -> Result<Directory, Refusal> {
     match directory {
-        "off" | "letsencrypt" | "letsencrypt-staging" => return Ok(()),
+        "off" => return Ok(Directory::Off),
+        "letsencrypt" => return Ok(Directory::LetsEncrypt),
+        "letsencrypt-staging" => return Ok(Directory::Staging),
         _ => {}
     }
     if directory.contains("://") {
-        return addr::check_https_url(directory);
+        return addr::check_https_url(directory).map(|()| Directory::Url(directory.to_string()));
     }
     let lower = directory.to_ascii_lowercase().replace(['_', ' ', '.'], "-");
     let guess = match lower.as_str() {
@@ -781,7 +865,7 @@ fn check_base64url(key: &str) -> Result<(), Refusal> {
 // ---------------------------------------------------------------- listen
 
 /// Checks listen.*; returns the good HAProxy binds as `(field, raw, bind)`.
-fn check_listen(out: &mut Problems, site: &Site) -> Vec<(String, String, Bind)> {
+fn check_listen(out: &mut Problems, site: &RawSite) -> Vec<(String, String, Bind)> {
     let mut binds: Vec<(String, String, Bind)> = Vec::new();
     for (key, list, example) in [
         ("listen.http", &site.listen.http, ":80"),

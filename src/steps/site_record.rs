@@ -31,10 +31,14 @@ impl Step for SiteRecord {
             .as_deref()
             .and_then(|text| from_secret_yaml::<SiteFile>(text).ok());
         let legacy = file.as_ref().is_some_and(SiteFile::names_legacy_responder);
+        // Compared typed: spellings that mean the same site are the same.
         let same = !legacy
-            && file
-                .and_then(|file| file.resolve().ok())
-                .is_some_and(|recorded| recorded == ctx.vars.config);
+            && file.is_some_and(|file| {
+                file.resolve()
+                    .ok()
+                    .and_then(|sites| crate::site::validate_config(&sites, Some(&file)).ok())
+                    .is_some_and(|recorded| recorded == ctx.vars.config)
+            });
         let mut changes = Vec::new();
         if !same {
             changes.push(format!("record the sites in {}", self.path));

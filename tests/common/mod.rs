@@ -10,7 +10,7 @@ pub mod pebble;
 
 use edgeup::distro::{Distro, Paths, Units};
 use edgeup::render::{FactVars, Vars, render_template};
-use edgeup::site::{Config, Site};
+use edgeup::site::{Config, RawSite, Site, addr::Bind};
 use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -19,9 +19,29 @@ use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------- sites, distros
 
-/// A site from YAML, exactly as a user's site.yaml is read.
+/// A site from YAML, read and validated as a user's site.yaml is, with one
+/// rule set aside: these tests' HAProxy instances send the ACME route to a
+/// free unprivileged port, which edgeup refuses (only root may bind below
+/// 1024). The responder is validated as the default, then set as written.
 pub fn site(yaml: &str) -> Site {
-    serde_saphyr::from_str::<Site>(yaml).unwrap_or_else(|e| panic!("test site YAML: {e}\n{yaml}"))
+    let mut raw = serde_saphyr::from_str::<RawSite>(yaml)
+        .unwrap_or_else(|e| panic!("test site YAML: {e}\n{yaml}"));
+    let responder = set_aside_responder(&mut raw);
+    let mut site = edgeup::site::parse_site(&raw)
+        .unwrap_or_else(|p| panic!("test site is invalid: {p:?}\n{yaml}"));
+    site.listen.acme_responder = responder;
+    site
+}
+
+/// The responder `raw` names, replaced by the default (see `site`).
+fn set_aside_responder(raw: &mut RawSite) -> Bind {
+    let written = std::mem::replace(
+        &mut raw.listen.acme_responder,
+        edgeup::site::DEFAULT_ACME_RESPONDER.into(),
+    );
+    written
+        .parse()
+        .unwrap_or_else(|e| panic!("test responder: {e}"))
 }
 
 /// The Debian profile with the paths of `distros/debian.yaml`, built here so that
@@ -134,17 +154,26 @@ pub fn one(site: &Site) -> Config {
     }
 }
 
-/// Sites from a site file's YAML (either form), exactly as edgeup reads it.
+/// Sites from a site file's YAML (either form), read and validated as edgeup
+/// does, the responder rule set aside as in `site`.
 pub fn config(yaml: &str) -> Config {
-    serde_saphyr::from_str::<edgeup::site::SiteFile>(yaml)
-        .unwrap_or_else(|e| panic!("test site YAML: {e}\n{yaml}"))
+    let file = serde_saphyr::from_str::<edgeup::site::SiteFile>(yaml)
+        .unwrap_or_else(|e| panic!("test site YAML: {e}\n{yaml}"));
+    let mut sites = file
         .resolve()
-        .unwrap_or_else(|p| panic!("test site YAML: {p:?}\n{yaml}"))
+        .unwrap_or_else(|p| panic!("test site YAML: {p:?}\n{yaml}"));
+    let responders: Vec<Bind> = sites.iter_mut().map(set_aside_responder).collect();
+    let mut config = edgeup::site::validate_config(&sites, Some(&file))
+        .unwrap_or_else(|p| panic!("test sites are invalid: {p:?}\n{yaml}"));
+    for (site, responder) in config.sites.iter_mut().zip(responders) {
+        site.listen.acme_responder = responder;
+    }
+    config
 }
 
 /// haproxy.cfg and the host name map, as edgeup renders them.
 pub fn render_config(config: &Config, distro: &Distro, facts: FactVars) -> (String, String) {
-    let vars = Vars::new(config, distro, facts, &[]);
+    let vars = Vars::new(config, distro, facts, &[]).expect("vars");
     let assets = edgeup::assets::Assets::new(None);
     let cfg = render_template(&assets, "haproxy.cfg.j2", &vars)
         .unwrap_or_else(|e| panic!("rendering haproxy.cfg.j2: {e:#}"));

@@ -59,8 +59,10 @@ impl Host {
     /// (edgeup multiplexes one connection per host), in Unix seconds from
     /// the journal (all containers share the kernel's clock).
     pub fn first_session(&self) -> (f64, f64) {
-        // sshd logs the disconnect a moment after the run closed its master.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // sshd logs the disconnect a moment after the run closed its master;
+        // on a loaded 2-core machine the journal can lag by seconds (a 10 s
+        // bound flaked). A poll: it returns as soon as both lines are there.
+        let deadline = Instant::now() + Duration::from_secs(45);
         loop {
             let log = self
                 .c

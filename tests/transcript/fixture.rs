@@ -41,10 +41,8 @@ pub const PACKAGE_CFG: &str = "global\n\tlog /dev/log local0\n\tchroot /var/lib/
 pub fn site() -> Site {
     let yaml =
         format!("domain: {DOMAIN}\nbackends: [\"127.0.0.1:3000\"]\nacme:\n  directory: \"off\"\n");
-    let site: Site = serde_saphyr::from_str(&yaml).expect("test site YAML parses");
-    let problems = edgeup::site::validate(&site);
-    assert!(problems.is_empty(), "test site is invalid: {problems:?}");
-    site
+    let raw: edgeup::site::RawSite = serde_saphyr::from_str(&yaml).expect("test site YAML parses");
+    edgeup::site::parse_site(&raw).unwrap_or_else(|p| panic!("test site is invalid: {p:?}"))
 }
 
 // ============================================================== fixtures

@@ -12,7 +12,7 @@ use super::{blank_site, file};
 use crate::app::site_edit::{self, Change, Record};
 use crate::app::site_input;
 use crate::exit;
-use crate::site::{self, Config, Site};
+use crate::site::{self, Config, RawSite};
 use anyhow::Result;
 use std::path::Path;
 
@@ -39,10 +39,10 @@ pub fn decide(
         let site = interview(ask, blank_site(), hints, reach)?;
         return one_site(site, None);
     };
-    match menu::choose(ask, &record.config)? {
+    match menu::choose(ask, &record.domains())? {
         Choice::Add => {
             let scope = Scope {
-                others: &record.config.sites,
+                others: &record.sites,
                 entry: true,
             };
             let site = interview_in(ask, record.new_site(), hints, reach, scope)?;
@@ -50,7 +50,7 @@ pub fn decide(
         }
         Choice::Edit(domain) => edit(ask, record, &domain, hints, reach, path),
         Choice::Remove(domain) => {
-            site_edit::check_removable(&record.config, &domain)?;
+            site_edit::check_removable(&record.sites, &domain)?;
             if !ask.confirm(&site_edit::remove_question(&domain), false)? {
                 return Ok(Decision::Declined);
             }
@@ -67,7 +67,7 @@ fn edit(
     reach: Reach,
     path: &Path,
 ) -> Result<Decision> {
-    let Some(old) = record.config.site(domain) else {
+    let Some(old) = record.site(domain) else {
         return Err(exit::invalid(format!(
             "{domain} is not a site in {}; nothing was written",
             path.display()
@@ -78,7 +78,7 @@ fn edit(
         let site = interview(ask, old.clone(), hints, reach)?;
         return one_site(site, Some(old));
     }
-    let others: Vec<Site> = (record.config.sites.iter())
+    let others: Vec<RawSite> = (record.sites.iter())
         .filter(|s| s.domain != domain)
         .cloned()
         .collect();
@@ -89,17 +89,16 @@ fn edit(
     let site = interview_in(ask, old.clone(), hints, reach, scope)?;
     if site == *old {
         return Ok(Decision::Same {
-            config: record.config.clone(),
+            config: record.config()?,
         });
     }
     checked(ask, record.replace(domain, &site)?, path)
 }
 
 /// The one-site file for `site`, unless `old` already is that site.
-fn one_site(site: Site, old: Option<&Site>) -> Result<Decision> {
-    let config = Config {
-        sites: vec![site.clone()],
-    };
+fn one_site(site: RawSite, old: Option<&RawSite>) -> Result<Decision> {
+    let config = site::validate_config(std::slice::from_ref(&site), None)
+        .map_err(|problems| site_input::refuse(&problems))?;
     if old == Some(&site) {
         return Ok(Decision::Same { config });
     }
@@ -111,15 +110,13 @@ fn one_site(site: Site, old: Option<&Site>) -> Result<Decision> {
 /// the shared keys included: the interview judged one site only).
 fn checked(ask: &mut dyn Ask, change: Change, path: &Path) -> Result<Decision> {
     let written = Record::parse(change.text.clone(), path)?;
-    let problems = site::validate_config(&change.config, Some(&written.file));
-    if !problems.is_empty() {
-        return Err(site_input::refuse(&problems));
-    }
+    let config = site::validate_config(&change.sites, Some(&written.file))
+        .map_err(|problems| site_input::refuse(&problems))?;
     if change.rewritten {
         ask.warn(&site_edit::rewrite_note(path));
     }
     Ok(Decision::Write {
-        config: change.config,
+        config,
         text: change.text,
     })
 }

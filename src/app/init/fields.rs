@@ -4,7 +4,7 @@
 //! field are kept. So a prompt refuses exactly what the site file would
 //! refuse, with the same words.
 
-use crate::site::{self, Config, Problem, Site};
+use crate::site::{self, Problem, RawSite};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -19,14 +19,14 @@ pub const REACH_TIMEOUT: Duration = Duration::from_millis(800);
 /// email are asked, the certificate source is not chosen yet, and a LAN name
 /// (`chat.lan`) must not be refused for Let's Encrypt's sake. The whole site
 /// is validated again at the end of the interview.
-pub fn check(candidate: &Site, field: &str, relaxed: bool) -> Result<(), String> {
+pub fn check(candidate: &RawSite, field: &str, relaxed: bool) -> Result<(), String> {
     check_beside(candidate, &[], field, relaxed)
 }
 
 /// `check` for a site that joins `others` in one file.
 pub fn check_beside(
-    candidate: &Site,
-    others: &[Site],
+    candidate: &RawSite,
+    others: &[RawSite],
     field: &str,
     relaxed: bool,
 ) -> Result<(), String> {
@@ -50,18 +50,16 @@ pub fn check_beside(
 /// The problems of `site` beside `others`: its own, and the names it shares
 /// with them (the whole-configuration check, kept to `site`'s side and
 /// named as in a one-site file: `domain`, `aliases[0]`).
-pub fn problems(site: &Site, others: &[Site]) -> Vec<Problem> {
+pub fn problems(site: &RawSite, others: &[RawSite]) -> Vec<Problem> {
     let mut problems = site::validate(site);
     if others.is_empty() {
         return problems;
     }
-    let config = Config {
-        sites: others.iter().chain([site]).cloned().collect(),
-    };
+    let sites: Vec<RawSite> = others.iter().chain([site]).cloned().collect();
     // Each shared name is reported on the later site: `site`, put last.
     let own = format!("sites[{}].", others.len());
     problems.extend(
-        site::name_collisions(&config, true)
+        site::name_collisions(&sites, true)
             .into_iter()
             .filter_map(|mut p| {
                 p.field = p.field.strip_prefix(&own)?.to_string();
@@ -73,14 +71,16 @@ pub fn problems(site: &Site, others: &[Site]) -> Vec<Problem> {
 
 /// The warnings `site` brings to `others` (e.g. a backend another site
 /// already uses).
-pub fn warnings_beside(site: &Site, others: &[Site]) -> Vec<String> {
-    let before = site::config_warnings(&Config {
-        sites: others.to_vec(),
-    });
-    let config = Config {
-        sites: others.iter().chain([site]).cloned().collect(),
+/// Only once all of them are valid (the warnings compare parsed addresses).
+pub fn warnings_beside(site: &RawSite, others: &[RawSite]) -> Vec<String> {
+    let warnings = |sites: &[RawSite]| {
+        site::validate_config(sites, None)
+            .map(|config| site::config_warnings(&config))
+            .unwrap_or_default()
     };
-    site::config_warnings(&config)
+    let before = warnings(others);
+    let all: Vec<RawSite> = others.iter().chain([site]).cloned().collect();
+    warnings(&all)
         .into_iter()
         .filter(|w| !before.contains(w))
         .collect()

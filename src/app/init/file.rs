@@ -7,7 +7,7 @@ use crate::app::site_edit::Record;
 use crate::exit;
 use crate::host::{FileAttrs, Host};
 use crate::site::config::from_secret_yaml;
-use crate::site::{Site, SiteFile};
+use crate::site::{RawSite, SiteFile};
 use anyhow::{Context, Result};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -52,11 +52,11 @@ pub fn load(path: &Path) -> Result<Option<Record>> {
         ))
     };
     let file = from_secret_yaml::<SiteFile>(&text).map_err(|e| invalid(e.to_string()))?;
-    let config = file.resolve().map_err(|problems| {
+    let sites = file.resolve().map_err(|problems| {
         let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
         invalid(problems.join("; "))
     })?;
-    Ok(Some(Record { text, file, config }))
+    Ok(Some(Record { text, file, sites }))
 }
 
 /// Fails early (before any question) when the file could not be written:
@@ -86,9 +86,9 @@ pub fn check_writable(path: &Path) -> Result<()> {
 }
 
 /// The one-site file for `site` (`render`), checked to load back as it.
-pub fn rendered(site: &Site) -> Result<String> {
+pub fn rendered(site: &RawSite) -> Result<String> {
     let text = render(site);
-    let back: Site = serde_saphyr::from_str(&text)
+    let back: RawSite = serde_saphyr::from_str(&text)
         .context("the site file edgeup rendered does not load back (a bug in edgeup)")?;
     if back != *site {
         anyhow::bail!(
@@ -145,7 +145,7 @@ fn opt(value: Option<String>) -> String {
 }
 
 /// The site as YAML with a comment per key.
-pub fn render(site: &Site) -> String {
+pub fn render(site: &RawSite) -> String {
     let acme = &site.acme;
     let eab = match &acme.eab {
         None => " null".to_string(),

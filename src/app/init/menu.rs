@@ -2,7 +2,6 @@
 //! one, or remove one.
 
 use super::ask::Ask;
-use crate::site::Config;
 use anyhow::{Result, bail};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -15,8 +14,7 @@ pub enum Choice {
 /// `Add a site`, then `Edit <domain>` and `Remove <domain>` for each site.
 /// With one site, editing it is the default (what re-running `init` did
 /// before a file could hold several).
-pub fn choose(ask: &mut dyn Ask, config: &Config) -> Result<Choice> {
-    let domains = config.domains();
+pub fn choose(ask: &mut dyn Ask, domains: &[&str]) -> Result<Choice> {
     let mut choices = vec![Choice::Add];
     choices.extend(domains.iter().map(|d| Choice::Edit(d.to_string())));
     choices.extend(domains.iter().map(|d| Choice::Remove(d.to_string())));

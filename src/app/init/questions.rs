@@ -9,7 +9,7 @@
 use super::ask::Ask;
 use super::fields;
 use crate::exit;
-use crate::site::Site;
+use crate::site::RawSite;
 use anyhow::Result;
 
 /// What `detect` found, for defaults and explanations.
@@ -36,24 +36,29 @@ const MAX_FIX_ROUNDS: usize = 10;
 #[derive(Clone, Copy, Default)]
 pub struct Scope<'a> {
     /// The file's other sites: their names are taken.
-    pub others: &'a [Site],
+    pub others: &'a [RawSite],
     /// One entry of a `sites:` file: the firewall, a host-wide top-level
     /// key, is not asked.
     pub entry: bool,
 }
 
 /// The site alone in its file.
-pub fn interview(ask: &mut dyn Ask, start: Site, hints: &Hints, reach: Reach) -> Result<Site> {
+pub fn interview(
+    ask: &mut dyn Ask,
+    start: RawSite,
+    hints: &Hints,
+    reach: Reach,
+) -> Result<RawSite> {
     interview_in(ask, start, hints, reach, Scope::default())
 }
 
 pub fn interview_in(
     ask: &mut dyn Ask,
-    start: Site,
+    start: RawSite,
     hints: &Hints,
     reach: Reach,
     scope: Scope,
-) -> Result<Site> {
+) -> Result<RawSite> {
     let mut site = start;
     domain(ask, &mut site, hints, scope.others, true)?;
     email(ask, &mut site, true)?;
@@ -75,7 +80,7 @@ pub fn interview_in(
 }
 
 /// `site` with one change: the candidate an answer is validated in.
-pub(super) fn with(site: &Site, change: impl FnOnce(&mut Site)) -> Site {
+pub(super) fn with(site: &RawSite, change: impl FnOnce(&mut RawSite)) -> RawSite {
     let mut candidate = site.clone();
     change(&mut candidate);
     candidate
@@ -83,9 +88,9 @@ pub(super) fn with(site: &Site, change: impl FnOnce(&mut Site)) -> Site {
 
 fn domain(
     ask: &mut dyn Ask,
-    site: &mut Site,
+    site: &mut RawSite,
     hints: &Hints,
-    others: &[Site],
+    others: &[RawSite],
     relaxed: bool,
 ) -> Result<()> {
     let taken = |name: &String| others.iter().any(|o| o.names().contains(name));
@@ -110,7 +115,7 @@ fn domain(
     Ok(())
 }
 
-fn email(ask: &mut dyn Ask, site: &mut Site, relaxed: bool) -> Result<()> {
+fn email(ask: &mut dyn Ask, site: &mut RawSite, relaxed: bool) -> Result<()> {
     let base = site.clone();
     let valid = |v: &str| {
         fields::check(
@@ -133,10 +138,10 @@ fn email(ask: &mut dyn Ask, site: &mut Site, relaxed: bool) -> Result<()> {
 
 fn backends(
     ask: &mut dyn Ask,
-    site: &mut Site,
+    site: &mut RawSite,
     hints: &Hints,
     reach: Reach,
-    others: &[Site],
+    others: &[RawSite],
 ) -> Result<()> {
     let current = if site.backends.is_empty() {
         hints
@@ -175,7 +180,7 @@ fn backends(
 const OPEN_WEBUI_SUBPATH: &str = "Open WebUI has no sub-path support: its pages call /api, \
 /ws/socket.io and /_app at the root, so it will not work under a prefix. Use a subdomain for it.";
 
-fn routing(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
+fn routing(ask: &mut dyn Ask, site: &mut RawSite) -> Result<()> {
     let items = [
         format!(
             "subdomain: the app at https://{}/ (recommended)",
@@ -210,7 +215,7 @@ fn routing(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
     Ok(())
 }
 
-fn certificate_source(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
+fn certificate_source(ask: &mut dyn Ask, site: &mut RawSite) -> Result<()> {
     let items = [
         "Let's Encrypt staging: test certificates browsers do not trust (try the setup first)"
             .to_string(),
@@ -250,7 +255,7 @@ fn certificate_source(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
     Ok(())
 }
 
-fn acme_client(ask: &mut dyn Ask, site: &mut Site, hints: &Hints) -> Result<()> {
+fn acme_client(ask: &mut dyn Ask, site: &mut RawSite, hints: &Hints) -> Result<()> {
     if !site.acme.enabled() {
         return Ok(());
     }
@@ -273,7 +278,7 @@ fn acme_client(ask: &mut dyn Ask, site: &mut Site, hints: &Hints) -> Result<()> 
     Ok(())
 }
 
-fn firewall(ask: &mut dyn Ask, site: &mut Site, hints: &Hints) -> Result<()> {
+fn firewall(ask: &mut dyn Ask, site: &mut RawSite, hints: &Hints) -> Result<()> {
     let values = ["auto", "firewalld", "ufw", "none"];
     let active = if hints.firewall.is_empty() {
         "none"
@@ -292,7 +297,7 @@ fn firewall(ask: &mut dyn Ask, site: &mut Site, hints: &Hints) -> Result<()> {
     Ok(())
 }
 
-fn hsts(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
+fn hsts(ask: &mut dyn Ask, site: &mut RawSite) -> Result<()> {
     if !site.acme.enabled() {
         if site.hsts == Some(true) {
             site.hsts = None;
@@ -322,10 +327,10 @@ fn hsts(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
 /// still refuses.
 fn fix_remaining(
     ask: &mut dyn Ask,
-    site: &mut Site,
+    site: &mut RawSite,
     hints: &Hints,
     reach: Reach,
-    others: &[Site],
+    others: &[RawSite],
 ) -> Result<()> {
     for _ in 0..MAX_FIX_ROUNDS {
         let problems = fields::problems(site, others);

@@ -4,7 +4,7 @@
 use super::ask::{Ask, Validator};
 use super::questions::{Hints, interview};
 use super::{blank_site, fields, file};
-use crate::site::Site;
+use crate::site::RawSite;
 use anyhow::Result;
 use std::collections::VecDeque;
 
@@ -135,7 +135,7 @@ pub(super) fn all_listen(_: &str) -> Option<String> {
     None
 }
 
-fn run(answers: Vec<A>, start: Site) -> (Site, Script) {
+fn run(answers: Vec<A>, start: RawSite) -> (RawSite, Script) {
     let mut script = Script::new(answers);
     let site = interview(&mut script, start, &hints(), &all_listen)
         .unwrap_or_else(|e| panic!("{e:#}\n{}", script.log.join("\n")));
@@ -417,7 +417,7 @@ fn field_matching_covers_list_entries_and_children() {
     assert_eq!(fields::split_list(" a:1,b:2  c:3 ,"), ["a:1", "b:2", "c:3"]);
 }
 
-fn rich_site() -> Site {
+fn rich_site() -> RawSite {
     let yaml = r#"
 domain: chat.example.com
 email: "o'brien+ops@your-company.com"
@@ -445,7 +445,7 @@ listen:
 fn rendered_file_loads_back_identically_with_a_comment_per_key() {
     for site in [rich_site(), blank_site()] {
         let text = file::render(&site);
-        let back: Site = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let back: RawSite = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(back, site, "{text}");
         let lines: Vec<&str> = text.lines().collect();
         for (i, line) in lines.iter().enumerate() {
@@ -474,7 +474,7 @@ fn written_file_is_0600_and_loads_back() {
     let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let loaded = file::load(&path).expect("load").expect("the file");
-    assert_eq!(loaded.config.sites, [rich_site()]);
+    assert_eq!(loaded.sites, [rich_site()]);
     assert_eq!(loaded.text, text);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     file::restrict(&path).expect("restrict");

@@ -4,6 +4,7 @@
 
 use super::probe::Probe;
 use crate::pki::CertInfo;
+use crate::site::addr::HostPort;
 use serde::Serialize;
 
 /// A CA-issued certificate with fewer days left than this is flagged: the
@@ -154,7 +155,7 @@ pub fn certificate(
 }
 
 /// The HTTPS probe: HAProxy answered with TLS for the name, and the app behind it answered.
-pub fn https(probe: &Probe, backends: &[String]) -> Check {
+pub fn https(probe: &Probe, backends: &[HostPort]) -> Check {
     let head = format!("{} via {}", probe.url, probe.via);
     match (probe.status, &probe.error) {
         (Some(code), _) if code >= 500 => Check::new(
@@ -163,7 +164,11 @@ pub fn https(probe: &Probe, backends: &[String]) -> Check {
             format!(
                 "{head}: {}: HAProxy answers but the app does not (backends: {}); is it running?",
                 probe.status_line.as_deref().unwrap_or_default(),
-                backends.join(", ")
+                backends
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ),
         (Some(_), _) => Check::new(

@@ -6,7 +6,7 @@
 
 use super::checks::{self, Level};
 use super::probe::{self, Target};
-use super::{Options, Report, gather, loopback_of};
+use super::{Options, Report, gather};
 use crate::assets::Assets;
 use crate::host::scripted::ScriptedRunner;
 use crate::host::{CmdOutput, Host};
@@ -103,25 +103,6 @@ fn certificate_verdicts() {
 
     let future = verdict(&cert_pem(false, 2, 90), true);
     assert_eq!(future.level, Level::Fail, "{future:?}");
-}
-
-#[test]
-fn loopback_forms_of_listen_addresses() {
-    let cases = [
-        (":443", "127.0.0.1:443"),
-        ("0.0.0.0:8443", "127.0.0.1:8443"),
-        ("[::]:443", "[::1]:443"),
-        ("192.0.2.7:443", "192.0.2.7:443"),
-        ("[2001:db8::1]:443", "[2001:db8::1]:443"),
-    ];
-    for (listen, expected) in cases {
-        assert_eq!(
-            loopback_of(listen).map(|a| a.to_string()).as_deref(),
-            Some(expected),
-            "{listen}"
-        );
-    }
-    assert_eq!(loopback_of("nonsense"), None);
 }
 
 // ------------------------------------------------------------- TLS server
@@ -343,9 +324,8 @@ fn site(acme_off: bool) -> Site {
     let yaml = format!(
         "domain: {DOMAIN}\nemail: ops@your-company.com\nbackends: [\"127.0.0.1:3000\"]\n{acme}"
     );
-    let site: Site = serde_saphyr::from_str(&yaml).expect("site");
-    assert!(crate::site::validate(&site).is_empty());
-    site
+    let raw: crate::site::RawSite = serde_saphyr::from_str(&yaml).expect("site");
+    crate::site::parse_site(&raw).expect("valid")
 }
 
 fn levels(report: &Report) -> Vec<(String, Level)> {

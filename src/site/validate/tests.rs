@@ -1,26 +1,26 @@
 use super::*;
-use crate::site::{Acme, Eab, Listen};
+use crate::site::{Eab, RawAcme, RawListen};
 use std::path::PathBuf;
 
-fn base() -> Site {
-    Site {
+fn base() -> RawSite {
+    RawSite {
         domain: "chat.example.com".into(),
         email: Some("ops@widgets.dev".into()),
         backends: vec!["127.0.0.1:3000".into()],
         routing: "subdomain".into(),
         firewall: "auto".into(),
         hsts: None,
-        acme: Acme::default(),
-        listen: Listen::default(),
-        ..Site::default()
+        acme: RawAcme::default(),
+        listen: RawListen::default(),
+        ..RawSite::default()
     }
 }
 
-fn yaml(text: &str) -> Site {
-    serde_saphyr::from_str::<Site>(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+fn yaml(text: &str) -> RawSite {
+    serde_saphyr::from_str::<RawSite>(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-fn pebble(s: &mut Site) {
+fn pebble(s: &mut RawSite) {
     s.acme.directory = "https://127.0.0.1:14000/dir".into();
     s.acme.ca_bundle = Some(PathBuf::from("/etc/edgeup/pebble-ca.pem"));
 }
@@ -31,7 +31,7 @@ fn strs(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn good_configs_have_no_problems() {
-    type Case = (&'static str, fn(&mut Site));
+    type Case = (&'static str, fn(&mut RawSite));
     let cases: &[Case] = &[
         ("minimal", |_| {}),
         ("path routing", |s| s.routing = "path:/owui/".into()),
@@ -108,7 +108,7 @@ fn good_configs_have_no_problems() {
 #[test]
 fn each_bad_value_names_its_field() {
     // (edit, expected field, text the message must contain)
-    type Case = (fn(&mut Site), &'static str, &'static str);
+    type Case = (fn(&mut RawSite), &'static str, &'static str);
     let cases: &[Case] = &[
         // domain
         (|s| s.domain = "localhost".into(), "domain", "localhost"),
@@ -678,7 +678,7 @@ fn unknown_keys_fail_deserialisation_naming_the_key() {
             "htps",
         ),
     ] {
-        let err = match serde_saphyr::from_str::<Site>(text) {
+        let err = match serde_saphyr::from_str::<RawSite>(text) {
             Ok(site) => panic!("{key} accepted: {site:?}"),
             Err(e) => e.to_string(),
         };
@@ -688,10 +688,10 @@ fn unknown_keys_fail_deserialisation_naming_the_key() {
 
 // ------------------------------------------------------------- many sites
 
-fn config(text: &str) -> (SiteFile, Config) {
+fn config(text: &str) -> (SiteFile, Vec<RawSite>) {
     let file: SiteFile = serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let config = file.resolve().unwrap_or_else(|p| panic!("{p:?}\n{text}"));
-    (file, config)
+    let sites = file.resolve().unwrap_or_else(|p| panic!("{p:?}\n{text}"));
+    (file, sites)
 }
 
 fn fields(problems: &[Problem]) -> Vec<&str> {
@@ -731,7 +731,7 @@ fn a_name_belongs_to_one_site_and_problems_name_the_key_to_edit() {
          \x20 - {domain: b.example.com, aliases: [a.example.com], backends: [\"127.0.0.1:3001\"], acme: {client: x}}\n\
          \x20 - {domain: b.example.com, backends: [\"nope\"]}\n",
     );
-    let problems = validate_config(&cfg, Some(&file));
+    let problems = validate_config(&cfg, Some(&file)).expect_err("refused");
     assert_eq!(
         fields(&problems),
         [
@@ -762,11 +762,42 @@ fn two_sites_on_one_backend_get_a_warning_not_an_error() {
          \x20 - {domain: a.example.com, backends: [\"127.0.0.1:3000\"]}\n\
          \x20 - {domain: b.example.com, backends: [\"127.0.0.1:3000\"]}\n",
     );
-    assert!(validate_config(&cfg, Some(&file)).is_empty());
+    let cfg = validate_config(&cfg, Some(&file)).expect("valid");
     let warnings = config_warnings(&cfg);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0]
             .contains("a.example.com and b.example.com both send requests to 127.0.0.1:3000")
     );
+}
+
+#[test]
+fn a_valid_site_parses_into_types_and_writes_back_as_written() {
+    let raw = yaml(
+        "domain: chat.example.com\nemail: ops@widgets.dev\nbackends: [\"127.0.0.1:3000\", \"[::1]:3001\", \"open-webui:8080\"]\n\
+         routing: path:/owui/\nfirewall: ufw\nacme: {directory: letsencrypt-staging, client: certbot, key_type: rsa-2048}\n\
+         listen: {http: [\":80\", \"[::]:80\"], https: [\"127.0.0.2:8443\"]}\n",
+    );
+    let site = parse_site(&raw).expect("valid");
+    assert_eq!(site.routing, Routing::Path("/owui/".into()));
+    assert_eq!(site.firewall, model::Firewall::Ufw);
+    assert_eq!(site.acme.directory, Directory::Staging);
+    assert!(site.acme.directory.is_letsencrypt());
+    assert_eq!(site.acme.client, model::AcmeClient::Certbot);
+    assert_eq!(site.acme.key_type, model::KeyType::Rsa2048);
+    assert_eq!(site.backends[1].port, 3001);
+    assert!(site.listen.http[0].every && !site.listen.http[1].every);
+    assert_eq!(site.https_origin(), "https://chat.example.com:8443");
+    assert_eq!(site.url(), "https://chat.example.com:8443/owui/");
+    assert_eq!(site.to_raw(), raw);
+}
+
+#[test]
+fn an_invalid_site_gives_every_problem_and_no_site() {
+    let mut raw = base();
+    raw.routing = "sideways".into();
+    raw.acme.client = "Certbot".into();
+    let problems = parse_site(&raw).expect_err("refused");
+    assert_eq!(fields(&problems), ["routing", "acme.client"]);
+    assert_eq!(problems[1].fix, "write it in lowercase: certbot");
 }

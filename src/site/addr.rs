@@ -1,18 +1,20 @@
-//! Address parsing shared by the backend, listen and directory checks.
-//! Pure string work: nothing is resolved or bound.
+//! Addresses of the site model (`HostPort` for backends, `Bind` for
+//! listeners) and their parsing, shared by the backend, listen and
+//! directory checks. Pure string work: nothing is resolved or bound.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Why a value was refused: `(reason, fix)`.
-pub(super) type Refusal = (String, String);
+pub type Refusal = (String, String);
 
-pub(super) fn refuse(reason: impl Into<String>, fix: impl Into<String>) -> Refusal {
+pub fn refuse(reason: impl Into<String>, fix: impl Into<String>) -> Refusal {
     (reason.into(), fix.into())
 }
 
 /// A host to connect to: an IP address or a (lowercased) DNS name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Host {
+pub enum Host {
     Ip(IpAddr),
     Name(String),
 }
@@ -22,7 +24,7 @@ impl Host {
     /// Only what is knowable without I/O: the same IP, a loopback address
     /// against the any-address of its family, or `localhost` against a
     /// loopback or any-address.
-    pub(super) fn reaches(&self, bind: IpAddr) -> bool {
+    pub fn reaches(&self, bind: IpAddr) -> bool {
         match self {
             Host::Ip(ip) => {
                 *ip == bind || (bind.is_unspecified() && ip.is_loopback() && same_family(*ip, bind))
@@ -36,28 +38,85 @@ impl Host {
 
 /// A parsed `HOST:PORT` backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct HostPort {
+pub struct HostPort {
     pub host: Host,
     pub port: u16,
 }
 
-/// A parsed listen address; `:PORT` is stored as `0.0.0.0`: every IPv4
-/// address, and IPv6 too where the host has it and no `[IPv6]:PORT` bind is
-/// listed for the same port (edgeup renders it `[::]:PORT v4v6`).
+/// A parsed listen address. `:PORT` (`every`) is stored as `0.0.0.0`: every
+/// IPv4 address, and IPv6 too where the host has it and no `[IPv6]:PORT`
+/// bind is listed for the same port (see `render::haproxy_binds`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Bind {
+pub struct Bind {
     pub ip: IpAddr,
     pub port: u16,
+    /// Written `:PORT`.
+    pub every: bool,
 }
 
 impl Bind {
+    /// Where to reach this listen address from this host: `:443` and
+    /// `0.0.0.0:443` on 127.0.0.1, `[::]:443` on ::1, a specific address as is.
+    pub fn loopback(&self) -> std::net::SocketAddr {
+        let ip = match self.ip {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            other => other,
+        };
+        std::net::SocketAddr::new(ip, self.port)
+    }
+
     /// Two binds collide when they share a port and family and one of them
     /// is the any-address or both are the same address. `:80` and `[::]:80`
     /// do not collide (the usual dual-stack pair).
-    pub(super) fn overlaps(&self, other: &Bind) -> bool {
+    pub fn overlaps(&self, other: &Bind) -> bool {
         self.port == other.port
             && same_family(self.ip, other.ip)
             && (self.ip == other.ip || self.ip.is_unspecified() || other.ip.is_unspecified())
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            Host::Ip(ip) => write!(f, "{ip}"),
+            Host::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+impl fmt::Display for HostPort {
+    /// `127.0.0.1:3000`, `[::1]:3000`, `open-webui:8080`: as HAProxy and the site file spell it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+impl fmt::Display for Bind {
+    /// `:443`, `127.0.0.2:443`, `[::]:443`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            _ if self.every => write!(f, ":{}", self.port),
+            IpAddr::V6(ip) => write!(f, "[{ip}]:{}", self.port),
+            ip => write!(f, "{ip}:{}", self.port),
+        }
+    }
+}
+
+impl std::str::FromStr for HostPort {
+    /// `"reason; fix"`.
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_backend(s).map_err(|(reason, fix)| format!("{s:?} {reason}; {fix}"))
+    }
+}
+
+impl std::str::FromStr for Bind {
+    /// `"reason; fix"`.
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_bind(s, ":443").map_err(|(reason, fix)| format!("{s:?} {reason}; {fix}"))
     }
 }
 
@@ -65,7 +124,7 @@ fn same_family(a: IpAddr, b: IpAddr) -> bool {
     a.is_ipv4() == b.is_ipv4()
 }
 
-pub(super) fn is_localhost_name(name: &str) -> bool {
+pub fn is_localhost_name(name: &str) -> bool {
     let name = name.trim_end_matches('.');
     name.eq_ignore_ascii_case("localhost")
         || name.eq_ignore_ascii_case("localhost.localdomain")
@@ -73,7 +132,7 @@ pub(super) fn is_localhost_name(name: &str) -> bool {
 }
 
 /// Text made only of digits and dots: meant as an IPv4 address.
-pub(super) fn looks_like_ipv4(s: &str) -> bool {
+pub fn looks_like_ipv4(s: &str) -> bool {
     !s.is_empty() && s.contains('.') && s.chars().all(|c| c.is_ascii_digit() || c == '.')
 }
 
@@ -81,7 +140,7 @@ pub(super) fn looks_like_ipv4(s: &str) -> bool {
 /// hyphens and underscores (container and service names use them),
 /// 1..63 characters, no leading/trailing hyphen, 253 characters at most.
 /// Single labels (`localhost`, `open-webui`) are fine for a backend.
-pub(super) fn is_hostname(s: &str) -> bool {
+pub fn is_hostname(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|label| {
@@ -128,7 +187,7 @@ fn split_host_port<'a>(s: &'a str, example: &str) -> Result<(&'a str, bool, &'a 
     }
 }
 
-pub(super) fn parse_port(p: &str, example: &str) -> Result<u16, Refusal> {
+pub fn parse_port(p: &str, example: &str) -> Result<u16, Refusal> {
     if p.is_empty() {
         return Err(refuse(
             "has nothing after the colon",
@@ -168,7 +227,7 @@ fn common(s: &str, example: &str) -> Result<(), Refusal> {
 }
 
 /// A backend `HOST:PORT`: IPv4, `[IPv6]` or a host name, port 1..65535.
-pub(super) fn parse_backend(s: &str) -> Result<HostPort, Refusal> {
+pub fn parse_backend(s: &str) -> Result<HostPort, Refusal> {
     const EXAMPLE: &str = "127.0.0.1:3000";
     common(s, EXAMPLE)?;
     if let Some((scheme, rest)) = s.split_once("://") {
@@ -236,7 +295,7 @@ pub(super) fn parse_backend(s: &str) -> Result<HostPort, Refusal> {
 }
 
 /// A listen address: `:PORT`, `IPv4:PORT` or `[IPv6]:PORT`.
-pub(super) fn parse_bind(s: &str, example: &str) -> Result<Bind, Refusal> {
+pub fn parse_bind(s: &str, example: &str) -> Result<Bind, Refusal> {
     common(s, example)?;
     if s.contains("://") || s.contains('/') {
         return Err(refuse(
@@ -284,11 +343,15 @@ pub(super) fn parse_bind(s: &str, example: &str) -> Result<Bind, Refusal> {
         ));
     };
     let port = parse_port(port_text, example)?;
-    Ok(Bind { ip, port })
+    Ok(Bind {
+        ip,
+        port,
+        every: !bracketed && host.is_empty(),
+    })
 }
 
 /// An `https://` ACME directory URL with a host (and optional port).
-pub(super) fn check_https_url(url: &str) -> Result<(), Refusal> {
+pub fn check_https_url(url: &str) -> Result<(), Refusal> {
     const EXAMPLE: &str = "https://acme.example.org/directory";
     if url.chars().any(char::is_whitespace) {
         return Err(refuse(
@@ -347,7 +410,7 @@ pub(super) fn check_https_url(url: &str) -> Result<(), Refusal> {
 }
 
 /// The host of an `https://` URL, lowercased (for recognising Let's Encrypt's own URLs).
-pub(super) fn url_host(url: &str) -> Option<String> {
+pub fn url_host(url: &str) -> Option<String> {
     let rest = url.strip_prefix("https://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
     let host = match authority.strip_prefix('[') {
@@ -355,4 +418,25 @@ pub(super) fn url_host(url: &str) -> Option<String> {
         None => authority.split(':').next().unwrap_or_default(),
     };
     Some(host.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bind;
+
+    #[test]
+    fn binds_print_as_written_and_are_reached_on_loopback() {
+        let cases = [
+            (":443", "127.0.0.1:443"),
+            ("0.0.0.0:8443", "127.0.0.1:8443"),
+            ("[::]:443", "[::1]:443"),
+            ("192.0.2.7:443", "192.0.2.7:443"),
+            ("[2001:db8::1]:443", "[2001:db8::1]:443"),
+        ];
+        for (listen, reached) in cases {
+            let bind = parse_bind(listen, ":443").expect("valid");
+            assert_eq!(bind.to_string(), listen);
+            assert_eq!(bind.loopback().to_string(), reached, "{listen}");
+        }
+    }
 }
