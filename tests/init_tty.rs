@@ -243,6 +243,10 @@ fn init_asks_everything_reasks_an_invalid_answer_and_rerun_edits() {
         ),
     );
     t.wait_for("Editing ");
+    // One site: the menu starts on editing it.
+    t.wait_for("What do you want to do?");
+    t.wait_for("> Edit chat.example.com");
+    t.key("Enter");
     t.wait_for("Domain name of the site (its DNS record points to this host), e.g. chat.example.com [chat.example.com]:");
     t.key("Enter");
     t.wait_for("[ops@your-company.com]:");
@@ -275,6 +279,88 @@ fn init_asks_everything_reasks_an_invalid_answer_and_rerun_edits() {
         "NO_COLOR: no colour or attributes on screen"
     );
     assert_eq!(std::fs::read(&site_file).expect("read"), written);
+}
+
+/// A file with two sites, comments in it, as a person keeps it.
+const TWO_SITES: &str = "\
+# shared by both
+email: ops@your-company.com
+acme: {directory: letsencrypt-staging}
+sites:
+  # the chat
+  - domain: chat.example.com
+    backends: [127.0.0.1:1]   # open webui
+  # dashboards
+  - domain: grafana.example.com
+    backends: [127.0.0.1:2]
+firewall: auto
+";
+
+#[test]
+fn init_menu_removes_one_of_two_sites_after_asking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let site_file = dir.path().join("site.yaml");
+    std::fs::write(&site_file, TWO_SITES).expect("write");
+    std::fs::set_permissions(&site_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let command = format!("NO_COLOR=1 {} init -f site.yaml; code=$?", binary());
+    let pick_remove_grafana = |t: &Tmux| {
+        t.wait_for("Editing ");
+        t.wait_for("What do you want to do?");
+        t.wait_for("> Add a site");
+        for _ in 0..4 {
+            t.key("Down"); // Edit chat, Edit grafana, Remove chat, Remove grafana
+        }
+        t.wait_for("> Remove grafana.example.com");
+        t.key("Enter");
+        t.wait_for("Remove grafana.example.com? Its route leaves HAProxy");
+        t.wait_for("[y/N]");
+    };
+
+    // No (the default): nothing written, no plan.
+    let t = Tmux::start("menu-keep", dir.path(), &command);
+    pick_remove_grafana(&t);
+    t.key("Enter");
+    let code = t.exit_code();
+    let screen = t.screen(false);
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("Nothing changed"), "{screen}");
+    assert!(!screen.contains("edgeup plan:"), "{screen}");
+    assert_eq!(
+        std::fs::read_to_string(&site_file).expect("read"),
+        TWO_SITES
+    );
+    drop(t);
+
+    // Yes: the entry and its comment go, the rest stays byte for byte.
+    let t = Tmux::start("menu-remove", dir.path(), &command);
+    pick_remove_grafana(&t);
+    t.key("y");
+    let code = finish_without_applying(&t);
+    let screen = t.screen(false);
+    assert_eq!(code, 0, "{screen}");
+    for expected in ["wrote ", "edgeup plan: playbook open-webui", "recap: "] {
+        assert!(screen.contains(expected), "missing {expected:?}:\n{screen}");
+    }
+    // The plan is the file's: the site left, not the one removed.
+    assert!(
+        screen.contains("chat.example.com: Placeholder certificate")
+            && !screen.contains("grafana.example.com: Placeholder certificate"),
+        "{screen}"
+    );
+    let text = std::fs::read_to_string(&site_file).expect("read");
+    assert_eq!(
+        text,
+        TWO_SITES.replace(
+            "  # dashboards\n  - domain: grafana.example.com\n    backends: [127.0.0.1:2]\n",
+            ""
+        )
+    );
+    let mode = std::fs::metadata(&site_file)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
 }
 
 #[test]

@@ -1,15 +1,21 @@
 //! `edgeup init`: from nothing to a site file by answering a few questions,
-//! then the plan, then (after asking, or with --apply) `apply`.
+//! then the plan of every site in it, then (after asking, or with --apply)
+//! `apply`. On a file that already has sites, the first question is what to
+//! do: add a site, edit one or remove one.
 //!
-//! Defaults come from an existing site file (re-running edits it) and from
-//! what `detect` finds. Without a terminal on stdin, stdout and stderr it
+//! Defaults come from the site file (re-running edits it; a new site starts
+//! from its shared settings) and from what `detect` finds. Without a terminal on stdin, stdout and stderr it
 //! asks nothing and exits INVALID_INPUT at once, naming the flags and the
 //! file to use instead: provisioners and pipes never hang on a prompt.
 
 pub mod ask;
+pub mod change;
 pub mod custom_ca;
 pub mod fields;
 pub mod file;
+pub mod menu;
+#[cfg(test)]
+mod menu_tests;
 pub mod questions;
 #[cfg(test)]
 mod tests;
@@ -22,8 +28,9 @@ use crate::distro;
 use crate::exit;
 use crate::facts::{os_release::OsRelease, probes};
 use crate::host::Host;
-use crate::site::RawSite as Site;
+use crate::site::{Config, RawSite};
 use anyhow::Result;
+use change::Decision;
 use questions::Hints;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -79,10 +86,11 @@ pub fn run(host: &Host, assets: &Assets, args: &InitArgs, out: &Output) -> Resul
     let mut ask = ask::Terminal::new();
     use ask::Ask as _;
     match &existing {
-        Some(_) => ask.note(&format!(
-            "Editing {}: Enter keeps the current answer. Ctrl-C stops; nothing is written before \
-             the last answer.",
-            path.display()
+        Some(record) => ask.note(&format!(
+            "Editing {} ({}): add, edit or remove a site; Enter keeps the current answer. Ctrl-C \
+             stops; nothing is written before the last answer.",
+            path.display(),
+            record.domains().join(", ")
         )),
         None => ask.note(&format!(
             "A few questions, then edgeup writes {} and shows what it would change. Ctrl-C \
@@ -90,33 +98,46 @@ pub fn run(host: &Host, assets: &Assets, args: &InitArgs, out: &Output) -> Resul
             path.display()
         )),
     }
-    let start = existing.clone().unwrap_or_else(blank_site);
     ask::interrupt_writes_nothing();
-    let answers = questions::interview(&mut ask, start, &hints, &fields::reach_warning);
+    let decision = change::decide(
+        &mut ask,
+        existing.as_ref(),
+        &hints,
+        &fields::reach_warning,
+        &path,
+    );
     ask::default_interrupt();
-    let site = answers?;
-
-    if existing.as_ref() == Some(&site) {
-        file::restrict(&path)?;
-        crate::outln!("{} already says this; left as it is", path.display());
-    } else {
-        file::write(host, &path, &site)?;
-        crate::outln!(
-            "wrote {} (mode 0600: it may hold an EAB key)",
-            path.display()
-        );
-    }
-    plan_then_apply(host, assets, args, out, &path, &site, &mut ask)
+    let config = match decision? {
+        Decision::Declined => {
+            crate::outln!("Nothing changed: {} is as it was.", path.display());
+            return Ok(exit::OK);
+        }
+        Decision::Same { config } => {
+            file::restrict(&path)?;
+            crate::outln!("{} already says this; left as it is", path.display());
+            config
+        }
+        Decision::Write { config, text } => {
+            file::write(host, &path, &text)?;
+            crate::outln!(
+                "wrote {} (mode 0600: it may hold an EAB key)",
+                path.display()
+            );
+            config
+        }
+    };
+    plan_then_apply(host, assets, args, out, &path, &config, &mut ask)
 }
 
-/// Shows the plan; then applies, asks, or says what to run.
+/// Shows the plan of every site in the file; then applies, asks, or says
+/// what to run.
 fn plan_then_apply(
     host: &Host,
     assets: &Assets,
     args: &InitArgs,
     out: &Output,
     path: &Path,
-    site: &Site,
+    config: &Config,
     ask: &mut dyn ask::Ask,
 ) -> Result<i32> {
     let apply_command = if path == Path::new(DEFAULT_SITE_FILE) {
@@ -127,10 +148,8 @@ fn plan_then_apply(
     // File diffs only with -v: the plan's step list is what a first-timer reads.
     let diffs = out.verbosity == crate::report::Verbosity::Verbose;
     let mut reporter = crate::report::for_output(false, out.verbosity, diffs);
-    let config = crate::site::validate_config(std::slice::from_ref(site), None)
-        .map_err(|problems| super::site_input::refuse(&problems))?;
     let target = converge::Target {
-        config,
+        config: config.clone(),
         record_text: None,
     };
     let recap = converge::converge(
@@ -146,7 +165,14 @@ fn plan_then_apply(
         return Ok(exit::FAILED);
     }
     if recap.changed == 0 {
-        crate::outln!("Nothing to change: this host already serves the site.");
+        crate::outln!(
+            "Nothing to change: this host already serves {}.",
+            if config.sites.len() == 1 {
+                "the site"
+            } else {
+                "these sites"
+            }
+        );
         return Ok(exit::OK);
     }
     if !args.apply {
@@ -185,8 +211,8 @@ fn plan_then_apply(
 }
 
 /// The starting point when there is no site file yet: the site defaults.
-pub fn blank_site() -> Site {
-    Site::default()
+pub fn blank_site() -> RawSite {
+    RawSite::default()
 }
 
 /// Defaults and explanations from the host (read-only, no root needed).

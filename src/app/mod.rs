@@ -6,6 +6,7 @@ pub mod fleet;
 pub mod init;
 pub mod renew;
 pub mod site;
+pub mod site_edit;
 pub mod site_input;
 pub mod status;
 pub mod summary;

@@ -5,24 +5,15 @@
 //! record step writes it only once the configuration is live).
 
 use super::converge::{self, ApplyHow, Output, Target};
+use super::site_edit::{self, Change, Record};
 use super::site_input::{self, DEFAULT_SITE_FILE};
 use crate::cli::{SiteAddArgs, SiteRemoveArgs};
 use crate::exit;
 use crate::host::Host;
-use crate::site::config::{AcmeKeys, SiteEntry};
-use crate::site::{self, Config, RawSite, Site, SiteFile, edit};
+use crate::site::{self, Config, Site};
 use anyhow::Result;
 use serde::Serialize;
 use std::path::Path;
-
-/// The record as it is: its text, the raw file, its sites as written
-/// (resolved) and as validated.
-struct Record {
-    text: String,
-    file: SiteFile,
-    sites: Vec<RawSite>,
-    config: Config,
-}
 
 fn read_record() -> Result<Option<Record>> {
     let path = Path::new(DEFAULT_SITE_FILE);
@@ -35,15 +26,7 @@ fn read_record() -> Result<Option<Record>> {
             )));
         }
     };
-    let file = site_input::parse(&text, path)?;
-    let sites = file.resolve().map_err(|p| site_input::refuse(&p))?;
-    let config = site::validate_config(&sites, Some(&file)).map_err(|p| site_input::refuse(&p))?;
-    Ok(Some(Record {
-        text,
-        file,
-        sites,
-        config,
-    }))
+    Record::parse(text, path).map(Some)
 }
 
 pub fn add(
@@ -69,40 +52,30 @@ pub fn add(
         let input = site_input::read(&args.site.flags())?;
         return apply(host, assets, input.config, None, args.yes, out);
     };
-    if record.config.site(domain).is_some() {
+    if record.site(domain).is_some() {
         return Err(exit::invalid(format!(
             "{domain} is already a site here; to change it, edit {DEFAULT_SITE_FILE} and run \
              `edgeup apply` (nothing was changed)"
         )));
     }
-    let shared = shared_defaults(&record);
-    let mut new = RawSite {
-        domain: String::new(),
-        aliases: Vec::new(),
-        backends: Vec::new(),
-        routing: RawSite::default().routing,
-        health: None,
-        ..shared.clone()
-    };
+    let shared = record.shared_defaults();
+    let mut new = record.new_site();
     site_input::overlay_site(&mut new, &args.site.flags());
-    let mut sites = record.sites.clone();
-    sites.push(new.clone());
+    let change = record.add(&new)?;
     // The new site's problems name the flags' keys (domain, backends[0], ...).
-    let mut problems = site::validate(&new);
-    problems.extend(site::name_collisions(&sites, false));
+    let added = change.sites.last().unwrap_or(&new);
+    let mut problems = site::validate(added);
+    problems.extend(site::name_collisions(&change.sites, false));
     if !problems.is_empty() {
         return Err(site_input::refuse(&problems));
     }
-    let config = site::validate_config(&sites, None).map_err(|p| site_input::refuse(&p))?;
     if new.firewall != shared.firewall || new.listen != shared.listen {
         return Err(exit::invalid(
             "--firewall is shared by every site on this host: change it in the site file \
              (the top-level firewall: key) and run `edgeup apply`",
         ));
     }
-    let entry = serde_saphyr::to_string(&entry_of(&new, &shared))
-        .map_err(|e| anyhow::anyhow!("encoding the new site as YAML: {e}"))?;
-    let text = edited(&config, edit::add_site(&record.text, &entry), out)?;
+    let (config, text) = noted(change, out)?;
     apply(host, assets, config, Some(text), args.yes, out)
 }
 
@@ -119,30 +92,21 @@ pub fn remove(
             "no sites are recorded here ({DEFAULT_SITE_FILE} does not exist); nothing to remove"
         )));
     };
-    if record.config.site(domain).is_none() {
+    if record.site(domain).is_none() {
         return Err(exit::invalid(format!(
             "{domain} is not a site here (the sites are {}); nothing was changed",
-            record.config.domains().join(", ")
+            record.domains().join(", ")
         )));
     }
-    if record.config.sites.len() == 1 {
-        return Err(exit::invalid(format!(
-            "{domain} is the only site; edgeup needs at least one. Add the next one first \
-             (`edgeup site add`), or replace it with `edgeup apply --domain NEW ... --replace`"
-        )));
+    site_edit::check_removable(&record.sites, domain)?;
+    if converge::interactive(out)
+        && !args.yes
+        && !converge::confirm(&site_edit::remove_question(domain))?
+    {
+        eprintln!("nothing changed");
+        return Ok(exit::OK);
     }
-    if converge::interactive(out) && !args.yes {
-        let question = format!(
-            "Remove {domain}? Its route leaves HAProxy and its certificate is archived under /var/lib/edgeup/archive"
-        );
-        if !converge::confirm(&question)? {
-            eprintln!("nothing changed");
-            return Ok(exit::OK);
-        }
-    }
-    let mut config = record.config.clone();
-    config.sites.retain(|s| s.domain != *domain);
-    let text = edited(&config, edit::remove_site(&record.text, domain), out)?;
+    let (config, text) = noted(record.remove(domain)?, out)?;
     apply(host, assets, config, Some(text), true, out)
 }
 
@@ -152,7 +116,7 @@ pub fn list(out: &Output) -> Result<i32> {
             "no sites are recorded here ({DEFAULT_SITE_FILE} does not exist): `edgeup site add` or `edgeup apply` first"
         )));
     };
-    for site in &record.config.sites {
+    for site in &record.config()?.sites {
         let line = Listed::of(site);
         if out.json {
             crate::outln!("{}", serde_json::to_string(&line)?);
@@ -228,70 +192,15 @@ fn apply(
     )
 }
 
-/// What a new site inherits: the shared settings of a `sites:` file, or
-/// the one site's settings of a one-site file.
-fn shared_defaults(record: &Record) -> RawSite {
-    if record.file.is_multi() {
-        let probe = SiteFile {
-            sites: Some(vec![SiteEntry::default()]),
-            ..record.file.clone()
-        };
-        if let Ok(sites) = probe.resolve()
-            && let Some(site) = sites.into_iter().next()
-        {
-            return site;
-        }
-    }
-    record.sites.first().cloned().unwrap_or_default()
-}
-
-/// The `sites:` entry for `site`: its own keys, and the shared ones only
-/// where it differs from them.
-fn entry_of(site: &RawSite, shared: &RawSite) -> SiteEntry {
-    let a = &site.acme;
-    let b = &shared.acme;
-    let differ = |x: bool| x.then_some(());
-    let acme = AcmeKeys {
-        directory: differ(a.directory != b.directory).map(|()| a.directory.clone()),
-        ca_bundle: differ(a.ca_bundle != b.ca_bundle).and(a.ca_bundle.clone()),
-        client: differ(a.client != b.client).map(|()| a.client.clone()),
-        key_type: differ(a.key_type != b.key_type).map(|()| a.key_type.clone()),
-        eab: differ(a.eab != b.eab).and(a.eab.clone()),
-        preflight: differ(a.preflight != b.preflight).map(|()| a.preflight),
-        validation_port: differ(a.validation_port != b.validation_port).map(|()| a.validation_port),
-    };
-    SiteEntry {
-        domain: site.domain.clone(),
-        aliases: site.aliases.clone(),
-        backends: site.backends.clone(),
-        routing: (site.routing != RawSite::default().routing).then(|| site.routing.clone()),
-        health: site.health.clone(),
-        email: (site.email != shared.email)
-            .then(|| site.email.clone())
-            .flatten(),
-        hsts: (site.hsts != shared.hsts).then_some(site.hsts).flatten(),
-        acme: (acme != AcmeKeys::default()).then_some(acme),
-    }
-}
-
-/// The record's new text: the textual edit when it describes exactly
-/// `config`, else the whole configuration written out (the comments are
-/// then lost, and the user is told).
-fn edited(config: &Config, edit: Result<String>, out: &Output) -> Result<String> {
-    if let Ok(text) = edit
-        && Config::from_text(&text).as_ref() == Some(config)
-    {
-        return Ok(text);
-    }
-    if !out.json {
+/// The change's sites (validated) and text, after saying when the file was
+/// rewritten whole.
+fn noted(change: Change, out: &Output) -> Result<(Config, String)> {
+    let config = change.config()?;
+    if change.rewritten && !out.json {
         eprintln!(
-            "note: {DEFAULT_SITE_FILE} could not be edited in place (its layout is not the block \
-             style edgeup edits); it is rewritten whole, without its comments (the old file is \
-             kept in /var/lib/edgeup/backups/)"
+            "note: {} (the old file is kept in /var/lib/edgeup/backups/)",
+            site_edit::rewrite_note(Path::new(DEFAULT_SITE_FILE))
         );
     }
-    Ok(format!(
-        "# The sites edgeup serves (written by `edgeup site`). Edit it and run `edgeup apply`.\n{}",
-        config.to_yaml()?
-    ))
+    Ok((config, change.text))
 }

@@ -314,36 +314,9 @@ impl Config {
         self.sites.iter().find(|s| s.domain == domain)
     }
 
-    /// The file that describes exactly this configuration: the one-site form
-    /// for one site (the same text earlier releases wrote), else `sites:` with
-    /// every site's keys spelled out under the shared firewall and listen.
+    /// The file that describes exactly this configuration (see `file_of`).
     pub fn to_file(&self) -> SiteFileText {
-        match self.sites.as_slice() {
-            [one] => SiteFileText::One(one.to_raw()),
-            sites => {
-                let raw: Vec<RawSite> = sites.iter().map(Site::to_raw).collect();
-                let shared = raw.first().cloned().unwrap_or_default();
-                SiteFileText::Many(SiteFile {
-                    firewall: Some(shared.firewall.clone()),
-                    listen: Some(shared.listen.clone()),
-                    sites: Some(
-                        raw.into_iter()
-                            .map(|s| SiteEntry {
-                                acme: Some(AcmeKeys::all(&s.acme)),
-                                domain: s.domain,
-                                aliases: s.aliases,
-                                backends: s.backends,
-                                routing: Some(s.routing),
-                                health: s.health,
-                                email: s.email,
-                                hsts: s.hsts,
-                            })
-                            .collect(),
-                    ),
-                    ..SiteFile::default()
-                })
-            }
-        }
+        file_of(&self.raw_sites())
     }
 
     /// The raw file of `to_file` (for key-by-key merging, e.g. fleet inventories).
@@ -368,13 +341,61 @@ impl Config {
 
     /// The YAML of `to_file`.
     pub fn to_yaml(&self) -> anyhow::Result<String> {
-        use anyhow::Context;
-        match self.to_file() {
-            SiteFileText::One(site) => serde_saphyr::to_string(&site),
-            SiteFileText::Many(file) => serde_saphyr::to_string(&file),
-        }
-        .context("encoding the sites as YAML")
+        yaml_of(&self.raw_sites())
     }
+
+    /// Every site as the file spells it.
+    pub fn raw_sites(&self) -> Vec<RawSite> {
+        self.sites.iter().map(Site::to_raw).collect()
+    }
+}
+
+/// The sites a site file's text describes, when it parses and resolves
+/// (values are not judged).
+pub fn raw_sites(text: &str) -> Option<Vec<RawSite>> {
+    from_secret_yaml::<SiteFile>(text).ok()?.resolve().ok()
+}
+
+/// The file that describes exactly these sites: the one-site form for one
+/// site (the same text earlier releases wrote), else `sites:` with every
+/// site's keys spelled out under the shared firewall and listen.
+pub fn file_of(sites: &[RawSite]) -> SiteFileText {
+    match sites {
+        [one] => SiteFileText::One(one.clone()),
+        sites => {
+            let shared = sites.first().cloned().unwrap_or_default();
+            SiteFileText::Many(SiteFile {
+                firewall: Some(shared.firewall),
+                listen: Some(shared.listen),
+                sites: Some(
+                    sites
+                        .iter()
+                        .map(|s| SiteEntry {
+                            acme: Some(AcmeKeys::all(&s.acme)),
+                            domain: s.domain.clone(),
+                            aliases: s.aliases.clone(),
+                            backends: s.backends.clone(),
+                            routing: Some(s.routing.clone()),
+                            health: s.health.clone(),
+                            email: s.email.clone(),
+                            hsts: s.hsts,
+                        })
+                        .collect(),
+                ),
+                ..SiteFile::default()
+            })
+        }
+    }
+}
+
+/// The YAML of `file_of`.
+pub fn yaml_of(sites: &[RawSite]) -> anyhow::Result<String> {
+    use anyhow::Context;
+    match file_of(sites) {
+        SiteFileText::One(site) => serde_saphyr::to_string(&site),
+        SiteFileText::Many(file) => serde_saphyr::to_string(&file),
+    }
+    .context("encoding the sites as YAML")
 }
 
 /// A configuration as a file: one site in the top-level keys, or `sites:`.

@@ -1,4 +1,5 @@
-//! Textual edits of the site file for `edgeup site add` and `edgeup site remove`.
+//! Textual edits of the site file for `edgeup site add`, `edgeup site remove`
+//! and `edgeup init` (add, edit or remove one site).
 //!
 //! The file belongs to the user: deserializing and serializing it again would
 //! drop their comments and reorder their keys. So these functions splice lines
@@ -93,32 +94,9 @@ pub fn add_site(text: &str, entry: &str) -> Result<String> {
 pub fn remove_site(text: &str, domain: &str) -> Result<String> {
     let lines = split_lines(text)?;
     let blocks = top_level(&lines)?;
-    let Some(sites) = blocks.iter().find(|b| b.key == "sites") else {
-        if blocks.iter().any(|b| b.key == "domain") {
-            bail!(
-                "the site file has the one-site form (a top-level `domain:`), not a `sites:` list"
-            );
-        }
-        bail!("the site file has no `sites:` list");
-    };
-    let elements = elements(&lines, sites)?;
-    let mut found = Vec::new();
-    for (k, e) in elements.iter().enumerate() {
-        // Unreadable (e.g. a flow mapping): it could be the site asked for.
-        let Some(d) = domain_of(&lines, e) else {
-            bail!(
-                "line {}: a site whose `domain:` cannot be read here",
-                e.item + 1
-            );
-        };
-        if d == domain {
-            found.push((k, e));
-        }
-    }
-    let (k, e) = match found[..] {
-        [found] => found,
-        [] => bail!("`{domain}` is not in the site file"),
-        _ => bail!("`{domain}` is in the site file {} times", found.len()),
+    let (elements, k) = find_site(&lines, &blocks, domain)?;
+    let Some(e) = elements.get(k) else {
+        bail!("`{domain}` is not in the site file");
     };
     let previous = k.checked_sub(1).and_then(|p| elements.get(p));
     // Also cut the blank lines that separated it from a neighbour, so the spacing stays even.
@@ -134,6 +112,187 @@ pub fn remove_site(text: &str, domain: &str) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// Replaces the element of the top-level `sites:` block sequence whose `domain` is
+/// `domain` with `entry` (one site mapping, as for `add_site`). Only that element
+/// changes, and in it only what `entry` changes: the comment lines above it stay,
+/// and so does every key (its lines and comments) whose value `entry` leaves as it
+/// was. A changed key takes `entry`'s lines in its place (the comments above it
+/// stay), a key `entry` lacks goes, a new one follows the element's last key.
+/// Errors as `remove_site` does (not found, one-site form, not block style).
+pub fn replace_site(text: &str, domain: &str, entry: &str) -> Result<String> {
+    let lines = split_lines(text)?;
+    let blocks = top_level(&lines)?;
+    let (elements, k) = find_site(&lines, &blocks, domain)?;
+    let Some(e) = elements.get(k) else {
+        bail!("`{domain}` is not in the site file");
+    };
+    let new = split_lines(entry)?;
+    let new_blocks = top_level(&new)?;
+    if !new_blocks.iter().any(|b| b.key == "domain") {
+        bail!("the new site has no `domain:`");
+    }
+    let element = Mapping::of(&lines, e)?;
+    let old_blocks = top_level(&element.lines)?;
+    let merged = merge(&element.lines, &old_blocks, &new, &new_blocks);
+    let mut out = String::new();
+    push_lines(&mut out, lines.get(..e.item).unwrap_or_default());
+    element.push(&mut out, &merged);
+    push_lines(&mut out, lines.get(e.end..).unwrap_or_default());
+    Ok(out)
+}
+
+/// The elements of the top-level `sites:` list and the index of the one
+/// whose `domain` is `domain` (exactly one).
+fn find_site(lines: &[&str], blocks: &[Block], domain: &str) -> Result<(Vec<Element>, usize)> {
+    let Some(sites) = blocks.iter().find(|b| b.key == "sites") else {
+        if blocks.iter().any(|b| b.key == "domain") {
+            bail!(
+                "the site file has the one-site form (a top-level `domain:`), not a `sites:` list"
+            );
+        }
+        bail!("the site file has no `sites:` list");
+    };
+    let elements = elements(lines, sites)?;
+    let mut found = Vec::new();
+    for (k, e) in elements.iter().enumerate() {
+        // Unreadable (e.g. a flow mapping): it could be the site asked for.
+        let Some(d) = domain_of(lines, e) else {
+            bail!(
+                "line {}: a site whose `domain:` cannot be read here",
+                e.item + 1
+            );
+        };
+        if d == domain {
+            found.push(k);
+        }
+    }
+    match found[..] {
+        [k] => Ok((elements, k)),
+        [] => bail!("`{domain}` is not in the site file"),
+        _ => bail!("`{domain}` is in the site file {} times", found.len()),
+    }
+}
+
+/// A `sites:` element as the mapping it holds: its lines moved left to
+/// column 0 (the key indentation), and how to put them back.
+struct Mapping<'a> {
+    lines: Vec<&'a str>,
+    /// The `- ` line as written.
+    dash: &'a str,
+    /// Whether the first key is on the `- ` line.
+    inline: bool,
+    key_indent: usize,
+}
+
+impl<'a> Mapping<'a> {
+    fn of(lines: &[&'a str], e: &Element) -> Result<Mapping<'a>> {
+        let dash = lines.get(e.item).copied().unwrap_or_default();
+        let after = dash
+            .trim_start_matches(' ')
+            .strip_prefix('-')
+            .unwrap_or_default();
+        let rest = after.trim_start_matches(' ');
+        let inline = !is_empty_value(rest);
+        let body = lines.get(e.item + 1..e.end).unwrap_or_default();
+        let key_indent = if inline {
+            dash.len() - rest.len()
+        } else {
+            match body.iter().find(|l| !is_blank(l) && !is_comment(l)) {
+                Some(l) => indent_of(l),
+                None => bail!("line {}: a site with no keys", e.item + 1),
+            }
+        };
+        let mut mapping: Vec<&str> = inline.then_some(rest).into_iter().collect();
+        for (j, line) in body.iter().enumerate() {
+            if is_blank(line) {
+                mapping.push("");
+            } else if indent_of(line) >= key_indent {
+                mapping.push(line.get(key_indent..).unwrap_or_default());
+            } else if is_comment(line) {
+                mapping.push(line.trim_start_matches(' '));
+            } else {
+                bail!(
+                    "line {}: not indented like the keys of its site",
+                    e.item + j + 2
+                );
+            }
+        }
+        Ok(Mapping {
+            lines: mapping,
+            dash,
+            inline,
+            key_indent,
+        })
+    }
+
+    /// Writes `mapping` back in this element's place and layout.
+    fn push(&self, out: &mut String, mapping: &[&str]) {
+        let first = mapping.iter().position(|l| !is_blank(l) && !is_comment(l));
+        if !self.inline {
+            push_line(out, self.dash);
+        }
+        let prefix = self.dash.get(..self.key_indent).unwrap_or_default();
+        let dash_indent = indent_of(self.dash);
+        for (k, line) in mapping.iter().enumerate() {
+            if is_blank(line) {
+                out.push('\n');
+                continue;
+            }
+            match (self.inline, first.map(|f| k.cmp(&f))) {
+                (true, Some(std::cmp::Ordering::Equal)) => out.push_str(prefix),
+                // Comments above a new first key go above the dash.
+                (true, Some(std::cmp::Ordering::Less)) => out.push_str(&" ".repeat(dash_indent)),
+                _ => out.push_str(&" ".repeat(self.key_indent)),
+            }
+            push_line(out, line);
+        }
+    }
+}
+
+/// The old mapping with `new`'s keys merged in (see `replace_site`).
+fn merge<'a>(
+    old: &[&'a str],
+    old_blocks: &[Block],
+    new: &[&'a str],
+    new_blocks: &[Block],
+) -> Vec<&'a str> {
+    let lines = |from: &[&'a str], range: std::ops::Range<usize>| -> Vec<&'a str> {
+        from.get(range).unwrap_or_default().to_vec()
+    };
+    let mut out = Vec::new();
+    let mut at = 0;
+    for b in old_blocks {
+        out.extend(lines(old, at..b.start));
+        match new_blocks.iter().find(|n| n.key == b.key) {
+            Some(n) if same_value(&lines(old, b.line..b.end), &lines(new, n.line..n.end)) => {
+                out.extend(lines(old, b.start..b.end));
+            }
+            Some(n) => {
+                out.extend(lines(old, b.start..b.line));
+                out.extend(lines(new, n.line..n.end));
+            }
+            None => {}
+        }
+        at = b.end;
+    }
+    for n in new_blocks
+        .iter()
+        .filter(|n| !old_blocks.iter().any(|b| b.key == n.key))
+    {
+        out.extend(lines(new, n.start..n.end));
+    }
+    out.extend(lines(old, at..old.len()));
+    out
+}
+
+/// Whether two `key: value` blocks mean the same (as parsed YAML); false
+/// when either does not parse.
+fn same_value(a: &[&str], b: &[&str]) -> bool {
+    let parse =
+        |lines: &[&str]| serde_saphyr::from_str::<serde_json::Value>(&lines.join("\n")).ok();
+    matches!((parse(a), parse(b)), (Some(a), Some(b)) if a == b)
 }
 
 /// A top-level key: `start..end` covers the comment lines directly above it,
@@ -736,6 +895,103 @@ email2: f
     }
 
     #[test]
+    fn replace_keeps_every_unchanged_key_with_its_comments() {
+        // grafana: new backend, new health, same domain (its trailing comment stays).
+        let entry =
+            "domain: grafana.example.com\nbackends:\n- 127.0.0.1:3002\nhealth: /api/health\n";
+        let out = replace_site(MULTI, "grafana.example.com", entry).unwrap();
+        let expected = MULTI.replace(
+            "    backends:\n      - 127.0.0.1:3001\n",
+            "    backends:\n    - 127.0.0.1:3002\n    health: /api/health\n",
+        );
+        assert_eq!(out, expected);
+        assert_eq!(domains(&out), ["chat.example.com", "grafana.example.com"]);
+    }
+
+    #[test]
+    fn replace_with_the_same_values_changes_no_byte() {
+        let chat = "domain: chat.example.com\naliases:\n- www.chat.example.com\nbackends:\n- 127.0.0.1:3000\n";
+        assert_eq!(
+            replace_site(MULTI, "chat.example.com", chat).unwrap(),
+            MULTI
+        );
+        let text = "sites:\n  -\n    # c\n    domain: c\n    backends: [x]\n  -   domain: 'd' # d\n      backends:\n      - y\n";
+        let c = "domain: c\nbackends:\n- x\n";
+        let d = "domain: d\nbackends: [y]\n";
+        assert_eq!(replace_site(text, "c", c).unwrap(), text);
+        assert_eq!(replace_site(text, "d", d).unwrap(), text);
+    }
+
+    #[test]
+    fn replace_keeps_comments_above_a_changed_key_and_drops_a_removed_key() {
+        let text = "\
+# shared
+email: e
+sites:
+  # the first
+  - domain: a
+    # where the app listens
+    backends: [x] # docker
+    health: /up
+  # the second
+  - domain: b
+    backends: [y]
+firewall: auto
+";
+        let out = replace_site(text, "a", "domain: a2\nbackends:\n- z\nemail: me@a2\n").unwrap();
+        let expected = "\
+# shared
+email: e
+sites:
+  # the first
+  - domain: a2
+    # where the app listens
+    backends:
+    - z
+    email: me@a2
+  # the second
+  - domain: b
+    backends: [y]
+firewall: auto
+";
+        assert_eq!(out, expected);
+        assert_eq!(domains(&out), ["a2", "b"]);
+    }
+
+    #[test]
+    fn replace_a_last_element_in_a_zero_indent_sequence() {
+        let text = "sites:\n- domain: a\n- domain: b\n  backends:\n  - y\nemail: e\n";
+        let out = replace_site(text, "b", "domain: b\nbackends:\n- w\n").unwrap();
+        assert_eq!(
+            out,
+            "sites:\n- domain: a\n- domain: b\n  backends:\n  - w\nemail: e\n"
+        );
+        // A renamed site keeps its place; a first key that goes leaves the dash to the next.
+        let out = replace_site(text, "b", "domain: c\nbackends:\n- y\n").unwrap();
+        assert_eq!(
+            out,
+            "sites:\n- domain: a\n- domain: c\n  backends:\n  - y\nemail: e\n"
+        );
+        let text = "sites:\n- health: /up\n  # its name\n  domain: b\n";
+        let out = replace_site(text, "b", "domain: b\n").unwrap();
+        assert_eq!(out, "sites:\n# its name\n- domain: b\n");
+        assert_eq!(domains(&out), ["b"]);
+    }
+
+    #[test]
+    fn replace_errors() {
+        let err = |text: &str, d: &str, entry: &str| {
+            replace_site(text, d, entry).unwrap_err().to_string()
+        };
+        assert!(err(MULTI, "nope.example.com", ENTRY).contains("not in the site file"));
+        assert!(err(LEGACY, "chat.example.com", ENTRY).contains("one-site form"));
+        assert!(err("sites: [{domain: a}]\n", "a", ENTRY).contains("not a block sequence"));
+        assert!(err(MULTI, "chat.example.com", "backends: [x]\n").contains("no `domain:`"));
+        assert!(err("sites:\n  -   domain: a\n    x: 1\n", "a", ENTRY).contains("not indented"));
+        assert!(err("sites:\n  -\n  - domain: b\n", "a", ENTRY).contains("cannot be read"));
+    }
+
+    #[test]
     fn add_errors() {
         let refused = |text: &str| add_site(text, ENTRY).is_err();
         assert!(refused("sites: [{domain: a}]\n"));
@@ -870,7 +1126,25 @@ email2: f
                     assert_eq!(domains(&out), want, "{text:?} -> {out:?}");
                 }
             }
+            if let Ok(out) = replace_site(&text, "a", "domain: r\n") {
+                assert!(out.ends_with('\n'), "{text:?}");
+                if let Some(before) = &before {
+                    let want: Vec<String> = before
+                        .sites
+                        .iter()
+                        .map(|s| {
+                            if s.domain == "a" {
+                                "r".into()
+                            } else {
+                                s.domain.clone()
+                            }
+                        })
+                        .collect();
+                    assert_eq!(domains(&out), want, "{text:?} -> {out:?}");
+                }
+            }
             let _ = add_site("sites:\n  - domain: a\n", &text);
+            let _ = replace_site("sites:\n  - domain: a\n", "a", &text);
         }
     }
 }

@@ -6,10 +6,10 @@
 use super::ask::Ask;
 use super::fields;
 use super::questions::with;
-use crate::site::{Eab, RawSite as Site};
+use crate::site::{Eab, RawSite};
 use anyhow::Result;
 
-pub fn ask_custom_ca(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
+pub fn ask_custom_ca(ask: &mut dyn Ask, site: &mut RawSite) -> Result<()> {
     let current = Some(site.acme.directory.clone()).filter(|d| d.starts_with("https://"));
     let base = site.clone();
     let valid = |v: &str| {

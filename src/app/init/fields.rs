@@ -1,9 +1,10 @@
 //! One answer at a time, judged by the site validation itself: a candidate
-//! site with the answer in place is validated whole, and only the problems
-//! of the asked field are kept. So a prompt refuses exactly what the site
-//! file would refuse, with the same words.
+//! site with the answer in place is validated whole (beside the file's other
+//! sites, whose names it may not take), and only the problems of the asked
+//! field are kept. So a prompt refuses exactly what the site file would
+//! refuse, with the same words.
 
-use crate::site::{self, RawSite as Site};
+use crate::site::{self, Problem, RawSite};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -18,13 +19,23 @@ pub const REACH_TIMEOUT: Duration = Duration::from_millis(800);
 /// email are asked, the certificate source is not chosen yet, and a LAN name
 /// (`chat.lan`) must not be refused for Let's Encrypt's sake. The whole site
 /// is validated again at the end of the interview.
-pub fn check(candidate: &Site, field: &str, relaxed: bool) -> Result<(), String> {
+pub fn check(candidate: &RawSite, field: &str, relaxed: bool) -> Result<(), String> {
+    check_beside(candidate, &[], field, relaxed)
+}
+
+/// `check` for a site that joins `others` in one file.
+pub fn check_beside(
+    candidate: &RawSite,
+    others: &[RawSite],
+    field: &str,
+    relaxed: bool,
+) -> Result<(), String> {
     let mut site = candidate.clone();
     if relaxed {
         site.acme.directory = "off".into();
         site.hsts = None;
     }
-    let problems: Vec<String> = site::validate(&site)
+    let problems: Vec<String> = problems(&site, others)
         .into_iter()
         .filter(|p| belongs(&p.field, field))
         .map(|p| p.to_string())
@@ -34,6 +45,45 @@ pub fn check(candidate: &Site, field: &str, relaxed: bool) -> Result<(), String>
     } else {
         Err(problems.join("; "))
     }
+}
+
+/// The problems of `site` beside `others`: its own, and the names it shares
+/// with them (the whole-configuration check, kept to `site`'s side and
+/// named as in a one-site file: `domain`, `aliases[0]`).
+pub fn problems(site: &RawSite, others: &[RawSite]) -> Vec<Problem> {
+    let mut problems = site::validate(site);
+    if others.is_empty() {
+        return problems;
+    }
+    let sites: Vec<RawSite> = others.iter().chain([site]).cloned().collect();
+    // Each shared name is reported on the later site: `site`, put last.
+    let own = format!("sites[{}].", others.len());
+    problems.extend(
+        site::name_collisions(&sites, true)
+            .into_iter()
+            .filter_map(|mut p| {
+                p.field = p.field.strip_prefix(&own)?.to_string();
+                Some(p)
+            }),
+    );
+    problems
+}
+
+/// The warnings `site` brings to `others` (e.g. a backend another site
+/// already uses).
+/// Only once all of them are valid (the warnings compare parsed addresses).
+pub fn warnings_beside(site: &RawSite, others: &[RawSite]) -> Vec<String> {
+    let warnings = |sites: &[RawSite]| {
+        site::validate_config(sites, None)
+            .map(|config| site::config_warnings(&config))
+            .unwrap_or_default()
+    };
+    let before = warnings(others);
+    let all: Vec<RawSite> = others.iter().chain([site]).cloned().collect();
+    warnings(&all)
+        .into_iter()
+        .filter(|w| !before.contains(w))
+        .collect()
 }
 
 /// Whether a problem's field is `field` or inside it.

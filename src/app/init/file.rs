@@ -1,11 +1,13 @@
-//! The site file `init` reads (previous answers) and writes: YAML with a
-//! comment on every key, mode 0600 (it may hold an EAB key), written
-//! atomically. The text is checked to load back as exactly the same site
-//! before it is written.
+//! The site file `init` reads (previous answers, or the sites to add to,
+//! edit or remove from) and writes, mode 0600 (it may hold an EAB key),
+//! atomically. A one-site file is rendered as YAML with a comment on every
+//! key, checked to load back as exactly the same site before it is written.
 
+use crate::app::site_edit::Record;
 use crate::exit;
 use crate::host::{FileAttrs, Host};
-use crate::site::RawSite as Site;
+use crate::site::config::from_secret_yaml;
+use crate::site::{RawSite, SiteFile};
 use anyhow::{Context, Result};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -24,8 +26,8 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(cwd.join(path))
 }
 
-/// The previous answers: None when the file does not exist yet.
-pub fn load(path: &Path) -> Result<Option<Site>> {
+/// The file as it is (its sites, either form): None when it does not exist yet.
+pub fn load(path: &Path) -> Result<Option<Record>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -42,27 +44,19 @@ pub fn load(path: &Path) -> Result<Option<Site>> {
             )));
         }
     };
-    use crate::site::config::from_secret_yaml;
-    if from_secret_yaml::<crate::site::SiteFile>(&text).is_ok_and(|f| f.is_multi()) {
-        return Err(exit::invalid(format!(
-            "{} lists several sites (sites:); `edgeup init` edits a one-site file. Add or remove \
-             sites with `edgeup site add` / `edgeup site remove`, or edit the file and run \
-             `edgeup apply`. Nothing was asked or written.",
+    let invalid = |why: String| {
+        exit::invalid(format!(
+            "{} is not a valid site file: {why}\nFix it (README: \"Site file\"), move it away to \
+             start over, or use -f FILE to write another one. Nothing was asked or written.",
             path.display()
-        )));
-    }
-    from_secret_yaml::<Site>(&text)
-        .map(|mut site| {
-            site.listen.migrate();
-            Some(site)
-        })
-        .map_err(|e| {
-            exit::invalid(format!(
-                "{} is not a valid site file: {e}\nFix it (README: \"Site file\"), move it away to \
-                 start over, or use -f FILE to write another one. Nothing was asked or written.",
-                path.display()
-            ))
-        })
+        ))
+    };
+    let file = from_secret_yaml::<SiteFile>(&text).map_err(|e| invalid(e.to_string()))?;
+    let sites = file.resolve().map_err(|problems| {
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        invalid(problems.join("; "))
+    })?;
+    Ok(Some(Record { text, file, sites }))
 }
 
 /// Fails early (before any question) when the file could not be written:
@@ -91,16 +85,21 @@ pub fn check_writable(path: &Path) -> Result<()> {
     )))
 }
 
-/// Writes the site to `path` (absolute), 0600, owned by the current user.
-pub fn write(host: &Host, path: &Path, site: &Site) -> Result<()> {
+/// The one-site file for `site` (`render`), checked to load back as it.
+pub fn rendered(site: &RawSite) -> Result<String> {
     let text = render(site);
-    let back: Site = serde_saphyr::from_str(&text)
+    let back: RawSite = serde_saphyr::from_str(&text)
         .context("the site file edgeup rendered does not load back (a bug in edgeup)")?;
     if back != *site {
         anyhow::bail!(
             "the site file edgeup rendered loads back as another site (a bug in edgeup); nothing was written"
         );
     }
+    Ok(text)
+}
+
+/// Writes `text` to `path` (absolute), 0600, owned by the current user.
+pub fn write(host: &Host, path: &Path, text: &str) -> Result<()> {
     // SAFETY: geteuid/getegid have no preconditions and cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let attrs = FileAttrs {
@@ -146,7 +145,7 @@ fn opt(value: Option<String>) -> String {
 }
 
 /// The site as YAML with a comment per key.
-pub fn render(site: &Site) -> String {
+pub fn render(site: &RawSite) -> String {
     let acme = &site.acme;
     let eab = match &acme.eab {
         None => " null".to_string(),

@@ -3,12 +3,13 @@
 //! answer is validated as typed (`fields::check`); the current value of
 //! every field is the default, so re-running `init` edits. At the end the
 //! whole site is validated, and whatever it still refuses (a reserved name
-//! under Let's Encrypt, a missing email once ACME is on) is asked again.
+//! under Let's Encrypt, a missing email once ACME is on, a name another site
+//! of the file has) is asked again.
 
 use super::ask::Ask;
 use super::fields;
 use crate::exit;
-use crate::site::RawSite as Site;
+use crate::site::RawSite;
 use anyhow::Result;
 
 /// What `detect` found, for defaults and explanations.
@@ -30,35 +31,77 @@ pub type Reach<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// How many times the closing validation may send the user back.
 const MAX_FIX_ROUNDS: usize = 10;
 
-pub fn interview(ask: &mut dyn Ask, start: Site, hints: &Hints, reach: Reach) -> Result<Site> {
+/// Where the interviewed site goes: alone in a one-site file (the default),
+/// or as one entry of a `sites:` file beside `others`.
+#[derive(Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// The file's other sites: their names are taken.
+    pub others: &'a [RawSite],
+    /// One entry of a `sites:` file: the firewall, a host-wide top-level
+    /// key, is not asked.
+    pub entry: bool,
+}
+
+/// The site alone in its file.
+pub fn interview(
+    ask: &mut dyn Ask,
+    start: RawSite,
+    hints: &Hints,
+    reach: Reach,
+) -> Result<RawSite> {
+    interview_in(ask, start, hints, reach, Scope::default())
+}
+
+pub fn interview_in(
+    ask: &mut dyn Ask,
+    start: RawSite,
+    hints: &Hints,
+    reach: Reach,
+    scope: Scope,
+) -> Result<RawSite> {
     let mut site = start;
-    domain(ask, &mut site, hints, true)?;
+    domain(ask, &mut site, hints, scope.others, true)?;
     email(ask, &mut site, true)?;
-    backends(ask, &mut site, hints, reach)?;
+    backends(ask, &mut site, hints, reach, scope.others)?;
     routing(ask, &mut site)?;
     certificate_source(ask, &mut site)?;
     acme_client(ask, &mut site, hints)?;
-    firewall(ask, &mut site, hints)?;
+    if scope.entry {
+        ask.note(&format!(
+            "Firewall: {} (shared by every site: the top-level firewall: key of the site file)",
+            site.firewall
+        ));
+    } else {
+        firewall(ask, &mut site, hints)?;
+    }
     hsts(ask, &mut site)?;
-    fix_remaining(ask, &mut site, hints, reach)?;
+    fix_remaining(ask, &mut site, hints, reach, scope.others)?;
     Ok(site)
 }
 
 /// `site` with one change: the candidate an answer is validated in.
-pub(super) fn with(site: &Site, change: impl FnOnce(&mut Site)) -> Site {
+pub(super) fn with(site: &RawSite, change: impl FnOnce(&mut RawSite)) -> RawSite {
     let mut candidate = site.clone();
     change(&mut candidate);
     candidate
 }
 
-fn domain(ask: &mut dyn Ask, site: &mut Site, hints: &Hints, relaxed: bool) -> Result<()> {
+fn domain(
+    ask: &mut dyn Ask,
+    site: &mut RawSite,
+    hints: &Hints,
+    others: &[RawSite],
+    relaxed: bool,
+) -> Result<()> {
+    let taken = |name: &String| others.iter().any(|o| o.names().contains(name));
     let current = Some(site.domain.clone())
         .filter(|d| !d.is_empty())
-        .or_else(|| hints.hostname.clone());
+        .or_else(|| hints.hostname.clone().filter(|h| !taken(h)));
     let base = site.clone();
     let valid = |v: &str| {
-        fields::check(
+        fields::check_beside(
             &with(&base, |s| s.domain = v.to_string()),
+            others,
             "domain",
             relaxed,
         )
@@ -72,7 +115,7 @@ fn domain(ask: &mut dyn Ask, site: &mut Site, hints: &Hints, relaxed: bool) -> R
     Ok(())
 }
 
-fn email(ask: &mut dyn Ask, site: &mut Site, relaxed: bool) -> Result<()> {
+fn email(ask: &mut dyn Ask, site: &mut RawSite, relaxed: bool) -> Result<()> {
     let base = site.clone();
     let valid = |v: &str| {
         fields::check(
@@ -93,7 +136,13 @@ fn email(ask: &mut dyn Ask, site: &mut Site, relaxed: bool) -> Result<()> {
     Ok(())
 }
 
-fn backends(ask: &mut dyn Ask, site: &mut Site, hints: &Hints, reach: Reach) -> Result<()> {
+fn backends(
+    ask: &mut dyn Ask,
+    site: &mut RawSite,
+    hints: &Hints,
+    reach: Reach,
+    others: &[RawSite],
+) -> Result<()> {
     let current = if site.backends.is_empty() {
         hints
             .app
@@ -122,13 +171,16 @@ fn backends(ask: &mut dyn Ask, site: &mut Site, hints: &Hints, reach: Reach) -> 
             ask.warn(&warning);
         }
     }
+    for warning in fields::warnings_beside(site, others) {
+        ask.warn(&warning);
+    }
     Ok(())
 }
 
 const OPEN_WEBUI_SUBPATH: &str = "Open WebUI has no sub-path support: its pages call /api, \
 /ws/socket.io and /_app at the root, so it will not work under a prefix. Use a subdomain for it.";
 
-fn routing(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
+fn routing(ask: &mut dyn Ask, site: &mut RawSite) -> Result<()> {
     let items = [
         format!(
             "subdomain: the app at https://{}/ (recommended)",
@@ -163,7 +215,7 @@ fn routing(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
     Ok(())
 }
 
-fn certificate_source(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
+fn certificate_source(ask: &mut dyn Ask, site: &mut RawSite) -> Result<()> {
     let items = [
         "Let's Encrypt staging: test certificates browsers do not trust (try the setup first)"
             .to_string(),
@@ -203,7 +255,7 @@ fn certificate_source(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
     Ok(())
 }
 
-fn acme_client(ask: &mut dyn Ask, site: &mut Site, hints: &Hints) -> Result<()> {
+fn acme_client(ask: &mut dyn Ask, site: &mut RawSite, hints: &Hints) -> Result<()> {
     if !site.acme.enabled() {
         return Ok(());
     }
@@ -226,7 +278,7 @@ fn acme_client(ask: &mut dyn Ask, site: &mut Site, hints: &Hints) -> Result<()> 
     Ok(())
 }
 
-fn firewall(ask: &mut dyn Ask, site: &mut Site, hints: &Hints) -> Result<()> {
+fn firewall(ask: &mut dyn Ask, site: &mut RawSite, hints: &Hints) -> Result<()> {
     let values = ["auto", "firewalld", "ufw", "none"];
     let active = if hints.firewall.is_empty() {
         "none"
@@ -245,7 +297,7 @@ fn firewall(ask: &mut dyn Ask, site: &mut Site, hints: &Hints) -> Result<()> {
     Ok(())
 }
 
-fn hsts(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
+fn hsts(ask: &mut dyn Ask, site: &mut RawSite) -> Result<()> {
     if !site.acme.enabled() {
         if site.hsts == Some(true) {
             site.hsts = None;
@@ -271,10 +323,17 @@ fn hsts(ask: &mut dyn Ask, site: &mut Site) -> Result<()> {
     Ok(())
 }
 
-/// Validates the whole site; asks again for what it still refuses.
-fn fix_remaining(ask: &mut dyn Ask, site: &mut Site, hints: &Hints, reach: Reach) -> Result<()> {
+/// Validates the whole site (beside `others`); asks again for what it
+/// still refuses.
+fn fix_remaining(
+    ask: &mut dyn Ask,
+    site: &mut RawSite,
+    hints: &Hints,
+    reach: Reach,
+    others: &[RawSite],
+) -> Result<()> {
     for _ in 0..MAX_FIX_ROUNDS {
-        let problems = crate::site::validate(site);
+        let problems = fields::problems(site, others);
         let Some(problem) = problems.first() else {
             return Ok(());
         };
@@ -293,12 +352,12 @@ fn fix_remaining(ask: &mut dyn Ask, site: &mut Site, hints: &Hints, reach: Reach
                 acme_client(ask, site, hints)?;
                 hsts(ask, site)?;
             } else if field == "domain" {
-                domain(ask, site, hints, false)?;
+                domain(ask, site, hints, others, false)?;
             } else {
                 email(ask, site, false)?;
             }
         } else if fields::belongs(field, "backends") {
-            backends(ask, site, hints, reach)?;
+            backends(ask, site, hints, reach, others)?;
         } else if fields::belongs(field, "routing") {
             routing(ask, site)?;
         } else if fields::belongs(field, "acme") || fields::belongs(field, "hsts") {

@@ -4,12 +4,12 @@
 use super::ask::{Ask, Validator};
 use super::questions::{Hints, interview};
 use super::{blank_site, fields, file};
-use crate::site::RawSite as Site;
+use crate::site::RawSite;
 use anyhow::Result;
 use std::collections::VecDeque;
 
 #[derive(Debug)]
-enum A {
+pub(super) enum A {
     /// Typed text; "" takes the default (Enter).
     Text(&'static str),
     Pick(usize),
@@ -17,14 +17,14 @@ enum A {
 }
 
 #[derive(Default)]
-struct Script {
-    answers: VecDeque<A>,
+pub(super) struct Script {
+    pub(super) answers: VecDeque<A>,
     /// Every prompt, answer, refusal, note and warning, in order.
-    log: Vec<String>,
+    pub(super) log: Vec<String>,
 }
 
 impl Script {
-    fn new(answers: Vec<A>) -> Script {
+    pub(super) fn new(answers: Vec<A>) -> Script {
         Script {
             answers: answers.into(),
             log: Vec::new(),
@@ -41,11 +41,11 @@ impl Script {
         }
     }
 
-    fn refusals(&self) -> Vec<&String> {
+    pub(super) fn refusals(&self) -> Vec<&String> {
         self.log.iter().filter(|l| l.contains("REFUSED")).collect()
     }
 
-    fn has(&self, needle: &str) -> bool {
+    pub(super) fn has(&self, needle: &str) -> bool {
         self.log.iter().any(|l| l.contains(needle))
     }
 }
@@ -116,9 +116,9 @@ impl Ask for Script {
 }
 
 /// Enter on a selection: keep the highlighted default.
-const KEEP: usize = usize::MAX;
+pub(super) const KEEP: usize = usize::MAX;
 
-fn hints() -> Hints {
+pub(super) fn hints() -> Hints {
     Hints {
         firewall: "ufw".into(),
         certbot_available: true,
@@ -131,11 +131,11 @@ fn nothing_listens(backend: &str) -> Option<String> {
     Some(format!("nothing answers on {backend} yet"))
 }
 
-fn all_listen(_: &str) -> Option<String> {
+pub(super) fn all_listen(_: &str) -> Option<String> {
     None
 }
 
-fn run(answers: Vec<A>, start: Site) -> (Site, Script) {
+fn run(answers: Vec<A>, start: RawSite) -> (RawSite, Script) {
     let mut script = Script::new(answers);
     let site = interview(&mut script, start, &hints(), &all_listen)
         .unwrap_or_else(|e| panic!("{e:#}\n{}", script.log.join("\n")));
@@ -417,7 +417,7 @@ fn field_matching_covers_list_entries_and_children() {
     assert_eq!(fields::split_list(" a:1,b:2  c:3 ,"), ["a:1", "b:2", "c:3"]);
 }
 
-fn rich_site() -> Site {
+fn rich_site() -> RawSite {
     let yaml = r#"
 domain: chat.example.com
 email: "o'brien+ops@your-company.com"
@@ -445,7 +445,7 @@ listen:
 fn rendered_file_loads_back_identically_with_a_comment_per_key() {
     for site in [rich_site(), blank_site()] {
         let text = file::render(&site);
-        let back: Site = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let back: RawSite = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(back, site, "{text}");
         let lines: Vec<&str> = text.lines().collect();
         for (i, line) in lines.iter().enumerate() {
@@ -469,19 +469,25 @@ fn written_file_is_0600_and_loads_back() {
     let path = dir.path().join("etc/edgeup/site.yaml");
     let host = crate::host::Host::real();
     file::check_writable(&path).expect("writable");
-    file::write(&host, &path, &rich_site()).expect("write");
+    let text = file::rendered(&rich_site()).expect("render");
+    file::write(&host, &path, &text).expect("write");
     let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    assert_eq!(file::load(&path).expect("load"), Some(rich_site()));
+    let loaded = file::load(&path).expect("load").expect("the file");
+    assert_eq!(loaded.sites, [rich_site()]);
+    assert_eq!(loaded.text, text);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     file::restrict(&path).expect("restrict");
     let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "a hand-made 0644 file is made 0600");
-    assert_eq!(
-        file::load(&dir.path().join("missing.yaml")).expect("load"),
-        None
+    assert!(
+        file::load(&dir.path().join("missing.yaml"))
+            .expect("load")
+            .is_none()
     );
     std::fs::write(&path, "domain: [").expect("write");
-    let err = file::load(&path).expect_err("broken file");
+    let Err(err) = file::load(&path) else {
+        panic!("a broken file loads");
+    };
     assert_eq!(crate::exit::code_of(&err), crate::exit::INVALID_INPUT);
 }
