@@ -12,6 +12,8 @@
 //!
 //! The tests run as root (they chown inside the fixture).
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "transcript/certbot.rs"]
 mod fake_certbot;
 #[path = "transcript/fixture.rs"]
@@ -892,4 +894,80 @@ fn rocky_acme_with_certbot_issues_and_enables_certbot_renew() {
 
     let again = fx.run(Mode::Apply, with_certbot);
     assert_eq!(again.mutating(), Vec::<String>::new(), "{again:#?}");
+}
+
+/// ACME on the RHEL path with the builtin client, against a real CA:
+/// Pebble on loopback validates straight at edgeup's responder (there is no
+/// HAProxy in a transcript, so the preflight is off and the responder sits
+/// on 127.0.0.1:981, a privileged port no other test uses). The commands
+/// are the RHEL ones plus the renewal timer; the PEM is Pebble's; the timer
+/// runs the edgeup installed at /usr/local/bin; a re-run runs nothing
+/// mutating and asks the CA for nothing new.
+#[test]
+fn rocky_acme_with_the_builtin_client_issues_from_pebble_and_enables_edgeup_renew() {
+    use common::pebble::{Options, Pebble};
+    use edgeup::site::Directory;
+    let pebble = Pebble::start_with(
+        Options::new(981)
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .env("PEBBLE_WFE_NONCEREJECT", "0"),
+    );
+    let mut fx = Fixture::rocky_9();
+    let site = &mut fx.config.sites[0];
+    site.email = Some("ops@widgets.dev".into());
+    site.acme.directory = Directory::Url(pebble.directory.clone());
+    site.acme.ca_bundle = Some(pebble.ca_bundle.clone());
+    site.acme.preflight = false;
+    site.listen.acme_responder = "127.0.0.1:981".parse().expect("responder");
+    fx.write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "1024\n");
+
+    let run = fx.apply();
+    assert_eq!(run.recap().failed, 0, "{run:#?}");
+    assert_eq!(
+        run.mutating(),
+        [
+            "dnf install -y epel-release",
+            "dnf install -y haproxy certbot openssl",
+            VALIDATE,
+            "firewall-cmd --permanent --add-service=http --add-service=https",
+            "firewall-cmd --add-service=http --add-service=https",
+            "setsebool -P haproxy_connect_any on",
+            ENABLE,
+            START,
+            RELOAD_CMD,
+            // the new certificate, flushed with the renewal units' daemon-reload
+            RELOAD_CMD,
+            "systemctl daemon-reload",
+            "systemctl enable edgeup-renew.timer",
+            "systemctl start edgeup-renew.timer",
+        ],
+        "{run:#?}"
+    );
+    let pem = String::from_utf8(fx.read(PEM).unwrap_or_default()).unwrap_or_default();
+    pebble
+        .verify_issued(&pem)
+        .unwrap_or_else(|e| panic!("the PEM is not Pebble's: {e}"));
+    let unit = String::from_utf8(
+        fx.read("/etc/systemd/system/edgeup-renew.service")
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/edgeup renew --quiet"),
+        "{unit}"
+    );
+    let installed = fx.root().join("usr/local/bin/edgeup");
+    let mode = std::fs::metadata(&installed)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0);
+    assert_eq!(mode, 0o755, "{}", installed.display());
+    let orders = pebble.ca_log().matches("Added order").count();
+
+    let again = fx.apply();
+    assert_eq!(again.mutating(), Vec::<String>::new(), "{again:#?}");
+    assert_eq!(
+        pebble.ca_log().matches("Added order").count(),
+        orders,
+        "the re-run ordered a certificate"
+    );
 }
