@@ -40,11 +40,24 @@ pub struct Report {
     pub renewal: Renewal,
     pub https: Probe,
     pub websocket: Probe,
-    /// One verdict per concern, in display order.
+    /// One verdict per concern, in display order: the host's first.
     pub checks: Vec<Check>,
+    /// How many of `checks` are the host's (distro, systemd, HAProxy): shown
+    /// once above the sites' blocks when there are several.
+    #[serde(skip)]
+    pub host_checks: usize,
 }
 
-#[derive(Debug, Serialize)]
+/// What every site on the host shares, looked at once per `status`.
+pub struct HostFacts {
+    distro: Option<String>,
+    profile: Option<Distro>,
+    systemd: Systemd,
+    haproxy: Haproxy,
+    checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct Haproxy {
     pub version: Option<String>,
     /// None without systemd.
@@ -100,14 +113,20 @@ pub fn run(
         timeout: Duration::from_secs(args.timeout.max(1)),
         now: pki::now(),
     };
-    // One report per site (one JSON line each), then the verdict over all.
+    // One report per site (one JSON line each, whole), then the verdict
+    // over all; the host is looked at once, and shown once above the sites.
+    let facts = gather_host(host, assets);
+    let several = sites.len() > 1;
+    if several && !out.json {
+        print::host(&facts.checks, out.verbosity);
+    }
     let mut unhealthy = Vec::new();
     for site in &sites {
-        let report = gather(host, assets, site, &options);
+        let report = gather_site(host, &facts, site, &options);
         if out.json {
             crate::outln!("{}", serde_json::to_string(&report)?);
         } else {
-            print::human(&report, out.verbosity);
+            print::human(&report, out.verbosity, several);
         }
         if !report.healthy {
             unhealthy.push(site.domain.clone());
@@ -141,12 +160,16 @@ fn refuse_unreadable_default(args: &crate::cli::SiteArgs) -> Result<()> {
     }
 }
 
-/// Everything status looks at, judged. Never fails: what cannot be known
-/// becomes a failed check that says why.
+/// Everything status looks at for one site, judged (see `gather_site`).
 pub fn gather(host: &Host, assets: &Assets, site: &Site, options: &Options) -> Report {
-    let mut checks = Vec::new();
+    gather_site(host, &gather_host(host, assets), site, options)
+}
 
-    let (distro_name, profile) = identify(host, assets, &mut checks);
+/// The host's side: distro, systemd, HAProxy. Never fails: what cannot be
+/// known becomes a failed check that says why.
+pub fn gather_host(host: &Host, assets: &Assets) -> HostFacts {
+    let mut checks = Vec::new();
+    let (distro, profile) = identify(host, assets, &mut checks);
     let systemd = probes::systemd(host);
     if systemd.running {
         checks.push(Check::new("systemd", Level::Ok, "running"));
@@ -174,7 +197,22 @@ pub fn gather(host: &Host, assets: &Assets, site: &Site, options: &Options) -> R
         haproxy.version.as_deref(),
         haproxy.unit.as_ref(),
     ));
+    HostFacts {
+        distro,
+        profile,
+        systemd,
+        haproxy,
+        checks,
+    }
+}
 
+/// One site's side (certificate, renewal, HTTPS and websocket probes with
+/// its SNI) after the host's checks. Never fails, like `gather_host`.
+pub fn gather_site(host: &Host, facts: &HostFacts, site: &Site, options: &Options) -> Report {
+    let profile = &facts.profile;
+    let systemd = facts.systemd.clone();
+    let mut checks = facts.checks.clone();
+    let host_checks = checks.len();
     let target = Target {
         addr: options
             .connect
@@ -214,14 +252,15 @@ pub fn gather(host: &Host, assets: &Assets, site: &Site, options: &Options) -> R
     Report {
         healthy: checks.iter().all(|c| c.level != Level::Fail),
         domain: site.domain.clone(),
-        distro: distro_name,
+        distro: facts.distro.clone(),
         systemd,
-        haproxy,
+        haproxy: facts.haproxy.clone(),
         certificate,
         renewal,
         https,
         websocket,
         checks,
+        host_checks,
     }
 }
 

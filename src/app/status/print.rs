@@ -1,24 +1,22 @@
-//! `edgeup status` for people: one line per check, then the verdict.
+//! `edgeup status` for people: one line per check, then the verdict. With
+//! several sites the host's checks come once, above the sites' blocks.
 
 use super::Report;
-use super::checks::Level;
+use super::checks::{Check, Level};
 use crate::report::Verbosity;
 use crate::report::plain::color_enabled;
 use std::io::IsTerminal;
 
-pub fn human(report: &Report, verbosity: Verbosity) {
-    let color = color_enabled(std::io::stdout().is_terminal());
-    let paint = |text: &str, code: &str| {
-        if color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    };
-    if verbosity != Verbosity::Quiet {
-        crate::outln!("edgeup status: {}", report.domain);
+fn paint(text: &str, code: &str) -> String {
+    if color_enabled(std::io::stdout().is_terminal()) {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
     }
-    for check in &report.checks {
+}
+
+fn lines(checks: &[Check], verbosity: Verbosity) {
+    for check in checks {
         let word = match check.level {
             Level::Ok => paint("ok  ", "32"),
             Level::Warn => paint("warn", "33"),
@@ -29,6 +27,23 @@ pub fn human(report: &Report, verbosity: Verbosity) {
         }
         crate::outln!("  {word}  {:<12} {}", check.name, check.message);
     }
+}
+
+/// The host's block (several sites: shown once).
+pub fn host(checks: &[Check], verbosity: Verbosity) {
+    if verbosity != Verbosity::Quiet {
+        crate::outln!("edgeup status: this host");
+    }
+    lines(checks, verbosity);
+}
+
+/// One site's block; `host_shown`: the host's checks were printed above.
+pub fn human(report: &Report, verbosity: Verbosity, host_shown: bool) {
+    if verbosity != Verbosity::Quiet {
+        crate::outln!("edgeup status: {}", report.domain);
+    }
+    let skip = if host_shown { report.host_checks } else { 0 };
+    lines(report.checks.get(skip..).unwrap_or_default(), verbosity);
     if verbosity == Verbosity::Verbose {
         if let Some(cert) = &report.certificate {
             crate::outln!(
