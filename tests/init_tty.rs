@@ -37,6 +37,7 @@ impl Tmux {
     /// prints EXIT_MARK and the exit code, then the pane stays open.
     fn start(name: &str, dir: &Path, script: &str) -> Tmux {
         require_tmux();
+        kill_stale_servers();
         let conf = dir.join("tmux.conf");
         std::fs::write(&conf, "set -g history-limit 50000\n").expect("tmux.conf");
         let file = dir.join(format!("{name}.sh"));
@@ -132,6 +133,33 @@ impl Tmux {
         line.trim()
             .parse()
             .unwrap_or_else(|_| panic!("no exit code in {line:?}; screen:\n{screen}"))
+    }
+}
+
+/// tmux servers of test processes that no longer exist (killed before
+/// their guards ran): each still runs a `sleep 3600` pane.
+fn kill_stale_servers() {
+    // SAFETY: getuid(2) cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let Ok(sockets) = std::fs::read_dir(format!("/tmp/tmux-{uid}")) else {
+        return;
+    };
+    for socket in sockets.flatten() {
+        let name = socket.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("edgeup-test-")
+            .and_then(|rest| rest.rsplit_once('-'))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = Command::new("tmux")
+                .args(["-L", &name, "kill-server"])
+                .stderr(std::process::Stdio::null())
+                .status();
+            let _ = std::fs::remove_file(socket.path());
+        }
     }
 }
 

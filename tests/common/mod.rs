@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod pdeath;
 pub mod pebble;
 
 use edgeup::distro::{Distro, Paths, Units};
@@ -332,6 +333,7 @@ impl ProcessGuard {
     /// Spawns `cmd` with stdout and stderr appended to `log`.
     pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> ProcessGuard {
         let file = std::fs::File::create(log).expect("creating the log file");
+        pdeath::die_with_parent(cmd, libc::SIGKILL);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("cloning the log handle"))

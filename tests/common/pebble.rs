@@ -57,7 +57,6 @@
 
 use std::fs;
 use std::net::{Ipv4Addr, Ipv6Addr, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -532,21 +531,7 @@ impl Proc {
     fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Result<Proc, String> {
         let file = fs::File::create(log).expect("creating a log file");
         let out = file.try_clone().expect("cloning a log handle");
-        let parent = std::process::id();
-        // SAFETY: the closure runs between fork and exec and calls only
-        // prctl(2) and getppid(2), both async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The parent died before prctl: the signal would never come.
-                if libc::getppid() as u32 != parent {
-                    return Err(std::io::Error::other("parent already gone"));
-                }
-                Ok(())
-            });
-        }
+        super::pdeath::die_with_parent(cmd, libc::SIGKILL);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(out)

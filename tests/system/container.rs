@@ -13,6 +13,7 @@
 // Shared by two test targets; each uses a subset.
 #![allow(dead_code)]
 
+use crate::pdeath;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -32,7 +33,76 @@ pub fn exclusive() -> fs::File {
         .open(Path::new(CACHE).join("scenario.lock"))
         .expect("open scenario lock");
     file.lock().expect("lock scenario");
+    remove_stale_containers();
     file
+}
+
+/// Containers and rootfs copies left by a test process that no longer
+/// exists (SIGKILLed before its guards ran): a container still running
+/// would hold the host's :80/:443 for the next scenario. Run under the
+/// scenario lock, so no live scenario owns them.
+fn remove_stale_containers() {
+    let Ok(entries) = fs::read_dir(CACHE) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("run-")
+            .and_then(|rest| rest.rsplit_once('-'))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        let root = entry.path();
+        for nspawn in processes_using(&root) {
+            eprintln!(
+                "stopping a stale container of test process {pid}: {}",
+                root.display()
+            );
+            stop(nspawn);
+        }
+        let _ = fs::remove_dir_all(&root);
+    }
+}
+
+/// Processes whose command line names `root` (the nspawn of a copy).
+fn processes_using(root: &Path) -> Vec<i32> {
+    let root = root.to_string_lossy();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|p| p.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                cmdline
+                    .split(|b| *b == 0)
+                    .any(|arg| String::from_utf8_lossy(arg) == root)
+            })
+        })
+        .collect()
+}
+
+/// SIGTERM (nspawn powers its container off), then SIGKILL after 30 s.
+fn stop(pid: i32) {
+    // SAFETY: kill(2) on a PID read from /proc; a reused PID that is gone
+    // makes it fail with ESRCH.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Path::new("/proc").join(pid.to_string()).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
 }
 
 /// Fails the test (never skips) when a (tool, Debian package) is missing.
@@ -220,6 +290,8 @@ impl<'a> Boot<'a> {
         if let Some(netns) = &self.netns {
             nspawn.arg(format!("--network-namespace-path={}", netns.display()));
         }
+        // A killed test takes its container down (nspawn powers it off).
+        pdeath::die_with_parent(&mut nspawn, libc::SIGTERM);
         let nspawn = nspawn
             .stdin(Stdio::null())
             .stdout(Stdio::null())
