@@ -13,12 +13,14 @@ fn edgeup() -> Command {
     cmd
 }
 
-/// Runs with stdin from /dev/null and a deadline: a prompt that waited for
-/// input would be killed and reported, not hang the suite.
-fn run_with_deadline(mut cmd: Command, deadline: Duration) -> (Output, Duration) {
+/// Runs with stdin an open pipe nobody writes to (a prompt reading it would
+/// block, not see EOF) and a generous deadline: a run that waited for input
+/// is killed and reported, not left to hang the suite. No wall-clock bound
+/// below the deadline: a loaded machine may be slow, never blocked.
+fn run_with_deadline(mut cmd: Command, deadline: Duration) -> Output {
     let started = Instant::now();
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -34,7 +36,6 @@ fn run_with_deadline(mut cmd: Command, deadline: Duration) -> (Output, Duration)
             None => std::thread::sleep(Duration::from_millis(20)),
         }
     }
-    let elapsed = started.elapsed();
     let status = child.wait().expect("status");
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
@@ -44,14 +45,11 @@ fn run_with_deadline(mut cmd: Command, deadline: Duration) -> (Output, Duration)
     if let Some(mut s) = child.stderr.take() {
         s.read_to_end(&mut stderr).expect("stderr");
     }
-    (
-        Output {
-            status,
-            stdout,
-            stderr,
-        },
-        elapsed,
-    )
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -64,9 +62,8 @@ fn init_without_a_terminal_exits_2_at_once_naming_the_alternatives() {
     let site = dir.path().join("site.yaml");
     let mut cmd = edgeup();
     cmd.args(["init", "-f"]).arg(&site);
-    let (out, elapsed) = run_with_deadline(cmd, Duration::from_secs(10));
+    let out = run_with_deadline(cmd, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
     let stderr = text(&out.stderr);
     for expected in [
         "needs a terminal",
@@ -86,13 +83,13 @@ fn init_without_a_terminal_exits_2_at_once_naming_the_alternatives() {
 
 #[test]
 fn init_with_json_is_refused_as_invalid_input() {
-    let (out, _) = run_with_deadline(
+    let out = run_with_deadline(
         {
             let mut c = edgeup();
             c.args(["--json", "init", "-f", "/nonexistent/site.yaml"]);
             c
         },
-        Duration::from_secs(10),
+        Duration::from_secs(60),
     );
     assert_eq!(out.status.code(), Some(2));
     let line = text(&out.stdout);
@@ -104,13 +101,13 @@ fn init_with_json_is_refused_as_invalid_input() {
 #[test]
 fn completions_for_every_shell_name_the_new_commands() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
-        let (out, _) = run_with_deadline(
+        let out = run_with_deadline(
             {
                 let mut c = edgeup();
                 c.args(["completions", shell]);
                 c
             },
-            Duration::from_secs(10),
+            Duration::from_secs(60),
         );
         assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
         let script = text(&out.stdout);
@@ -119,13 +116,13 @@ fn completions_for_every_shell_name_the_new_commands() {
         }
     }
     // bash accepts what it generated.
-    let (out, _) = run_with_deadline(
+    let out = run_with_deadline(
         {
             let mut c = edgeup();
             c.args(["completions", "bash"]);
             c
         },
-        Duration::from_secs(10),
+        Duration::from_secs(60),
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("edgeup.bash");
@@ -141,26 +138,26 @@ fn completions_for_every_shell_name_the_new_commands() {
         text(&check.stderr)
     );
     assert!(text(&check.stdout).contains("edgeup"));
-    let (bad, _) = run_with_deadline(
+    let bad = run_with_deadline(
         {
             let mut c = edgeup();
             c.args(["completions", "tcsh"]);
             c
         },
-        Duration::from_secs(10),
+        Duration::from_secs(60),
     );
     assert_eq!(bad.status.code(), Some(2), "unknown shell is a usage error");
 }
 
 #[test]
 fn man_page_from_the_clap_definitions() {
-    let (out, _) = run_with_deadline(
+    let out = run_with_deadline(
         {
             let mut c = edgeup();
             c.arg("man");
             c
         },
-        Duration::from_secs(10),
+        Duration::from_secs(60),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let page = text(&out.stdout);
@@ -170,13 +167,13 @@ fn man_page_from_the_clap_definitions() {
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let (out, _) = run_with_deadline(
+    let out = run_with_deadline(
         {
             let mut c = edgeup();
             c.args(["man", "--dir"]).arg(dir.path());
             c
         },
-        Duration::from_secs(10),
+        Duration::from_secs(60),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let mut pages: Vec<String> = std::fs::read_dir(dir.path())
@@ -228,14 +225,14 @@ fn status_exit_codes_and_json() {
         "--acme-directory",
         "off",
     ];
-    let (out, _) = run_with_deadline(
+    let out = run_with_deadline(
         {
             let mut c = edgeup();
             c.args(["status", "--json", "--timeout", "2", "--connect", &connect]);
             c.args(site);
             c
         },
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     );
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
     let report: serde_json::Value =
@@ -277,14 +274,14 @@ fn status_exit_codes_and_json() {
     }
 
     // Human output: one line per check and the verdict.
-    let (out, _) = run_with_deadline(
+    let out = run_with_deadline(
         {
             let mut c = edgeup();
             c.args(["status", "--timeout", "2", "--connect", &connect]);
             c.args(site);
             c
         },
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     );
     assert_eq!(out.status.code(), Some(6));
     let human = text(&out.stdout);
@@ -292,26 +289,26 @@ fn status_exit_codes_and_json() {
     assert!(!human.contains('\x1b'), "colour on a pipe: {human:?}");
 
     // No site at all: invalid input, as for plan.
-    let (out, _) = run_with_deadline(
+    let out = run_with_deadline(
         {
             let mut c = edgeup();
             c.args(["status", "-f", "/nonexistent/site.yaml"]);
             c
         },
-        Duration::from_secs(10),
+        Duration::from_secs(60),
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 #[test]
 fn help_lists_the_everyday_commands_and_exit_code_6() {
-    let (out, _) = run_with_deadline(
+    let out = run_with_deadline(
         {
             let mut c = edgeup();
             c.arg("--help");
             c
         },
-        Duration::from_secs(10),
+        Duration::from_secs(60),
     );
     let help = text(&out.stdout);
     for word in [
@@ -359,7 +356,7 @@ fn site_file_errors_never_quote_a_secret() {
                 cmd.arg("--json");
             }
             cmd.arg("plan").arg("-f").arg(&path);
-            let (out, _) = run_with_deadline(cmd, Duration::from_secs(20));
+            let out = run_with_deadline(cmd, Duration::from_secs(60));
             let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
             assert_eq!(out.status.code(), Some(2), "{name}: {all}");
             assert!(
