@@ -361,6 +361,54 @@ fn fleet_converges_hosts_in_parallel_reruns_copy_nothing_and_reports_the_unreach
         assert!(line.ends_with("(copied nothing)"), "{}", human.dump());
     }
 
+    // A changed host key is refused even with --accept-new-host-keys: the
+    // error says so (not "unreachable"), nothing is copied or run there,
+    // and known_hosts keeps the old key.
+    let bravo = host("bravo");
+    let site_before = bravo
+        .c
+        .ok("sha256sum /etc/edgeup/site.yaml /usr/local/bin/edgeup");
+    let runs_before = bravo
+        .c
+        .ok("journalctl -u ssh.service -o cat --no-pager | grep -c 'Accepted publickey' || true");
+    bravo.c.ok(
+        "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh.service",
+    );
+    let known_before = op.known_hosts();
+    let rekeyed = op.fleet(&[
+        "-i",
+        &inv,
+        "--limit",
+        "bravo",
+        "--accept-new-host-keys",
+        "--json",
+    ]);
+    assert_eq!(rekeyed.code, 1, "{}", rekeyed.dump());
+    let r = rekeyed.host("bravo");
+    assert_eq!(r["unreachable"], false, "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("host key not trusted")
+                && e.contains("a changed key is never accepted")),
+        "{r}"
+    );
+    assert_eq!(rekeyed.copied("bravo"), Vec::<String>::new());
+    assert_eq!(op.known_hosts(), known_before, "known_hosts changed");
+    assert_eq!(
+        bravo
+            .c
+            .ok("sha256sum /etc/edgeup/site.yaml /usr/local/bin/edgeup"),
+        site_before
+    );
+    assert_eq!(
+        bravo.c.ok(
+            "journalctl -u ssh.service -o cat --no-pager | grep -c 'Accepted publickey' || true"
+        ),
+        runs_before,
+        "a login happened on the host with the changed key"
+    );
+
     // Every run closed its ssh connections.
     let left = op.settle(Duration::from_secs(5));
     assert!(left.is_empty(), "ssh processes left behind: {left:?}");

@@ -13,7 +13,6 @@
 // Shared by two test targets; each uses a subset.
 #![allow(dead_code)]
 
-use crate::pdeath;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -290,8 +289,10 @@ impl<'a> Boot<'a> {
         if let Some(netns) = &self.netns {
             nspawn.arg(format!("--network-namespace-path={}", netns.display()));
         }
-        // A killed test takes its container down (nspawn powers it off).
-        pdeath::die_with_parent(&mut nspawn, libc::SIGTERM);
+        // No parent-death signal: containers are booted from short-lived
+        // threads too (the fleet boots its hosts in parallel), and the
+        // signal follows the spawning thread. A killed test's containers are
+        // stopped by the next scenario (`remove_stale_containers`).
         let nspawn = nspawn
             .stdin(Stdio::null())
             .stdout(Stdio::null())

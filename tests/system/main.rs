@@ -155,6 +155,106 @@ fn haproxy_workers(c: &Container) -> String {
     c.ok(&format!("pgrep -P {} | sort | tr '\\n' ' '", main.trim()))
 }
 
+/// What a converged host with ACME off serves, checked from outside and by
+/// `edgeup status`: HTTPS with SNI verified against the placeholder (`ca`)
+/// reaching `app` with forwarded headers replaced, not appended; the HTTP
+/// redirect; the ACME path routed to the responder; a websocket upgrade;
+/// status healthy on HAProxy `haproxy` (a version prefix).
+fn assert_serves_the_site(c: &Container, ca: &str, app: &str, haproxy: &str) {
+    // HTTPS with SNI, verified against the placeholder; forwarded headers set, not appended.
+    let (body, err) = curl(&[
+        "--cacert",
+        ca,
+        "-H",
+        "X-Client-IP: 6.6.6.6",
+        "-H",
+        "X-Forwarded-For: 6.6.6.6",
+        &format!("https://{DOMAIN}/hello"),
+    ]);
+    assert!(
+        body.starts_with(&format!("backend: {app}")),
+        "HTTPS did not reach the app: {body} {err}"
+    );
+    let lower = body.to_lowercase();
+    assert!(lower.contains("x-forwarded-for: 127.0.0.1\r\n"), "{body}");
+    assert!(lower.contains("x-client-ip: 127.0.0.1\r\n"), "{body}");
+    assert!(lower.contains("x-forwarded-proto: https\r\n"), "{body}");
+    assert!(
+        !lower.contains("6.6.6.6"),
+        "spoofed header passed through: {body}"
+    );
+    // HTTP is redirected, except the ACME path (routed to the responder: 503 while none runs).
+    let (status, _) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        &format!("http://{DOMAIN}/a?b=1"),
+    ]);
+    assert_eq!(status, format!("308 https://{DOMAIN}/a?b=1"));
+    let (status, _) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://{DOMAIN}/.well-known/acme-challenge/x"),
+    ]);
+    assert_eq!(
+        status, "503",
+        "ACME path must go to the responder, not redirect"
+    );
+    // Websocket upgrade through TLS.
+    let (head, err) = curl(&[
+        "--cacert",
+        ca,
+        "--http1.1",
+        "-i",
+        "-H",
+        "Connection: Upgrade",
+        "-H",
+        "Upgrade: websocket",
+        "-H",
+        "Sec-WebSocket-Version: 13",
+        "-H",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        &format!("https://{DOMAIN}/ws/socket.io/"),
+    ]);
+    assert!(
+        head.starts_with("HTTP/1.1 101"),
+        "no websocket upgrade: {head} {err}"
+    );
+
+    // `edgeup status` (no flags: the applied site was recorded) says healthy.
+    let out = c.sh("edgeup status --json");
+    assert_eq!(out.status.code(), Some(0), "status: {}", stdout(&out));
+    let s: Value = serde_json::from_str(stdout(&out).trim()).expect("status JSON");
+    assert_eq!(s["healthy"], true, "{s:#}");
+    assert_eq!(s["systemd"]["running"], true);
+    assert_eq!(s["haproxy"]["unit"]["active"], "active");
+    assert_eq!(s["haproxy"]["unit"]["enabled"], "enabled");
+    assert!(
+        s["haproxy"]["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(haproxy)),
+        "{s:#}"
+    );
+    assert_eq!(s["certificate"]["source"], "file");
+    assert_eq!(s["certificate"]["placeholder"], true);
+    assert_eq!(s["certificate"]["expired"], false);
+    assert!(
+        s["certificate"]["days_left"]
+            .as_i64()
+            .is_some_and(|d| d >= 360)
+    );
+    assert_eq!(s["https"]["status"], 200, "{s:#}");
+    assert_eq!(s["websocket"]["status"], 101, "{s:#}");
+    assert_eq!(
+        check_level(&s, "certificate"),
+        Some("warn".into()),
+        "placeholder with ACME off warns"
+    );
+}
+
 #[test]
 fn fresh_debian_converges_serves_https_and_second_run_changes_nothing() {
     let Scenario {
@@ -198,98 +298,8 @@ fn fresh_debian_converges_serves_https_and_second_run_changes_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let ca = served_cert(&c, tmp.path());
     let ca = ca.to_string_lossy();
-    // HTTPS with SNI, verified against the placeholder; forwarded headers set, not appended.
-    let (body, err) = curl(&[
-        "--cacert",
-        &ca,
-        "-H",
-        "X-Client-IP: 6.6.6.6",
-        "-H",
-        "X-Forwarded-For: 6.6.6.6",
-        &format!("https://{DOMAIN}/hello"),
-    ]);
-    assert!(
-        body.starts_with("backend: system"),
-        "HTTPS did not reach the app: {body} {err}"
-    );
-    let lower = body.to_lowercase();
-    assert!(lower.contains("x-forwarded-for: 127.0.0.1\r\n"), "{body}");
-    assert!(lower.contains("x-client-ip: 127.0.0.1\r\n"), "{body}");
-    assert!(lower.contains("x-forwarded-proto: https\r\n"), "{body}");
-    assert!(
-        !lower.contains("6.6.6.6"),
-        "spoofed header passed through: {body}"
-    );
-    // HTTP is redirected, except the ACME path (routed to the responder: 503 while none runs).
-    let (status, _) = curl(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code} %{redirect_url}",
-        &format!("http://{DOMAIN}/a?b=1"),
-    ]);
-    assert_eq!(status, format!("308 https://{DOMAIN}/a?b=1"));
-    let (status, _) = curl(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &format!("http://{DOMAIN}/.well-known/acme-challenge/x"),
-    ]);
-    assert_eq!(
-        status, "503",
-        "ACME path must go to the responder, not redirect"
-    );
-    // Websocket upgrade through TLS.
-    let (head, err) = curl(&[
-        "--cacert",
-        &ca,
-        "--http1.1",
-        "-i",
-        "-H",
-        "Connection: Upgrade",
-        "-H",
-        "Upgrade: websocket",
-        "-H",
-        "Sec-WebSocket-Version: 13",
-        "-H",
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        &format!("https://{DOMAIN}/ws/socket.io/"),
-    ]);
-    assert!(
-        head.starts_with("HTTP/1.1 101"),
-        "no websocket upgrade: {head} {err}"
-    );
+    assert_serves_the_site(&c, &ca, "system", "2.6");
 
-    // `edgeup status` (no flags: the applied site was recorded) says healthy.
-    let out = c.sh("edgeup status --json");
-    assert_eq!(out.status.code(), Some(0), "status: {}", stdout(&out));
-    let s: Value = serde_json::from_str(stdout(&out).trim()).expect("status JSON");
-    assert_eq!(s["healthy"], true, "{s:#}");
-    assert_eq!(s["systemd"]["running"], true);
-    assert_eq!(s["haproxy"]["unit"]["active"], "active");
-    assert_eq!(s["haproxy"]["unit"]["enabled"], "enabled");
-    assert!(
-        s["haproxy"]["version"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("2.6")),
-        "{s:#}"
-    );
-    assert_eq!(s["certificate"]["source"], "file");
-    assert_eq!(s["certificate"]["placeholder"], true);
-    assert_eq!(s["certificate"]["expired"], false);
-    assert!(
-        s["certificate"]["days_left"]
-            .as_i64()
-            .is_some_and(|d| d >= 360)
-    );
-    assert_eq!(s["https"]["status"], 200, "{s:#}");
-    assert_eq!(s["websocket"]["status"], 101, "{s:#}");
-    assert_eq!(
-        check_level(&s, "certificate"),
-        Some("warn".into()),
-        "placeholder with ACME off warns"
-    );
     // Without root the 0600 PEM is unreadable: the served certificate is judged.
     let out = c.sh(&format!(
         "runuser -u nobody -- edgeup status --json {}",
@@ -412,13 +422,41 @@ fn file_serial(pem: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Streams /stream through HAProxy (about 6 s) in the background.
-fn long_lived_request(root_ca: &std::path::Path) -> std::process::Child {
+/// Established TCP connections to local port 443 (the container shares
+/// this network namespace): /proc/net/tcp, state 01.
+fn established_on_443() -> usize {
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1).is_some_and(|local| local.ends_with(":01BB")) && f.get(3) == Some(&"01")
+        })
+        .count()
+}
+
+/// Waits until HAProxy holds an established client connection on :443 (the
+/// background stream), so a test acts only once it is open.
+fn wait_for_connection() {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while established_on_443() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream never connected"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Streams /stream through HAProxy in the background: `ticks` lines 200 ms
+/// apart, then "done".
+fn long_lived_request(root_ca: &std::path::Path, ticks: u32) -> std::process::Child {
     Command::new("curl")
-        .args(["-sS", "-N", "--max-time", "30", "--cacert"])
+        .args(["-sS", "-N", "--max-time", "120", "--cacert"])
         .arg(root_ca)
         .args(["--resolve", &format!("{DOMAIN}:443:127.0.0.1")])
-        .arg(format!("https://{DOMAIN}/stream"))
+        .arg(format!("https://{DOMAIN}/stream?ticks={ticks}"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -517,19 +555,27 @@ fn builtin_client_issues_renews_hitlessly_and_second_run_issues_nothing() {
     );
 
     // Forced renewal while a long response streams through HAProxy.
+    // The stream (60 s of ticks) must be open before the renewal starts,
+    // still open when it has reloaded HAProxy, and then end with every tick.
     let before = file_serial(&served_pem(&c));
-    let stream = long_lived_request(&root);
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    let workers = haproxy_workers(&c);
+    let mut stream = long_lived_request(&root, 300);
+    wait_for_connection();
     let renew = edgeup(&c, "renew --force");
     assert_eq!(renew.code, 0, "{:?}\n{}", renew.events, renew.stderr);
     assert_eq!(
         renew.changed_steps(),
         ["CA-issued certificate", "reload haproxy"]
     );
+    assert_ne!(haproxy_workers(&c), workers, "renew did not reload HAProxy");
+    assert!(
+        matches!(stream.try_wait(), Ok(None)),
+        "the stream ended before the renewal was done: the proof would show nothing"
+    );
     let streamed = stream.wait_with_output().expect("curl finished");
     let text = String::from_utf8_lossy(&streamed.stdout);
     assert!(
-        streamed.status.success() && text.ends_with("tick 29\ndone\n"),
+        streamed.status.success() && text.ends_with("tick 299\ndone\n"),
         "the long-lived connection was cut by the renewal: {text:?} {}",
         String::from_utf8_lossy(&streamed.stderr)
     );
@@ -540,6 +586,100 @@ fn builtin_client_issues_renews_hitlessly_and_second_run_issues_nothing() {
     );
     assert_pebble_issued(&c, &pebble);
     eprintln!("scenario builtin ACME: {:.1?}", started.elapsed());
+}
+
+/// How many times systemd has reloaded HAProxy in this container.
+fn haproxy_reloads(c: &Container) -> usize {
+    c.ok("journalctl -u haproxy.service -o cat --no-pager")
+        .lines()
+        .filter(|l| l.starts_with("Reloaded "))
+        .count()
+}
+
+/// What edgeup-renew.service's own processes wrote to the journal (systemd's
+/// lines about the unit come from PID 1 and are not in it).
+fn renew_unit_output(c: &Container) -> String {
+    c.ok("journalctl _SYSTEMD_UNIT=edgeup-renew.service -o cat --no-pager")
+}
+
+/// What `edgeup-renew.timer` starts: with nothing due it changes nothing and
+/// says nothing; once the certificate is due (Pebble issues 45-second
+/// certificates here, due when less than a third remains) it renews it,
+/// serves it, and reloads HAProxy exactly once.
+#[test]
+fn renewal_timer_renews_a_due_certificate_and_is_quiet_otherwise() {
+    let Scenario {
+        _serial,
+        started,
+        backend,
+    } = scenario("system");
+    let pebble = Pebble::start_with(Options {
+        certificate_validity: Some(std::time::Duration::from_secs(45)),
+        ..Options::new(80)
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+    });
+    let c = Container::boot("bookworm", "timer", &edgeup_binary());
+    trust_pebble(&c, &pebble);
+    let first = edgeup(
+        &c,
+        &format!("apply {}", acme_flags(backend, &pebble, "builtin")),
+    );
+    assert_eq!(first.code, 0, "{:?}\n{}", first.events, first.stderr);
+    assert_pebble_issued(&c, &pebble);
+    let pem_path = format!("/etc/haproxy/certs/{DOMAIN}.pem");
+    let issued = file_serial(&served_pem(&c));
+    let reloads = haproxy_reloads(&c);
+
+    c.ok("systemctl start edgeup-renew.service");
+    assert_eq!(
+        file_serial(&served_pem(&c)),
+        issued,
+        "renewed while not due"
+    );
+    assert_eq!(
+        haproxy_reloads(&c),
+        reloads,
+        "reloaded while nothing was due"
+    );
+    assert_eq!(
+        renew_unit_output(&c).trim(),
+        "",
+        "a run with nothing due must log nothing"
+    );
+
+    // Wait (bounded) until less than a third of the lifetime remains.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while c
+        .sh(&format!("openssl x509 -in {pem_path} -noout -checkend 15"))
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the certificate never became due"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    c.ok("systemctl start edgeup-renew.service");
+    let renewed = file_serial(&served_pem(&c));
+    assert_ne!(
+        renewed, issued,
+        "the timer's run did not renew the due certificate"
+    );
+    assert_pebble_issued(&c, &pebble);
+    assert_eq!(
+        haproxy_reloads(&c),
+        reloads + 1,
+        "one reload for the renewal"
+    );
+    // -q: a run that changed something says so in one recap line.
+    let logged = renew_unit_output(&c);
+    assert!(
+        logged.contains("recap: ok=") && logged.contains("changed=2 failed=0"),
+        "{logged}"
+    );
+    eprintln!("scenario renewal timer: {:.1?}", started.elapsed());
 }
 
 #[test]
@@ -573,14 +713,38 @@ fn certbot_client_issues_and_its_deploy_hook_rebuilds_the_pem_on_renewal() {
     let second = edgeup(&c, &format!("apply {flags}"));
     assert_eq!(second.count("changed"), 0, "{:?}", second.changed_steps());
 
-    // certbot renews (as its timer would) and the hook swaps the PEM in and reloads.
+    // What certbot's timer starts, with nothing due (Pebble's certificates
+    // last 5 years): no new certificate, no reload.
     let before = file_serial(&served_pem(&c));
     let workers = haproxy_workers(&c);
-    c.ok("REQUESTS_CA_BUNDLE=/root/pebble-ca.pem certbot renew --force-renewal --no-random-sleep-on-renew -q");
-    assert_ne!(
+    let dropin = c.ok("cat /etc/systemd/system/certbot.service.d/edgeup-ca-bundle.conf");
+    assert!(
+        dropin.contains("Environment=REQUESTS_CA_BUNDLE=/root/pebble-ca.pem"),
+        "{dropin}"
+    );
+    c.ok("systemctl start certbot.service");
+    assert_eq!(
         file_serial(&served_pem(&c)),
         before,
-        "the deploy hook did not rebuild the PEM"
+        "renewed while not due"
+    );
+    assert_eq!(
+        haproxy_workers(&c),
+        workers,
+        "reloaded while nothing was due"
+    );
+    // Due, as time passing would make it: certbot renews when less than
+    // renew_before_expiry remains. The unit (certbot -q renew, run by
+    // systemd with edgeup's drop-in as its only link to the private CA)
+    // renews, and the deploy hook swaps the PEM in and reloads.
+    c.ok(&format!(
+        "sed -i '1i renew_before_expiry = 3650 days' /etc/letsencrypt/renewal/{DOMAIN}.conf"
+    ));
+    c.ok("systemctl start certbot.service");
+    let renewed = file_serial(&served_pem(&c));
+    assert_ne!(
+        renewed, before,
+        "the timer's renewal did not rebuild the PEM"
     );
     assert_pebble_issued(&c, &pebble);
     assert_ne!(
@@ -591,6 +755,24 @@ fn certbot_client_issues_and_its_deploy_hook_rebuilds_the_pem_on_renewal() {
     // edgeup agrees the renewed certificate is converged.
     let third = edgeup(&c, &format!("apply {flags}"));
     assert_eq!(third.count("changed"), 0, "{:?}", third.changed_steps());
+
+    // A re-issue through edgeup keeps certbot's one lineage (--cert-name):
+    // no DOMAIN-0001 beside it, and the new certificate is what is served.
+    let renew = edgeup(&c, "renew --force");
+    assert_eq!(renew.code, 0, "{:?}\n{}", renew.events, renew.stderr);
+    assert_eq!(
+        c.ok("ls /etc/letsencrypt/live")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["README", DOMAIN],
+        "one lineage"
+    );
+    assert_ne!(
+        file_serial(&served_pem(&c)),
+        renewed,
+        "renew --force issued nothing"
+    );
+    assert_pebble_issued(&c, &pebble);
     eprintln!("scenario certbot ACME: {:.1?}", started.elapsed());
 }
 
@@ -738,7 +920,9 @@ fn acme_failures_leave_the_placeholder_serving_and_say_why() {
     assert!(key.contains("2048 bit"), "not an RSA-2048 key: {key}");
     let with_pebble = "apply -f /root/rsa.yaml".to_string();
 
-    // Corrupt account credentials: a clear error, no silent re-registration.
+    // Corrupt account credentials: a clear error, no silent re-registration,
+    // and the current certificate goes on being served, alone in the crt dir.
+    let serving = file_serial(&served_pem(&c));
     c.ok("for f in /etc/edgeup/acme/*/account.json; do echo garbage > \"$f\"; done");
     // Read when the CA is needed: a forced renewal (the certificate itself
     // is current, so a plain apply has no reason to talk to the CA).
@@ -749,6 +933,21 @@ fn acme_failures_leave_the_placeholder_serving_and_say_why() {
     assert!(
         text.contains("unreadable") && text.contains("will not register"),
         "{text}"
+    );
+    assert_eq!(
+        file_serial(&served_pem(&c)),
+        serving,
+        "the PEM was replaced"
+    );
+    assert_eq!(
+        served_serial(),
+        serving,
+        "HAProxy serves another certificate"
+    );
+    assert_eq!(
+        c.ok("ls -A /etc/haproxy/certs").trim(),
+        format!("{DOMAIN}.pem"),
+        "only the PEM in the crt dir"
     );
     eprintln!("scenario ACME failures: {:.1?}", started.elapsed());
 }

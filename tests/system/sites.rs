@@ -189,6 +189,48 @@ fn sites_side_by_side_one_added_one_removed_while_another_keeps_streaming() {
     let again = edgeup(&c, "apply");
     assert_eq!(again.count("changed"), 0, "{:?}", again.changed_steps());
 
+    // `edgeup status`: the host's checks once, a block per site (its
+    // certificate from Pebble, probes with its own SNI), one summary line;
+    // --json: one whole report per site; `status B`: that site only.
+    let human = c.sh("edgeup status");
+    let text = stdout(&human);
+    assert_eq!(human.status.code(), Some(0), "{text}");
+    assert_eq!(
+        text.matches("edgeup status: this host").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(text.matches("  distro ").count(), 1, "{text}");
+    for name in [A, B] {
+        assert_eq!(
+            text.matches(&format!("edgeup status: {name}\n")).count(),
+            1,
+            "{text}"
+        );
+    }
+    assert_eq!(text.matches("  https ").count(), 2, "{text}");
+    assert!(text.trim_end().ends_with("2 sites, all healthy"), "{text}");
+    let json = c.sh("edgeup status --json");
+    assert_eq!(json.status.code(), Some(0));
+    let reports: Vec<Value> = stdout(&json)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON report"))
+        .collect();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for (report, name) in reports.iter().zip([A, B]) {
+        assert_eq!(report["domain"], name);
+        assert_eq!(report["healthy"], true, "{report:#}");
+        assert_eq!(report["certificate"]["placeholder"], false, "{report:#}");
+        assert_eq!(report["https"]["status"], 200, "{report:#}");
+        assert_eq!(report["websocket"]["status"], 101, "{report:#}");
+        assert_eq!(report["haproxy"]["unit"]["active"], "active");
+    }
+    let one = stdout(&c.sh(&format!("edgeup status {B}")));
+    assert!(
+        one.contains(&format!("edgeup status: {B}")) && !one.contains(A),
+        "{one}"
+    );
+
     // `apply --domain` (flags only) would drop both: refused, nothing changed.
     let before = fingerprint(&c);
     let refused = c.sh(&format!(
