@@ -41,6 +41,18 @@ const VALIDATE: &str = "haproxy -c -q -f /etc/haproxy/.haproxy.cfg.edgeup-PID";
 const ENABLE: &str = "systemctl enable haproxy.service";
 const START: &str = "systemctl start haproxy.service";
 const RELOAD_CMD: &str = "systemctl reload haproxy.service";
+/// What a fresh Rocky 9 apply runs for one site with ACME off.
+const ROCKY_CONVERGE: [&str; 9] = [
+    "dnf install -y epel-release",
+    "dnf install -y haproxy certbot openssl",
+    VALIDATE,
+    "firewall-cmd --permanent --add-service=http --add-service=https",
+    "firewall-cmd --add-service=http --add-service=https",
+    "setsebool -P haproxy_connect_any on",
+    ENABLE,
+    START,
+    RELOAD_CMD,
+];
 
 fn steps(expected: &[(&str, Status)]) -> Vec<(String, Status, bool)> {
     expected
@@ -139,21 +151,7 @@ fn debian_fresh_apply_transcript() {
 fn rocky_fresh_apply_transcript() {
     let fx = Fixture::rocky_9();
     let run = fx.apply();
-    assert_eq!(
-        run.mutating(),
-        [
-            "dnf install -y epel-release",
-            "dnf install -y haproxy certbot openssl",
-            VALIDATE,
-            "firewall-cmd --permanent --add-service=http --add-service=https",
-            "firewall-cmd --add-service=http --add-service=https",
-            "setsebool -P haproxy_connect_any on",
-            ENABLE,
-            START,
-            RELOAD_CMD,
-        ],
-        "{run:#?}"
-    );
+    assert_eq!(run.mutating(), ROCKY_CONVERGE, "{run:#?}");
     assert_eq!(
         run.statuses(),
         steps(&[
@@ -743,21 +741,7 @@ fn rocky_two_sites_then_one() {
     second.backends = vec!["127.0.0.1:3001".parse().expect("backend")];
     fx.config.sites.push(second.clone());
     let run = fx.apply();
-    assert_eq!(
-        run.mutating(),
-        [
-            "dnf install -y epel-release",
-            "dnf install -y haproxy certbot openssl",
-            VALIDATE,
-            "firewall-cmd --permanent --add-service=http --add-service=https",
-            "firewall-cmd --add-service=http --add-service=https",
-            "setsebool -P haproxy_connect_any on",
-            ENABLE,
-            START,
-            RELOAD_CMD,
-        ],
-        "{run:#?}"
-    );
+    assert_eq!(run.mutating(), ROCKY_CONVERGE, "{run:#?}");
     let placeholders: Vec<String> = run
         .events
         .iter()
@@ -844,28 +828,23 @@ fn rocky_acme_with_certbot_issues_and_enables_certbot_renew() {
     };
     assert_eq!(
         run.mutating(),
-        [
-            "dnf install -y epel-release".to_string(),
-            "dnf install -y haproxy certbot openssl".into(),
-            VALIDATE.into(),
-            "firewall-cmd --permanent --add-service=http --add-service=https".into(),
-            "firewall-cmd --add-service=http --add-service=https".into(),
-            "setsebool -P haproxy_connect_any on".into(),
-            ENABLE.into(),
-            START.into(),
-            RELOAD_CMD.into(),
-            certbot("register"),
-            format!(
-                "{} --standalone --preferred-challenges http --http-01-address 127.0.0.1 \
+        ROCKY_CONVERGE
+            .iter()
+            .map(|c| c.to_string())
+            .chain([
+                certbot("register"),
+                format!(
+                    "{} --standalone --preferred-challenges http --http-01-address 127.0.0.1 \
                  --http-01-port 888 --cert-name {DOMAIN} -d {DOMAIN} --key-type ecdsa \
                  --elliptic-curve secp256r1",
-                certbot("certonly")
-            ),
-            "systemctl enable certbot-renew.timer".into(),
-            "systemctl start certbot-renew.timer".into(),
-            RELOAD_CMD.into(),
-            "systemctl daemon-reload".into(),
-        ],
+                    certbot("certonly")
+                ),
+                "systemctl enable certbot-renew.timer".into(),
+                "systemctl start certbot-renew.timer".into(),
+                RELOAD_CMD.into(),
+                "systemctl daemon-reload".into(),
+            ])
+            .collect::<Vec<_>>(),
         "{run:#?}"
     );
     let pem = String::from_utf8(fx.read(PEM).unwrap_or_default()).unwrap_or_default();
@@ -926,21 +905,16 @@ fn rocky_acme_with_the_builtin_client_issues_from_pebble_and_enables_edgeup_rene
     assert_eq!(
         run.mutating(),
         [
-            "dnf install -y epel-release",
-            "dnf install -y haproxy certbot openssl",
-            VALIDATE,
-            "firewall-cmd --permanent --add-service=http --add-service=https",
-            "firewall-cmd --add-service=http --add-service=https",
-            "setsebool -P haproxy_connect_any on",
-            ENABLE,
-            START,
-            RELOAD_CMD,
-            // the new certificate, flushed with the renewal units' daemon-reload
-            RELOAD_CMD,
-            "systemctl daemon-reload",
-            "systemctl enable edgeup-renew.timer",
-            "systemctl start edgeup-renew.timer",
-        ],
+            &ROCKY_CONVERGE[..],
+            &[
+                // the new certificate, flushed with the renewal units' daemon-reload
+                RELOAD_CMD,
+                "systemctl daemon-reload",
+                "systemctl enable edgeup-renew.timer",
+                "systemctl start edgeup-renew.timer",
+            ],
+        ]
+        .concat(),
         "{run:#?}"
     );
     let pem = String::from_utf8(fx.read(PEM).unwrap_or_default()).unwrap_or_default();

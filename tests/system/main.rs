@@ -155,6 +155,21 @@ fn haproxy_workers(c: &Container) -> String {
     c.ok(&format!("pgrep -P {} | sort | tr '\\n' ' '", main.trim()))
 }
 
+/// The first apply on a fresh host: exit 0, nothing failed, real work done.
+fn assert_fresh_apply(first: &Run) {
+    assert_eq!(
+        first.code, 0,
+        "first apply failed: {:?}\n{}",
+        first.events, first.stderr
+    );
+    assert_eq!(first.count("failed"), 0);
+    assert!(
+        first.count("changed") >= 4,
+        "fresh host must change: {:?}",
+        first.changed_steps()
+    );
+}
+
 /// What a converged host with ACME off serves, checked from outside and by
 /// `edgeup status`: HTTPS with SNI verified against the placeholder (`ca`)
 /// reaching `app` with forwarded headers replaced, not appended; the HTTP
@@ -265,17 +280,7 @@ fn fresh_debian_converges_serves_https_and_second_run_changes_nothing() {
     let c = Container::boot("bookworm", "fresh", &edgeup_binary());
 
     let first = edgeup(&c, &format!("apply {}", site_flags(backend)));
-    assert_eq!(
-        first.code, 0,
-        "first apply failed: {:?}\n{}",
-        first.events, first.stderr
-    );
-    assert_eq!(first.count("failed"), 0);
-    assert!(
-        first.count("changed") >= 4,
-        "fresh host must change: {:?}",
-        first.changed_steps()
-    );
+    assert_fresh_apply(&first);
 
     assert_eq!(
         c.ok("systemctl is-enabled haproxy.service").trim(),

@@ -1177,17 +1177,7 @@ fn fresh_trixie_converges_serves_https_and_second_run_changes_nothing() {
     );
     let flags = site_flags(backend);
     let first = edgeup(&c, &format!("apply {flags}"));
-    assert_eq!(
-        first.code, 0,
-        "first apply failed: {:?}\n{}",
-        first.events, first.stderr
-    );
-    assert_eq!(first.count("failed"), 0);
-    assert!(
-        first.count("changed") >= 4,
-        "fresh host must change: {:?}",
-        first.changed_steps()
-    );
+    assert_fresh_apply(&first);
     let status =
         c.ok("dpkg-query -W -f='${Package} ${db:Status-Status}\\n' haproxy certbot openssl procps");
     for package in ["haproxy", "certbot", "openssl", "procps"] {
