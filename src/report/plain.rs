@@ -206,6 +206,12 @@ impl Reporter for PlainReporter {
                         crate::outln!("    {message}");
                     }
                 }
+                if !self.show_diffs
+                    && let Some(Diff::Text(text)) = diff
+                    && let Some(size) = diff_size(text)
+                {
+                    crate::outln!("    {size} (--diff shows them)");
+                }
                 if self.show_diffs {
                     match diff {
                         Some(Diff::Text(text)) => {
@@ -261,9 +267,27 @@ impl Reporter for PlainReporter {
     }
 }
 
+/// `+3 -1 lines` of a unified diff (headers not counted); None for no change.
+fn diff_size(text: &str) -> Option<String> {
+    let count = |sign: char, header: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(sign) && !l.starts_with(header))
+            .count()
+    };
+    let (added, removed) = (count('+', "+++"), count('-', "---"));
+    (added + removed > 0).then(|| format!("+{added} -{removed} lines"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_diff_is_summed_up_in_lines_added_and_removed() {
+        let diff = "--- a\n+++ a\n@@ -1,2 +1,3 @@\n keep\n-old\n+new\n+more\n";
+        assert_eq!(diff_size(diff).as_deref(), Some("+2 -1 lines"));
+        assert_eq!(diff_size("--- a\n+++ a\n"), None);
+    }
 
     fn reporter(verbosity: Verbosity) -> PlainReporter {
         PlainReporter {
