@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod ari;
+pub mod bounded;
 pub mod builtin;
 pub mod certbot;
 pub mod http;
