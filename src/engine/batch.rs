@@ -275,3 +275,48 @@ fn recheck(
         Err(e) => Line::failed(changes, diff, format!("re-check after apply failed: {e:#}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::run_length;
+    use crate::playbook::Playbook;
+
+    fn certificate(site: Option<&str>, client: &str) -> String {
+        let site = site.map(|s| format!("    site: {s}\n")).unwrap_or_default();
+        format!(
+            "  - name: CA-issued certificate\n{site}    acme_certificate:\n      ca: {{client: {client}, directory: https://127.0.0.1:14000/dir}}\n      domains: [a.example.test]\n      path: /etc/haproxy/certs/a.example.test.pem\n      owner: root\n      group: root\n      key_type: ecdsa-p256\n      responder: 127.0.0.1:888\n      validation_port: 80\n      preflight: true\n      letsencrypt: /etc/letsencrypt\n"
+        )
+    }
+
+    /// The run lengths at every position of a playbook made of `steps`.
+    fn runs(steps: &[String]) -> Vec<usize> {
+        let yaml = format!("name: t\nsteps:\n{}", steps.concat());
+        let playbook: Playbook = serde_saphyr::from_str(&yaml).expect("a playbook");
+        let entries: Vec<_> = playbook.steps.iter().collect();
+        (0..entries.len())
+            .map(|i| run_length(&entries[i..]))
+            .collect()
+    }
+
+    #[test]
+    fn consecutive_builtin_certificate_steps_of_sites_form_a_run() {
+        let other = "  - name: daemon\n    daemon_reload: {}\n".to_string();
+        let flush = "  - name: flush\n    flush_handlers: {}\n".to_string();
+        let steps = [
+            other.clone(),
+            certificate(Some("a"), "builtin"),
+            certificate(Some("b"), "builtin"),
+            certificate(Some("c"), "builtin"),
+            // certbot goes one at a time: it ends the run.
+            certificate(Some("d"), "certbot"),
+            certificate(Some("e"), "builtin"),
+            flush,
+            // A host-wide certificate step (no site) stops the run when it
+            // fails, which a batch cannot honour: never batched.
+            certificate(None, "builtin"),
+            certificate(Some("f"), "builtin"),
+            other,
+        ];
+        assert_eq!(runs(&steps), [0, 3, 2, 1, 0, 1, 0, 0, 1, 0]);
+    }
+}
