@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 /// Orders (and preflights) in flight at once. Enough to hide the CA's round
 /// trips (an order is a dozen requests, mostly waiting: 50 orders go in
-/// about seven waves), small enough that one run never holds more than a
-/// handful of pending authorizations at a CA or bursts its request limits
-/// (Let's Encrypt limits requests per second per account and endpoint),
-/// and that the validations of 8 orders fit the responder's connection
-/// bound (responder.rs).
+/// about seven waves, under a second against Pebble), small enough that one
+/// run never holds more than a handful of pending orders at a CA nor sends
+/// it dozens of requests in the same moment (CAs limit requests per account
+/// and per endpoint), and that the validations of 8 orders fit the
+/// responder's connection bound (responder.rs).
 pub const MAX_IN_FLIGHT: usize = 8;
 
 /// One certificate to obtain.
