@@ -7,7 +7,7 @@
 #
 #   bench/run-all.sh                 all five
 #   bench/run-all.sh noop served     only these (noop, issuance, served, overhead, sites,
-#                                    profile-noop: perf profile, not run by default)
+#                                    issuance-many, profile-noop: not run by default)
 #
 # Results: bench/out/ (or $BENCH_OUT): all.md (everything below), and each
 # benchmark's JSON and logs. Nothing here fails on timing: a missed target
@@ -31,7 +31,7 @@ export EDGEUP_BIN_GIVEN=1 # built once, here
 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 for b in "${benchmarks[@]}"; do
-  [ -x "$BENCH_DIR/$b.sh" ] || die "no benchmark named $b (noop, issuance, served, overhead, sites, profile-noop)"
+  [ -x "$BENCH_DIR/$b.sh" ] || die "no benchmark named $b (noop, issuance, served, overhead, sites, issuance-many, profile-noop)"
   log "=== $b ==="
   "$BENCH_DIR/$b.sh"
 done

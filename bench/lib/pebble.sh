@@ -9,7 +9,8 @@
 #   (every order is validated), PEBBLE_WFE_NONCEREJECT=0 (no random badNonce);
 # - Pebble's own HTTPS certificate comes from a throwaway CA made with
 #   openssl (the Debian package ships no test certificates).
-# Sets PEBBLE_DIRECTORY and PEBBLE_CA (the PEM ACME clients must trust).
+# Sets PEBBLE_DIRECTORY, PEBBLE_CA (the PEM ACME clients must trust) and
+# PEBBLE_MANAGEMENT (its management API: /roots/0 is the issuing root).
 
 start_pebble() {
   host_install pebble openssl curl
@@ -42,6 +43,7 @@ EOF
   on_exit "kill $ppid 2>/dev/null; wait $ppid 2>/dev/null"
   PEBBLE_DIRECTORY=https://127.0.0.1:$listen/dir
   PEBBLE_CA=$dir/ca.pem
+  PEBBLE_MANAGEMENT=https://127.0.0.1:$mgmt
   for _ in $(seq 100); do
     if curl -fsS --cacert "$PEBBLE_CA" "$PEBBLE_DIRECTORY" 2>/dev/null | grep -q newOrder; then
       log "Pebble ready at $PEBBLE_DIRECTORY"

@@ -1,13 +1,15 @@
-//! Issuance with the builtin client: order, answer HTTP-01 on the loopback
-//! responder, finalize with a fresh key, download the chain.
+//! Issuance with the builtin client: one order on an account, HTTP-01
+//! answered on the loopback responder, finalize with a fresh key, download
+//! the chain. acme/batch.rs runs several orders at once on one responder.
 
 use super::CaSettings;
-use super::account::{account_builder, load};
+use super::account::account_builder;
 use super::responder::Responder;
 use crate::host::{Cmd, Host};
 use anyhow::{Context, Result, anyhow, bail};
 use instant_acme::{
-    AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order,
+    OrderStatus, RetryPolicy,
 };
 use std::time::Duration;
 
@@ -20,77 +22,96 @@ pub struct Issued {
 /// How long to wait for the CA to validate and to issue.
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub fn issue(
-    host: &Host,
-    ca: &CaSettings,
-    domains: &[String],
-    key_type: &str,
-    responder_addr: &str,
-) -> Result<Issued> {
-    let credentials = load(host, ca)?.with_context(|| {
-        format!(
-            "no ACME account for {} yet (it is registered after the preflight)",
-            ca.directory
-        )
-    })?;
-    // RSA keys come from openssl (ring cannot generate RSA); made before any
-    // network call so a missing openssl fails early.
-    let key_pem = match key_type {
-        "rsa-2048" => Some(generate_rsa(host)?),
-        _ => None,
-    };
-    let builder = account_builder(ca)?;
-    let responder = Responder::start(responder_addr)?;
-    let directory = ca.directory.clone();
-    super::block_on(async move {
-        let account = builder
-            .from_credentials(credentials)
-            .await
-            .map_err(|e| anyhow!("contacting the CA at {directory}: {e}"))?;
-        let identifiers: Vec<Identifier> =
-            domains.iter().map(|d| Identifier::Dns(d.clone())).collect();
-        let mut order = account
-            .new_order(&NewOrder::new(&identifiers))
-            .await
-            .map_err(|e| anyhow!("creating the order: {}", explain(&e)))?;
-        answer_challenges(&mut order, &responder).await?;
-        // A CA validates in tens of milliseconds to seconds: ask early, back off.
-        let retries = RetryPolicy::default()
-            .initial_delay(Duration::from_millis(25))
-            .backoff(1.6)
-            .timeout(VALIDATION_TIMEOUT);
-        let status = order.poll_ready(&retries).await.map_err(|e| {
-            anyhow!(
-                "the CA could not validate {}: {}",
-                domains.join(", "),
-                explain(&e)
-            )
-        })?;
-        if status != OrderStatus::Ready {
-            bail!(
-                "the CA could not validate the order ({status:?}): {}",
-                validation_errors(&mut order).await
-            );
-        }
-        let key_pem = match key_pem {
-            Some(pem) => {
-                finalize_with_key(&mut order, &pem).await?;
-                pem
-            }
-            None => order
-                .finalize()
-                .await
-                .map_err(|e| anyhow!("finalizing the order: {}", explain(&e)))?,
-        };
-        let chain_pem = order
-            .poll_certificate(&retries)
-            .await
-            .map_err(|e| anyhow!("downloading the certificate: {}", explain(&e)))?;
-        Ok(Issued { chain_pem, key_pem })
-    })?
+/// The key for a new certificate, made before any network call so a
+/// missing openssl fails early: RSA keys come from openssl (ring cannot
+/// generate RSA); None for P-256, made fresh at finalize.
+pub fn new_key(host: &Host, key_type: &str) -> Result<Option<String>> {
+    match key_type {
+        "rsa-2048" => generate_rsa(host).map(Some),
+        _ => Ok(None),
+    }
 }
 
-async fn answer_challenges(order: &mut Order, responder: &Responder) -> Result<()> {
+/// The account of stored `credentials` at `ca` (one request: the directory).
+pub async fn account(ca: &CaSettings, credentials: AccountCredentials) -> Result<Account> {
+    account_builder(ca)?
+        .from_credentials(credentials)
+        .await
+        .map_err(|e| anyhow!("contacting the CA at {}: {e}", ca.directory))
+}
+
+/// One certificate for `domains` (the first is the primary): a new order,
+/// its HTTP-01 challenges answered on `responder`, finalized with `key_pem`
+/// (or a fresh P-256 key), the chain downloaded.
+pub async fn order(
+    account: &Account,
+    responder: &Responder,
+    domains: &[String],
+    key_pem: Option<String>,
+) -> Result<Issued> {
+    let identifiers: Vec<Identifier> = domains.iter().map(|d| Identifier::Dns(d.clone())).collect();
+    let mut order = account
+        .new_order(&NewOrder::new(&identifiers))
+        .await
+        .map_err(|e| anyhow!("creating the order: {}", explain(&e)))?;
+    let mut served = Served {
+        responder,
+        tokens: Vec::new(),
+    };
+    answer_challenges(&mut order, &mut served).await?;
+    // A CA validates in tens of milliseconds to seconds: ask early, back off.
+    let retries = RetryPolicy::default()
+        .initial_delay(Duration::from_millis(25))
+        .backoff(1.6)
+        .timeout(VALIDATION_TIMEOUT);
+    let status = order.poll_ready(&retries).await.map_err(|e| {
+        anyhow!(
+            "the CA could not validate {}: {}",
+            domains.join(", "),
+            explain(&e)
+        )
+    })?;
+    if status != OrderStatus::Ready {
+        bail!(
+            "the CA could not validate the order ({status:?}): {}",
+            validation_errors(&mut order).await
+        );
+    }
+    // Validated: the CA asks nothing more of the responder for this order.
+    drop(served);
+    let key_pem = match key_pem {
+        Some(pem) => {
+            finalize_with_key(&mut order, &pem).await?;
+            pem
+        }
+        None => order
+            .finalize()
+            .await
+            .map_err(|e| anyhow!("finalizing the order: {}", explain(&e)))?,
+    };
+    let chain_pem = order
+        .poll_certificate(&retries)
+        .await
+        .map_err(|e| anyhow!("downloading the certificate: {}", explain(&e)))?;
+    Ok(Issued { chain_pem, key_pem })
+}
+
+/// The tokens one order put on the shared responder, taken off when the
+/// order no longer needs them, however it ends.
+struct Served<'r> {
+    responder: &'r Responder,
+    tokens: Vec<String>,
+}
+
+impl Drop for Served<'_> {
+    fn drop(&mut self) {
+        for token in &self.tokens {
+            self.responder.remove(token);
+        }
+    }
+}
+
+async fn answer_challenges(order: &mut Order, served: &mut Served<'_>) -> Result<()> {
     let mut authorizations = order.authorizations();
     while let Some(result) = authorizations.next().await {
         let mut authz = result.map_err(|e| anyhow!("reading authorizations: {}", explain(&e)))?;
@@ -102,7 +123,10 @@ async fn answer_challenges(order: &mut Order, responder: &Responder) -> Result<(
         let mut challenge = authz
             .challenge(ChallengeType::Http01)
             .context("the CA offers no HTTP-01 challenge for this name")?;
-        responder.add(&challenge.token, challenge.key_authorization().as_str());
+        served
+            .responder
+            .add(&challenge.token, challenge.key_authorization().as_str());
+        served.tokens.push(challenge.token.clone());
         challenge
             .set_ready()
             .await

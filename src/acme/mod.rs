@@ -1,10 +1,12 @@
 //! Getting and keeping a CA-issued certificate: the builtin ACME client
-//! (instant-acme), the certbot client, the HTTP-01 responder, the preflight
-//! that proves the challenge path works before the CA is asked, and the
-//! renewal policy.
+//! (instant-acme) and its batches (many certificates at once), the certbot
+//! client, the HTTP-01 responder, the preflight that proves the challenge
+//! path works before the CA is asked, and the renewal policy.
 
 pub mod account;
 pub mod ari;
+pub mod batch;
+pub mod bounded;
 pub mod builtin;
 pub mod certbot;
 pub mod http;

@@ -4,8 +4,8 @@
 //! at Let's Encrypt counts against its limits; a failed preflight costs nothing.
 
 use super::responder::Responder;
-use anyhow::{Result, bail};
-use std::io::{Read, Write};
+use anyhow::{Context, Result, anyhow, bail};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -28,16 +28,34 @@ pub fn resolve(domain: &str, port: u16) -> Result<Vec<SocketAddr>> {
     }
 }
 
-/// Serves a random token on the responder and fetches it through each address.
-pub fn check(domain: &str, addrs: &[SocketAddr], responder_addr: &str) -> Result<()> {
-    let responder = Responder::start(responder_addr)?;
-    let token = random_token();
+/// The whole preflight of `domain`: resolve it, then fetch a token served by
+/// `responder` through every address, on `port` (where the CA connects).
+pub fn run(domain: &str, port: u16, responder: &Responder) -> Result<()> {
+    resolve(domain, port)
+        .and_then(|addrs| check(domain, &addrs, responder))
+        .with_context(|| format!("preflight for {domain} failed; the CA was not contacted"))
+}
+
+/// `run` on a responder of its own, stopped when it returns (certbot's
+/// standalone server binds the same port next).
+pub fn run_alone(domain: &str, port: u16, responder_addr: &str) -> Result<()> {
+    let responder = Responder::start(responder_addr)
+        .with_context(|| format!("preflight for {domain} failed; the CA was not contacted"))?;
+    run(domain, port, &responder)
+}
+
+/// Serves a random token on `responder` and fetches it through each
+/// address. The responder may serve other tokens meanwhile (a batch's
+/// preflights and orders share it); this one is removed afterwards.
+pub fn check(domain: &str, addrs: &[SocketAddr], responder: &Responder) -> Result<()> {
+    let token = random_token()?;
     let expected = format!("edgeup-preflight.{token}");
     responder.add(&token, &expected);
-    for addr in addrs {
-        fetch(domain, *addr, &token, &expected)?;
-    }
-    Ok(())
+    let fetched = addrs
+        .iter()
+        .try_for_each(|addr| fetch(domain, *addr, &token, &expected));
+    responder.remove(&token);
+    fetched
 }
 
 fn fetch(domain: &str, addr: SocketAddr, token: &str, expected: &str) -> Result<()> {
@@ -92,10 +110,11 @@ fn fetch(domain: &str, addr: SocketAddr, token: &str, expected: &str) -> Result<
     )
 }
 
-fn random_token() -> String {
+/// Unique per preflight: preflights running at once must not share a token
+/// (one's removal would end the other's).
+fn random_token() -> Result<String> {
     let mut bytes = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut bytes);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| anyhow!("no randomness for the preflight's token"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -1,7 +1,8 @@
 //! The HTTP-01 responder: a tiny HTTP server on a loopback address (never a
 //! public one) that answers /.well-known/acme-challenge/TOKEN with the key
 //! authorization, only while an order (or a preflight) is in flight.
-//! HAProxy's `acme` backend forwards the challenge path here.
+//! HAProxy's `acme` backend forwards the challenge path here. One responder
+//! serves every token of a batch of certificates (acme/batch.rs) at once.
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -80,6 +81,13 @@ impl Responder {
             map.insert(token.to_string(), key_authorization.to_string());
         }
     }
+
+    /// Stops answering for `token` (its order or preflight is over).
+    pub fn remove(&self, token: &str) {
+        if let Ok(mut map) = self.tokens.lock() {
+            map.remove(token);
+        }
+    }
 }
 
 impl Drop for Responder {
@@ -91,9 +99,12 @@ impl Drop for Responder {
     }
 }
 
-/// Connections answered at once; more are closed unanswered (the CA and
-/// HAProxy's checks need a handful; any local process can connect).
-const MAX_CONNECTIONS: usize = 16;
+/// Connections answered at once; more are closed unanswered (any local
+/// process can connect). A batch has up to `batch::MAX_IN_FLIGHT` (8) orders
+/// validating at once, each name of each from several of the CA's vantage
+/// points (Let's Encrypt validates from more than one), or 8 preflights:
+/// 64 leaves room for that and stays a few dozen short-lived threads.
+const MAX_CONNECTIONS: usize = 64;
 /// How long one connection may take to send its request head.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(3);
 /// Largest request head read.

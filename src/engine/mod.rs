@@ -1,6 +1,8 @@
 //! The step engine: check every step, act only on drift, re-check, and run
 //! notified handlers once at the end. `plan` is the same walk without acting.
+//! In `apply`, a run of consecutive certificate steps acts together (batch.rs).
 
+mod batch;
 pub mod pending;
 
 use crate::assets::Assets;
@@ -126,10 +128,21 @@ impl Engine<'_> {
             .collect();
         let total = selected.len();
         let mut stopped = false;
-        for (i, entry) in selected.into_iter().enumerate() {
-            if stopped {
-                break;
+        let mut next = 0;
+        while let Some(&entry) = selected.get(next).filter(|_| !stopped) {
+            let i = next;
+            // Consecutive certificate steps act together in apply (batch.rs).
+            let run = match mode {
+                Mode::Apply => batch::run_length(selected.get(i..).unwrap_or_default()),
+                Mode::Plan => 0,
+            };
+            if run > 0 {
+                let entries = selected.get(i..i + run).unwrap_or_default();
+                self.certificates(i, total, entries, vars, &swaps, &mut pending, &mut recap)?;
+                next += run;
+                continue;
             }
+            next += 1;
             if entry.is_flush() {
                 if mode == Mode::Apply && entry.applies(vars)? {
                     let failed_before = recap.failed;

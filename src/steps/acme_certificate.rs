@@ -4,13 +4,23 @@
 //! renewal window, 0600 root. Otherwise: preflight, issue (builtin or
 //! certbot), check the result, swap it in atomically. On any failure the
 //! current PEM (placeholder or previous certificate) stays in place.
+//!
+//! With the builtin client, `apply` is split in two so the engine can apply
+//! a run of these steps together (engine/batch.rs): `obtain_together` (the
+//! slow part, for many entries at once: preflights and orders overlap) and
+//! `finish` (one entry's checks and swap, in playbook order). `apply` is
+//! the same two calls for one entry. certbot goes one at a time.
 
 use super::{Ctx, Drift, State, Step, pem_file};
+use crate::acme::batch::{self, Failure};
+use crate::acme::builtin::Issued;
+use crate::acme::responder;
 use crate::acme::{CaSettings, account, ari, builtin, certbot, policy, preflight};
 use crate::pki;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -106,59 +116,225 @@ impl AcmeCertificate {
         Ok(None)
     }
 
-    fn obtain(&self, ctx: &Ctx) -> Result<builtin::Issued> {
-        match self.ca.client.as_str() {
-            "certbot" => {
-                let name = self.primary()?;
-                let live = certbot::live_dir(&self.letsencrypt, name);
-                let read = |f: &str| -> Result<Option<String>> {
-                    ctx.host.read_string(&format!("{live}/{f}"))
-                };
-                // A valid, current lineage (e.g. the PEM was deleted): reuse it.
-                let reusable = match (read("fullchain.pem")?, read("privkey.pem")?) {
-                    (Some(chain), Some(key)) if lineage_current(&chain, &key, &self.domains) => {
-                        Some(builtin::Issued {
-                            chain_pem: chain,
-                            key_pem: key,
-                        })
-                    }
-                    _ => None,
-                };
-                if let Some(issued) = reusable.filter(|_| !self.force.get()) {
-                    return Ok(issued);
+    /// Whether the engine may apply this entry together with its neighbours
+    /// (engine/batch.rs): the builtin client. certbot stays one certificate
+    /// at a time: it holds its own lock, and its standalone server needs
+    /// the responder's port.
+    pub fn batchable(&self) -> bool {
+        self.ca.client != "certbot"
+    }
+
+    /// What must hold before this entry may ask the CA for anything: no
+    /// recorded rate limit in force, and a responder port only root can bind.
+    fn may_order(&self, ctx: &Ctx) -> Result<()> {
+        let domain = self.primary()?;
+        let now = pki::now();
+        if let Some(until) = policy::retry_after(ctx.host, ctx.state_dir, domain)?
+            && until > now
+            && !self.force.get()
+        {
+            bail!(
+                "the CA rate-limited the last order; not retrying for another {} minutes \
+                 (the current certificate stays in place; `edgeup renew --force` overrides)",
+                (until - now + 59) / 60
+            );
+        }
+        responder::require_privileged_port(ctx.host, &self.responder)
+    }
+
+    /// The slow part of `apply` for several entries (builtin client) at
+    /// once, each with the drift its check found: each entry's local checks
+    /// and key, then every preflight and order together (acme::batch: one
+    /// responder, the account ensured once after a preflight passed). One
+    /// result per entry, in order; nothing is installed yet (`finish`).
+    pub fn obtain_together(ctx: &Ctx, members: &[(&AcmeCertificate, &Drift)]) -> Vec<Obtained> {
+        let mut obtained: Vec<Option<Obtained>> = members.iter().map(|_| None).collect();
+        let mut places = Vec::new();
+        let mut jobs = Vec::new();
+        for (place, (cert, drift)) in members.iter().enumerate() {
+            let started = Instant::now();
+            let before_ca = if pem_file::content_drifted(drift) {
+                cert.may_order(ctx)
+                    .and_then(|()| builtin::new_key(ctx.host, &cert.key_type))
+            } else {
+                // Only the owner or mode drifted: nothing to ask the CA.
+                if let Some(slot) = obtained.get_mut(place) {
+                    *slot = Some(Obtained {
+                        result: Ok(None),
+                        took: started.elapsed(),
+                    });
                 }
-                let lineage_exists = read("fullchain.pem")?.is_some();
-                certbot::certonly(
-                    ctx.host,
-                    &self.ca,
-                    &self.letsencrypt,
-                    &self.domains,
-                    &self.key_type,
-                    &self.responder,
-                    self.force.get() || lineage_exists,
-                )?;
-                match (read("fullchain.pem")?, read("privkey.pem")?) {
-                    (Some(chain_pem), Some(key_pem)) => Ok(builtin::Issued { chain_pem, key_pem }),
-                    _ => bail!(
-                        "certbot reported success but {live} has no fullchain.pem/privkey.pem"
-                    ),
+                continue;
+            };
+            match before_ca {
+                Ok(key_pem) => {
+                    places.push((place, started.elapsed()));
+                    jobs.push(batch::Job {
+                        ca: &cert.ca,
+                        domains: &cert.domains,
+                        responder: &cert.responder,
+                        validation_port: cert.validation_port,
+                        preflight: cert.preflight,
+                        letsencrypt: &cert.letsencrypt,
+                        key_pem,
+                    });
+                }
+                Err(e) => {
+                    if let Some(slot) = obtained.get_mut(place) {
+                        *slot = Some(Obtained {
+                            result: Err(Failure::Before(e)),
+                            took: started.elapsed(),
+                        });
+                    }
                 }
             }
-            _ => builtin::issue(
-                ctx.host,
-                &self.ca,
-                &self.domains,
-                &self.key_type,
-                &self.responder,
-            ),
+        }
+        for ((place, before), outcome) in places.into_iter().zip(batch::issue_all(ctx.host, &jobs))
+        {
+            if let Some(slot) = obtained.get_mut(place) {
+                *slot = Some(Obtained {
+                    result: outcome.result.map(Some),
+                    took: before + outcome.took,
+                });
+            }
+        }
+        obtained
+            .into_iter()
+            .map(|o| o.unwrap_or_else(Obtained::missing))
+            .collect()
+    }
+
+    /// certbot's way, one entry: the checks, the preflight on a responder of
+    /// its own (gone before certbot binds the port), the account, certbot.
+    fn obtain_alone(&self, ctx: &Ctx, drift: &Drift) -> Obtained {
+        let started = Instant::now();
+        let result = if pem_file::content_drifted(drift) {
+            self.certbot_issue(ctx).map(Some)
+        } else {
+            Ok(None)
+        };
+        Obtained {
+            result,
+            took: started.elapsed(),
         }
     }
 
-    fn preflight(&self) -> Result<()> {
+    fn certbot_issue(&self, ctx: &Ctx) -> Result<Issued, Failure> {
+        self.may_order(ctx).map_err(Failure::Before)?;
+        if self.preflight {
+            let domain = self.primary().map_err(Failure::Before)?;
+            preflight::run_alone(domain, self.validation_port, &self.responder)
+                .map_err(Failure::Before)?;
+        }
+        // The first request to the CA: only after the preflight passed.
+        account::ensure(ctx.host, &self.ca, &self.letsencrypt).map_err(Failure::Before)?;
+        self.certbot_obtain(ctx).map_err(Failure::Order)
+    }
+
+    fn certbot_obtain(&self, ctx: &Ctx) -> Result<Issued> {
+        let name = self.primary()?;
+        let live = certbot::live_dir(&self.letsencrypt, name);
+        let read =
+            |f: &str| -> Result<Option<String>> { ctx.host.read_string(&format!("{live}/{f}")) };
+        // A valid, current lineage (e.g. the PEM was deleted): reuse it.
+        let reusable = match (read("fullchain.pem")?, read("privkey.pem")?) {
+            (Some(chain), Some(key)) if lineage_current(&chain, &key, &self.domains) => {
+                Some(Issued {
+                    chain_pem: chain,
+                    key_pem: key,
+                })
+            }
+            _ => None,
+        };
+        if let Some(issued) = reusable.filter(|_| !self.force.get()) {
+            return Ok(issued);
+        }
+        let lineage_exists = read("fullchain.pem")?.is_some();
+        certbot::certonly(
+            ctx.host,
+            &self.ca,
+            &self.letsencrypt,
+            &self.domains,
+            &self.key_type,
+            &self.responder,
+            self.force.get() || lineage_exists,
+        )?;
+        match (read("fullchain.pem")?, read("privkey.pem")?) {
+            (Some(chain_pem), Some(key_pem)) => Ok(Issued { chain_pem, key_pem }),
+            _ => bail!("certbot reported success but {live} has no fullchain.pem/privkey.pem"),
+        }
+    }
+
+    /// The rest of `apply` for one entry, once its certificate is obtained:
+    /// the result checked (key, names), swapped in, its issuer recorded.
+    /// A failure leaves the current PEM in place; a rate limit is recorded.
+    pub fn finish(&self, ctx: &Ctx, obtained: Obtained) -> Result<()> {
+        let issued = match obtained.result {
+            Ok(Some(issued)) => issued,
+            Ok(None) => return pem_file::fix_attrs(ctx, &self.path, &self.owner, &self.group),
+            Err(Failure::Before(e)) => return Err(e),
+            Err(Failure::Order(e)) => {
+                let text = format!("{e:#}");
+                if text.contains("rate limited") {
+                    let until = policy::retry_time_from_message(&text, pki::now());
+                    policy::record_backoff(ctx.host, ctx.state_dir, self.primary()?, until)?;
+                }
+                return Err(e.context("no new certificate; the current PEM stays in place"));
+            }
+        };
         let domain = self.primary()?;
-        preflight::resolve(domain, self.validation_port)
-            .and_then(|addrs| preflight::check(domain, &addrs, &self.responder))
-            .with_context(|| format!("preflight for {domain} failed; the CA was not contacted"))
+        let pem = format!(
+            "{}\n{}",
+            issued.chain_pem.trim_end(),
+            issued.key_pem.trim_start()
+        );
+        let bundle = pki::parse_bundle(pem.as_bytes()).context("the CA's answer is not a PEM")?;
+        let leaf = bundle.leaf().context("the CA returned no certificate")?;
+        if !bundle.key_matches() || !self.domains.iter().all(|d| leaf.covers(d)) {
+            bail!(
+                "the issued certificate does not match the key or the names; nothing was changed"
+            );
+        }
+        pem_file::install(ctx, &self.path, &pem, &self.owner, &self.group)?;
+        let record_attrs = crate::host::FileAttrs {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        ctx.host.ensure_dir(
+            &format!("{}/acme", ctx.state_dir),
+            &crate::host::FileAttrs {
+                mode: 0o700,
+                ..record_attrs
+            },
+        )?;
+        ctx.host.write_atomic(
+            &issuer_record(ctx.state_dir, domain),
+            self.ca.directory.as_bytes(),
+            &record_attrs,
+            None,
+        )?;
+        self.force.set(false);
+        policy::clear_backoff(ctx.host, ctx.state_dir, domain)
+    }
+}
+
+/// What the slow part of `apply` brought back for one entry, for `finish`.
+pub struct Obtained {
+    /// Ok(None): only the PEM's owner or mode drifted (nothing was asked).
+    result: Result<Option<Issued>, Failure>,
+    /// Time spent on this entry alone (its checks, preflight and order).
+    pub took: Duration,
+}
+
+impl Obtained {
+    /// In place of a result that never came (not expected: every entry
+    /// gets one).
+    fn missing() -> Obtained {
+        Obtained {
+            result: Err(Failure::Before(anyhow!("no result for this certificate"))),
+            took: Duration::ZERO,
+        }
     }
 }
 
@@ -198,70 +374,14 @@ impl Step for AcmeCertificate {
     fn apply(&self, ctx: &Ctx, drift: &Drift) -> Result<()> {
         // Decided from check's drift: asking again would repeat the PEM parse
         // and, under `renew`, the CA's renewal-window request.
-        if !pem_file::content_drifted(drift) {
-            return pem_file::fix_attrs(ctx, &self.path, &self.owner, &self.group);
-        }
-        let domain = self.primary()?;
-        let now = pki::now();
-        if let Some(until) = policy::retry_after(ctx.host, ctx.state_dir, domain)?
-            && until > now
-            && !self.force.get()
-        {
-            bail!(
-                "the CA rate-limited the last order; not retrying for another {} minutes \
-                 (the current certificate stays in place; `edgeup renew --force` overrides)",
-                (until - now + 59) / 60
-            );
-        }
-        crate::acme::responder::require_privileged_port(ctx.host, &self.responder)?;
-        if self.preflight {
-            self.preflight()?;
-        }
-        // The first request to the CA: only after the preflight passed.
-        account::ensure(ctx.host, &self.ca, &self.letsencrypt)?;
-        let issued = match self.obtain(ctx) {
-            Ok(issued) => issued,
-            Err(e) => {
-                let text = format!("{e:#}");
-                if text.contains("rate limited") {
-                    let until = policy::retry_time_from_message(&text, now);
-                    policy::record_backoff(ctx.host, ctx.state_dir, domain, until)?;
-                }
-                return Err(e.context("no new certificate; the current PEM stays in place"));
-            }
+        let obtained = if self.batchable() {
+            Self::obtain_together(ctx, &[(self, drift)])
+                .into_iter()
+                .next()
+                .unwrap_or_else(Obtained::missing)
+        } else {
+            self.obtain_alone(ctx, drift)
         };
-        let pem = format!(
-            "{}\n{}",
-            issued.chain_pem.trim_end(),
-            issued.key_pem.trim_start()
-        );
-        let bundle = pki::parse_bundle(pem.as_bytes()).context("the CA's answer is not a PEM")?;
-        let leaf = bundle.leaf().context("the CA returned no certificate")?;
-        if !bundle.key_matches() || !self.domains.iter().all(|d| leaf.covers(d)) {
-            bail!(
-                "the issued certificate does not match the key or the names; nothing was changed"
-            );
-        }
-        pem_file::install(ctx, &self.path, &pem, &self.owner, &self.group)?;
-        let record_attrs = crate::host::FileAttrs {
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-        };
-        ctx.host.ensure_dir(
-            &format!("{}/acme", ctx.state_dir),
-            &crate::host::FileAttrs {
-                mode: 0o700,
-                ..record_attrs
-            },
-        )?;
-        ctx.host.write_atomic(
-            &issuer_record(ctx.state_dir, domain),
-            self.ca.directory.as_bytes(),
-            &record_attrs,
-            None,
-        )?;
-        self.force.set(false);
-        policy::clear_backoff(ctx.host, ctx.state_dir, domain)
+        self.finish(ctx, obtained)
     }
 }

@@ -75,7 +75,9 @@ impl Drift {
     }
 }
 
-pub trait Step {
+/// `Any` so the engine can recognise the one kind it applies in batches
+/// (certificates, engine/batch.rs) without a method every kind would carry.
+pub trait Step: std::any::Any {
     fn check(&self, ctx: &Ctx) -> Result<State>;
     fn apply(&self, ctx: &Ctx, drift: &Drift) -> Result<()>;
     /// Steps that talk to systemd; `apply` refuses to start without it.

@@ -173,6 +173,20 @@ fn sites_side_by_side_one_added_one_removed_while_another_keeps_streaming() {
             "{name}: {body}"
         );
     }
+    // The two certificates were ordered together (one batch): Pebble added
+    // both orders before it issued the first certificate.
+    let log = pebble.ca_log();
+    let first_issued = log
+        .find("Issued certificate serial")
+        .unwrap_or_else(|| panic!("Pebble issued nothing:\n{log}"));
+    assert_eq!(
+        log.get(..first_issued)
+            .unwrap_or_default()
+            .matches("Added order")
+            .count(),
+        2,
+        "the orders did not overlap:\n{log}"
+    );
     // Every step of a site names it in --json.
     assert!(
         first.events.iter().any(|e| e["event"] == "step"
