@@ -632,7 +632,6 @@ fn renewal_timer_renews_a_due_certificate_and_is_quiet_otherwise() {
     );
     assert_eq!(first.code, 0, "{:?}\n{}", first.events, first.stderr);
     assert_pebble_issued(&c, &pebble);
-    let pem_path = format!("/etc/haproxy/certs/{DOMAIN}.pem");
     let issued = file_serial(&served_pem(&c));
     let reloads = haproxy_reloads(&c);
 
@@ -653,26 +652,33 @@ fn renewal_timer_renews_a_due_certificate_and_is_quiet_otherwise() {
         "a run with nothing due must log nothing"
     );
 
-    // Wait (bounded) until less than a third of the lifetime remains:
-    // 12 s, safely under a third of Pebble's 45 s (its notAfter may be a
-    // second short of it).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while c
-        .sh(&format!("openssl x509 -in {pem_path} -noout -checkend 12"))
-        .status
-        .success()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the certificate never became due"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
+    // Wait until less than a third of the certificate's own lifetime (as
+    // its notBefore/notAfter say: edgeup's rule) remains, plus a second.
+    let leaf = edgeup::pki::parse_bundle(served_pem(&c).as_bytes())
+        .ok()
+        .and_then(|b| b.leaf().cloned())
+        .expect("the served PEM has a certificate");
+    let lifetime = leaf.not_after - leaf.not_before;
+    let due_at = leaf.not_after - lifetime / 3 + 1;
+    let wait = due_at - edgeup::pki::now();
+    assert!(
+        wait <= 60,
+        "the certificate is due in {wait} s (notBefore {}, notAfter {})",
+        leaf.not_before,
+        leaf.not_after
+    );
+    std::thread::sleep(std::time::Duration::from_secs(wait.max(0) as u64));
     c.ok("systemctl start edgeup-renew.service");
     let renewed = file_serial(&served_pem(&c));
     assert_ne!(
-        renewed, issued,
-        "the timer's run did not renew the due certificate"
+        renewed,
+        issued,
+        "the timer's run did not renew the due certificate (notBefore {}, notAfter {}, now {}); \
+         the unit said: {}",
+        leaf.not_before,
+        leaf.not_after,
+        edgeup::pki::now(),
+        renew_unit_output(&c)
     );
     assert_pebble_issued(&c, &pebble);
     assert_eq!(
