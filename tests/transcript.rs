@@ -561,6 +561,40 @@ fn failed_reload_rolls_back_haproxy_cfg() {
     assert_eq!(temp_files(fx.root()), Vec::<String>::new());
 }
 
+/// A failed reload puts the site record back with the configuration: the
+/// record keeps describing what HAProxy serves.
+#[test]
+fn failed_reload_puts_the_previous_site_record_back() {
+    let mut fx = Fixture::debian_12().converged();
+    let record = "/etc/edgeup/site.yaml";
+    let (cfg_before, record_before) = (fx.read(CFG), fx.read(record));
+    assert!(
+        record_before.is_some(),
+        "the converged fixture has a record"
+    );
+    fx.config.sites[0].backends = vec!["127.0.0.1:3009".parse().expect("backend")];
+    let run = fx.run(Mode::Apply, |r| {
+        r.dynamic(RELOAD_CMD, |root, _| {
+            let live = std::fs::read_to_string(root.join("etc/haproxy/haproxy.cfg"))?;
+            Ok(if live.contains("127.0.0.1:3009") {
+                CmdOutput::failed(1, "Job for haproxy.service failed.")
+            } else {
+                CmdOutput::ok("")
+            })
+        })
+    });
+    assert_eq!(run.status(SITE_RECORD), Changed, "{run:#?}");
+    assert_eq!(run.status(RELOAD), Failed, "{run:#?}");
+    assert!(
+        run.message(RELOAD)
+            .contains("rolled back /etc/edgeup/site.yaml"),
+        "{}",
+        run.message(RELOAD)
+    );
+    assert_eq!(fx.read(CFG), cfg_before, "haproxy.cfg rolled back");
+    assert_eq!(fx.read(record), record_before, "the record rolled back");
+}
+
 /// (e) `haproxy -c` rejects the new config: the live file is untouched and
 /// no temp file is left behind.
 #[test]
