@@ -41,6 +41,7 @@ const VALIDATE: &str = "haproxy -c -q -f /etc/haproxy/.haproxy.cfg.edgeup-PID";
 const ENABLE: &str = "systemctl enable haproxy.service";
 const START: &str = "systemctl start haproxy.service";
 const RELOAD_CMD: &str = "systemctl reload haproxy.service";
+const CERTIFICATE: &str = "CA-issued certificate";
 /// What a fresh Rocky 9 apply runs for one site with ACME off.
 const ROCKY_CONVERGE: [&str; 9] = [
     "dnf install -y epel-release",
@@ -977,5 +978,58 @@ fn rocky_acme_with_the_builtin_client_issues_from_pebble_and_enables_edgeup_rene
         pebble.ca_log().matches("Added order").count(),
         orders,
         "the re-run ordered a certificate"
+    );
+}
+
+/// A CA that answers a new order with `rateLimited` (a loopback stand-in:
+/// Pebble cannot rate-limit): the builtin client reports the site failed,
+/// records the CA's retry time, and the next run asks the CA for no order
+/// before that time, saying so.
+#[test]
+fn a_rate_limited_order_is_recorded_and_the_next_run_orders_nothing() {
+    use common::stand_in_ca::StandInCa;
+    use edgeup::site::Directory;
+    let ca = StandInCa::rate_limiting(
+        "too many certificates (5) already issued for this exact set of identifiers in the last \
+         168h0m0s, retry after 2030-01-01 00:00:00 UTC: see https://letsencrypt.org/docs/rate-limits/",
+    );
+    let mut fx = Fixture::debian_12();
+    let site = &mut fx.config.sites[0];
+    site.email = Some("ops@widgets.dev".into());
+    site.acme.directory = Directory::Url(ca.directory.clone());
+    site.acme.ca_bundle = Some(ca.ca_bundle.clone());
+    site.acme.preflight = false;
+    site.listen.acme_responder = "127.0.0.1:982".parse().expect("responder");
+
+    let run = fx.apply();
+    assert_eq!(run.status(CERTIFICATE), Failed, "{run:#?}");
+    let message = run.message(CERTIFICATE);
+    assert!(
+        message.contains("rate limited by the CA") && message.contains("retry after 2030-01-01"),
+        "{message}"
+    );
+    assert_eq!(ca.orders(), 1);
+    let recorded = fx
+        .read(&format!("/var/lib/edgeup/acme/{DOMAIN}.retry-after"))
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string());
+    assert_eq!(
+        recorded.as_deref(),
+        Some("1893456000"),
+        "2030-01-01T00:00:00Z"
+    );
+
+    let again = fx.apply();
+    assert_eq!(again.status(CERTIFICATE), Failed, "{again:#?}");
+    assert!(
+        again
+            .message(CERTIFICATE)
+            .contains("not retrying for another"),
+        "{}",
+        again.message(CERTIFICATE)
+    );
+    assert_eq!(
+        ca.orders(),
+        1,
+        "the second run ordered before the CA's time"
     );
 }

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod pdeath;
 pub mod pebble;
+pub mod stand_in_ca;
 
 use edgeup::distro::{Distro, Paths, Units};
 use edgeup::render::{FactVars, Vars, render_template};
