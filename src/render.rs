@@ -29,6 +29,12 @@ pub struct Vars {
     /// The text to record for it, when it came from a file (comments kept).
     #[serde(skip)]
     pub record_text: Option<String>,
+    /// These vars as templates see them, made at the first render and reused
+    /// by every later one (with 200 sites, each conversion serializes every
+    /// site again). Reset by `set_haproxy_version`, the one change made after
+    /// rendering starts.
+    #[serde(skip)]
+    cached: std::cell::OnceCell<Value>,
 }
 
 /// One site as templates see it.
@@ -293,6 +299,7 @@ impl Vars {
             retired,
             config: config.clone(),
             record_text: None,
+            cached: std::cell::OnceCell::new(),
         })
     }
 
@@ -300,10 +307,11 @@ impl Vars {
     pub fn set_haproxy_version(&mut self, version: Option<String>) {
         self.haproxy = HaproxyFeatures::for_version(version.as_deref());
         self.facts.haproxy_version = version;
+        self.cached = std::cell::OnceCell::new();
     }
 
     fn value(&self) -> Value {
-        Value::from(Serde(self))
+        self.cached.get_or_init(|| Value::from(Serde(self))).clone()
     }
 }
 
