@@ -54,28 +54,8 @@ curl -fsS --cacert "$PEBBLE_CA" "$PEBBLE_MANAGEMENT/roots/0" >"$ROOT_PEM" ||
   die "could not fetch Pebble's root from $PEBBLE_MANAGEMENT"
 PEBBLE_LOG=$OUT_DIR/pebble/pebble.log
 
-# SITES free ports in a row on 127.0.0.1 for the backends (as sites.sh).
-BASE=$($PY - "$SITES" <<'EOF'
-import random, socket, sys
-n = int(sys.argv[1])
-for base in random.sample(range(20000, 32000 - n, 100), 40):
-    socks = []
-    try:
-        for port in range(base + 1, base + n + 1):
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(base)
-    break
-else:
-    sys.exit(1)
-EOF
-) || die "no $SITES free ports in a row on 127.0.0.1"
+# SITES free ports in a row on 127.0.0.1 for the backends.
+BASE=$(free_port_run "$SITES") || die "no $SITES free ports in a row on 127.0.0.1"
 start_trivial_backend "$((BASE + 1))-$((BASE + SITES))"
 boot_container issuance-many
 

@@ -105,28 +105,7 @@ for addr in sys.argv[1:]:
         s.bind((addr, port))
         s.close()
 EOF
-BASE=$($PY - "$SITES" <<'EOF'
-import random, socket, sys
-n = int(sys.argv[1])
-bases = range(20000, 32000 - n, 100)
-for base in random.sample(bases, min(60, len(bases))):
-    socks = []
-    try:
-        for port in range(base + 1, base + n + 1):
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(base)
-    break
-else:
-    sys.exit(1)
-EOF
-) || die "no $SITES free ports in a row on 127.0.0.1 below 32000"
+BASE=$(free_port_run "$SITES") || die "no $SITES free ports in a row on 127.0.0.1 below 32000"
 log "site i's backend is 127.0.0.1:\$((${BASE}+i)); containers on $ADDR_1 (1 site) and $ADDR_N ($SITES sites)"
 
 # ------------------------------------------------------------ site files
