@@ -187,20 +187,18 @@ impl Step for Service {
             Some(false) if enabled => systemctl("disable")?,
             _ => {}
         }
+        // The processes before a reload, for the new-worker check after it.
+        let mut before_reload = None;
         match self.state.as_str() {
             "started" if !active => systemctl("start")?,
             "stopped" if active => systemctl("stop")?,
             // Reload keeps connections; a stopped unit has nothing to reload.
             "reloaded" if active => {
-                let before = self
+                before_reload = self
                     .new_workers_on_reload
                     .then(|| children(ctx.host, &props))
                     .flatten();
-                systemctl("reload")?;
-                if let Some(before) = before {
-                    wait_active(ctx.host, &self.name, &self.state)?;
-                    wait_new_worker(ctx.host, &self.name, &before)?;
-                }
+                systemctl("reload")?
             }
             "reloaded" => systemctl("start")?,
             "restarted" => systemctl("restart")?,
@@ -208,6 +206,9 @@ impl Step for Service {
         }
         if matches!(self.state.as_str(), "reloaded" | "restarted" | "started") {
             wait_active(ctx.host, &self.name, &self.state)?;
+        }
+        if let Some(before) = before_reload {
+            wait_new_worker(ctx.host, &self.name, &before)?;
         }
         Ok(())
     }
