@@ -294,9 +294,13 @@ impl Config {
     /// The configuration a site file describes, when it parses, resolves and
     /// is valid.
     pub fn from_text(text: &str) -> Option<Config> {
-        let file = from_secret_yaml::<SiteFile>(text).ok()?;
-        let sites = file.resolve().ok()?;
-        super::validate_config(&sites, Some(&file)).ok()
+        Config::from_file(&from_secret_yaml::<SiteFile>(text).ok()?)
+    }
+
+    /// The configuration a parsed site file describes, when it resolves and
+    /// is valid.
+    pub fn from_file(file: &SiteFile) -> Option<Config> {
+        super::validate_config(&file.resolve().ok()?, Some(file)).ok()
     }
 
     /// The site whose host-wide settings (firewall, listen) every site

@@ -5,8 +5,8 @@
 
 use super::{Ctx, Drift, State, Step};
 use crate::host::FileAttrs;
-use crate::site::SiteFile;
 use crate::site::config::from_secret_yaml;
+use crate::site::{Config, SiteFile};
 use anyhow::Result;
 use serde::Deserialize;
 
@@ -33,12 +33,10 @@ impl Step for SiteRecord {
         let legacy = file.as_ref().is_some_and(SiteFile::names_legacy_responder);
         // Compared typed: spellings that mean the same site are the same.
         let same = !legacy
-            && file.is_some_and(|file| {
-                file.resolve()
-                    .ok()
-                    .and_then(|sites| crate::site::validate_config(&sites, Some(&file)).ok())
-                    .is_some_and(|recorded| recorded == ctx.vars.config)
-            });
+            && file
+                .as_ref()
+                .and_then(Config::from_file)
+                .is_some_and(|recorded| recorded == ctx.vars.config);
         let mut changes = Vec::new();
         if !same {
             changes.push(format!("record the sites in {}", self.path));
