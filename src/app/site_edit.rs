@@ -177,6 +177,8 @@ fn entry_of(site: &RawSite, shared: &RawSite) -> SiteEntry {
         eab: differ(a.eab != b.eab).and(a.eab.clone()),
         preflight: differ(a.preflight != b.preflight).map(|()| a.preflight),
         validation_port: differ(a.validation_port != b.validation_port).map(|()| a.validation_port),
+        challenge: differ(a.challenge != b.challenge).map(|()| a.challenge.clone()),
+        dns: differ(a.dns != b.dns).and(a.dns.clone()),
     };
     SiteEntry {
         domain: site.domain.clone(),

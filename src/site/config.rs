@@ -8,7 +8,7 @@
 //! settings (`email`, `hsts`, `acme.*`) at the top are defaults that a
 //! `sites:` entry may override key by key.
 
-use super::raw::{Eab, RawAcme, RawListen, RawSite};
+use super::raw::{Eab, RawAcme, RawDns, RawListen, RawNotify, RawSite};
 use super::{Problem, Site};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -46,6 +46,8 @@ pub struct SiteFile {
     pub acme: Option<AcmeKeys>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<RawListen>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<RawNotify>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sites: Option<Vec<SiteEntry>>,
 }
@@ -90,6 +92,11 @@ pub struct AcmeKeys {
     pub preflight: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+    /// Set as a whole: a site's `dns:` replaces the shared one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<RawDns>,
 }
 
 impl AcmeKeys {
@@ -117,6 +124,12 @@ impl AcmeKeys {
         if let Some(v) = self.validation_port {
             acme.validation_port = v;
         }
+        if let Some(v) = &self.challenge {
+            acme.challenge = v.clone();
+        }
+        if let Some(v) = &self.dns {
+            acme.dns = Some(v.clone());
+        }
         acme
     }
 
@@ -130,6 +143,8 @@ impl AcmeKeys {
             "eab" => self.eab.is_some(),
             "preflight" => self.preflight.is_some(),
             "validation_port" => self.validation_port.is_some(),
+            "challenge" => self.challenge.is_some(),
+            "dns" => self.dns.is_some(),
             _ => false,
         }
     }
@@ -144,6 +159,8 @@ impl AcmeKeys {
             eab: acme.eab.clone(),
             preflight: Some(acme.preflight),
             validation_port: Some(acme.validation_port),
+            challenge: Some(acme.challenge.clone()),
+            dns: acme.dns.clone(),
         }
     }
 }
@@ -189,6 +206,7 @@ impl SiteFile {
             hsts: self.hsts,
             acme,
             listen: self.listen.clone().unwrap_or_default(),
+            notify: self.notify.clone(),
             ..defaults.clone()
         };
         let mut shared = shared;
@@ -338,6 +356,7 @@ impl Config {
                 hsts: site.hsts,
                 acme: Some(AcmeKeys::all(&site.acme)),
                 listen: Some(site.listen),
+                notify: site.notify,
                 sites: None,
             },
         }
@@ -371,6 +390,7 @@ pub fn file_of(sites: &[RawSite]) -> SiteFileText {
             SiteFileText::Many(SiteFile {
                 firewall: Some(shared.firewall),
                 listen: Some(shared.listen),
+                notify: shared.notify,
                 sites: Some(
                     sites
                         .iter()
@@ -491,6 +511,10 @@ mod tests {
         for yaml in [
             "domain: a.example.com\nemail: o@widgets.dev\nbackends: [127.0.0.1:3000]\n",
             "email: o@widgets.dev\nsites:\n  - {domain: a.example.com, aliases: [www.a.example.com], backends: [127.0.0.1:3000], health: /health}\n  - {domain: b.example.com, backends: [127.0.0.1:3001], acme: {client: certbot}}\n",
+            "email: o@widgets.dev\nnotify: {targets: [{webhook: https://hooks.widgets.dev/e}], days_before_expiry: 10}\n\
+             acme: {directory: https://127.0.0.1:14000/dir, ca_bundle: /etc/edgeup/ca.pem}\nsites:\n\
+             \x20 - {domain: a.example.test, aliases: [\"*.a.example.test\"], backends: [127.0.0.1:3000], acme: {challenge: dns-01, dns: {provider: exec, command: /usr/local/bin/hook, propagation_timeout: 2m}}}\n\
+             \x20 - {domain: b.example.test, backends: [127.0.0.1:3001]}\n",
         ] {
             let config = valid(yaml);
             let text = config.to_yaml().expect("encodes");

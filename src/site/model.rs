@@ -8,7 +8,8 @@
 //! serializes as the `RawSite` it stands for (`to_raw`).
 
 use super::addr::{Bind, HostPort, url_host};
-use super::raw::{Eab, RawAcme, RawListen, RawSite};
+use super::raw::{Eab, RawAcme, RawDns, RawListen, RawNotify, RawSite, RawTarget};
+use crate::{dns, notify};
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ pub struct Site {
     pub hsts: Option<bool>,
     pub acme: Acme,
     pub listen: Listen,
+    /// Host-wide: where alerts about certificates go.
+    pub notify: Option<notify::Settings>,
 }
 
 /// How requests reach the site: by host name, or by a path prefix.
@@ -59,6 +62,16 @@ pub struct Acme {
     pub eab: Option<Eab>,
     pub preflight: bool,
     pub validation_port: u16,
+    pub challenge: Challenge,
+}
+
+/// How the CA is shown that this host speaks for the names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    /// The CA fetches a token from http://NAME/.well-known/acme-challenge/.
+    Http01,
+    /// The CA reads a TXT record at _acme-challenge.NAME.
+    Dns01(dns::Settings),
 }
 
 /// Where certificates come from.
@@ -180,6 +193,70 @@ impl Acme {
     pub fn enabled(&self) -> bool {
         self.directory != Directory::Off
     }
+
+    /// The dns-01 settings, when that is the challenge.
+    pub fn dns(&self) -> Option<&dns::Settings> {
+        match &self.challenge {
+            Challenge::Dns01(settings) => Some(settings),
+            Challenge::Http01 => None,
+        }
+    }
+}
+
+impl Challenge {
+    /// `http-01` or `dns-01`, as the site file writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Challenge::Http01 => "http-01",
+            Challenge::Dns01(_) => "dns-01",
+        }
+    }
+}
+
+/// `acme.dns` as the file spells it.
+fn raw_dns(settings: &dns::Settings) -> RawDns {
+    let mut raw = RawDns {
+        resolver: settings.resolver.map(|a| a.to_string()),
+        propagation_timeout: format!("{}s", settings.propagation_timeout.as_secs()),
+        ..RawDns::default()
+    };
+    match &settings.provider {
+        dns::Provider::Rfc2136 {
+            server,
+            tsig_key_file,
+        } => {
+            raw.provider = "rfc2136".into();
+            raw.server = Some(server.to_string());
+            raw.tsig_key_file = Some(tsig_key_file.clone());
+        }
+        dns::Provider::Exec { command, env_file } => {
+            raw.provider = "exec".into();
+            raw.command = Some(command.clone());
+            raw.env_file = env_file.clone();
+        }
+    }
+    raw
+}
+
+/// `notify:` as the file spells it.
+fn raw_notify(settings: &notify::Settings) -> RawNotify {
+    RawNotify {
+        targets: settings
+            .targets
+            .iter()
+            .map(|t| match t {
+                notify::Target::Command(path) => RawTarget {
+                    command: Some(path.clone()),
+                    webhook: None,
+                },
+                notify::Target::Webhook(url) => RawTarget {
+                    command: None,
+                    webhook: Some(url.clone()),
+                },
+            })
+            .collect(),
+        days_before_expiry: settings.days_before_expiry,
+    }
 }
 
 impl Site {
@@ -256,12 +333,15 @@ impl Site {
                 eab: self.acme.eab.clone(),
                 preflight: self.acme.preflight,
                 validation_port: self.acme.validation_port,
+                challenge: self.acme.challenge.name().into(),
+                dns: self.acme.dns().map(raw_dns),
             },
             listen: RawListen {
                 http: strings(&self.listen.http),
                 https: strings(&self.listen.https),
                 acme_responder: self.listen.acme_responder.to_string(),
             },
+            notify: self.notify.as_ref().map(raw_notify),
         }
     }
 }

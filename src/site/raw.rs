@@ -38,6 +38,9 @@ pub struct RawSite {
     pub acme: RawAcme,
     #[serde(default)]
     pub listen: RawListen,
+    /// Host-wide: who is told when a renewal fails or expiry is near.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<RawNotify>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -66,6 +69,65 @@ pub struct RawAcme {
     /// CA (Pebble) can be pointed elsewhere.
     #[serde(default = "default_validation_port")]
     pub validation_port: u16,
+    /// `http-01` (the CA fetches a token through port 80) or `dns-01` (a TXT
+    /// record in the zone: no inbound port needed, wildcards allowed).
+    #[serde(default = "default_challenge")]
+    pub challenge: String,
+    /// How dns-01 writes its TXT records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<RawDns>,
+}
+
+/// `acme.dns`: the provider that writes the dns-01 TXT records.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    /// `rfc2136` (dynamic updates with a TSIG key) or `exec` (a hook).
+    #[serde(default)]
+    pub provider: String,
+    /// rfc2136: the primary that accepts updates, `IP` or `IP:PORT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// rfc2136: the TSIG key, BIND key-file format, mode 0600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsig_key_file: Option<PathBuf>,
+    /// exec: run as `COMMAND present|cleanup FQDN VALUE` (lego's contract).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<PathBuf>,
+    /// exec: `KEY=VALUE` lines (API tokens) put in the hook's environment, mode 0600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<PathBuf>,
+    /// Where the zone's SOA and NS are looked up, `IP` or `IP:PORT`
+    /// (default: the rfc2136 server, or the system's first nameserver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<String>,
+    /// How long every authoritative server may take to answer the records:
+    /// `120s`, `2m` or a number of seconds.
+    #[serde(default = "default_propagation_timeout")]
+    pub propagation_timeout: String,
+}
+
+/// `notify:` (host-wide): where alerts about certificates go.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    #[serde(default)]
+    pub targets: Vec<RawTarget>,
+    /// `expiry_near` once a day when a certificate has fewer days left.
+    #[serde(default = "default_days_before_expiry")]
+    pub days_before_expiry: u32,
+}
+
+/// One `notify.targets` entry: exactly one of the keys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// An absolute path, run with the event's JSON on stdin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<PathBuf>,
+    /// An http(s):// URL the event's JSON is POSTed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -102,6 +164,7 @@ impl Default for RawSite {
             hsts: None,
             acme: RawAcme::default(),
             listen: RawListen::default(),
+            notify: None,
         }
     }
 }
@@ -116,6 +179,8 @@ impl Default for RawAcme {
             eab: None,
             preflight: true,
             validation_port: default_validation_port(),
+            challenge: default_challenge(),
+            dns: None,
         }
     }
 }
@@ -151,6 +216,15 @@ fn yes() -> bool {
 fn default_validation_port() -> u16 {
     80
 }
+fn default_challenge() -> String {
+    "http-01".into()
+}
+pub(crate) fn default_propagation_timeout() -> String {
+    "120s".into()
+}
+fn default_days_before_expiry() -> u32 {
+    14
+}
 fn default_http() -> Vec<String> {
     vec![":80".into()]
 }
@@ -177,6 +251,11 @@ impl RawAcme {
     /// site is typed need it; typed: `Acme::enabled`).
     pub fn enabled(&self) -> bool {
         self.directory != "off"
+    }
+
+    /// `challenge: dns-01` as written (typed: `Acme::dns`).
+    pub fn dns01(&self) -> bool {
+        self.challenge == "dns-01"
     }
 }
 

@@ -11,8 +11,9 @@
 //!   up in certificate and lineage file names and in the rendered config;
 //!   one canonical spelling avoids a second lineage for `Chat.example.com`.
 //!   The fix gives the lowercase form.
-//! - Wildcards are refused even with ACME off: the HAProxy host rule would
-//!   not match a literal `*.` name either.
+//! - Wildcards (`*.example.com`) are allowed only in `aliases` and only with
+//!   `acme.challenge: dns-01`: HTTP-01 cannot issue them, and the domain
+//!   names the certificate file and the HAProxy backend, so it stays exact.
 //! - `acme.ca_bundle` and `acme.eab` are refused with Let's Encrypt
 //!   (keywords or its own URLs) but kept silently with `directory: off`, so
 //!   ACME can be switched off for a while without deleting them. Their shape
@@ -21,6 +22,7 @@
 //!   self-signed placeholder, and HSTS would lock browsers out of it.
 //! - Secrets (`acme.eab.hmac_key`) never appear in a problem's value.
 
+mod challenge;
 #[cfg(test)]
 mod tests;
 
@@ -106,6 +108,9 @@ pub fn validate(site: &RawSite) -> Vec<Problem> {
         );
     }
     check_acme(&mut out, &site.acme, le);
+    if let Some(notify) = &site.notify {
+        challenge::check_notify(&mut out, notify);
+    }
 
     // Listen problems are gathered first (backends need the parsed binds)
     // but reported last, in site-file order.
@@ -165,6 +170,7 @@ fn typed(raw: &RawSite) -> Result<Site, (String, String, Refusal)> {
             eab: a.eab.clone(),
             preflight: a.preflight,
             validation_port: a.validation_port,
+            challenge: challenge::parse(a)?,
         },
         listen: Listen {
             http: binds("listen.http", &raw.listen.http, ":80")?,
@@ -174,6 +180,10 @@ fn typed(raw: &RawSite) -> Result<Site, (String, String, Refusal)> {
                 &raw.listen.acme_responder,
                 parse_bind(&raw.listen.acme_responder, DEFAULT_ACME_RESPONDER),
             )?,
+        },
+        notify: match &raw.notify {
+            Some(n) => Some(challenge::parse_notify(n)?),
+            None => None,
         },
     })
 }
@@ -418,11 +428,14 @@ fn check_domain(domain: &str, le: bool) -> Result<(), Refusal> {
         ));
     }
     if domain.contains('*') {
+        let base = domain.trim_start_matches("*.");
         return Err(refuse(
-            "is a wildcard, which HTTP-01 validation cannot issue and the HAProxy host rule would not match",
+            "is a wildcard where an exact name is needed (the domain names the site's \
+             certificate and backend; a wildcard may be an alias, with dns-01)",
             format!(
-                "use the exact name, e.g. {}",
-                domain.replace("*.", "chat.").replace('*', "chat")
+                "use the exact name, e.g. {}; for a wildcard certificate write domain: {base} \
+                 and aliases: [\"*.{base}\"] with acme.challenge: dns-01",
+                domain.replace("*.", "chat.").replace('*', "chat"),
             ),
         ));
     }
@@ -511,7 +524,25 @@ fn check_domain(domain: &str, le: bool) -> Result<(), Refusal> {
 fn check_aliases(out: &mut Problems, site: &RawSite, le: bool) {
     for (i, alias) in site.aliases.iter().enumerate() {
         let field = format!("aliases[{i}]");
-        if let Err((reason, fix)) = check_domain(alias, le) {
+        if let Some(base) = alias.strip_prefix("*.")
+            && !site.acme.dns01()
+            && check_domain(base, le).is_ok()
+        {
+            out.push(
+                &field,
+                alias,
+                "is a wildcard, which only dns-01 validation can issue (the CA cannot fetch an \
+                 HTTP-01 token from every name under it)",
+                &format!(
+                    "set acme.challenge: dns-01 with acme.dns (README: Certificates without port 80), \
+                     or list exact names such as chat.{base}"
+                ),
+            );
+        } else if let Err((reason, fix)) = alias
+            .strip_prefix("*.")
+            .filter(|_| site.acme.dns01())
+            .map_or_else(|| check_domain(alias, le), |base| check_domain(base, le))
+        {
             out.push(&field, alias, &reason, &fix);
         } else if *alias == site.domain {
             out.push(
@@ -764,6 +795,7 @@ fn squeeze_slashes(s: &str) -> String {
 // ------------------------------------------------------------------ acme
 
 fn check_acme(out: &mut Problems, acme: &RawAcme, le: bool) {
+    challenge::check(out, acme);
     out.check(
         "acme.directory",
         &acme.directory,

@@ -832,3 +832,210 @@ fn a_ca_bundle_path_must_need_no_quoting_in_a_unit_file() {
     s.acme.ca_bundle = Some(PathBuf::from("/etc/edgeup/ca\n[Service]"));
     assert_eq!(fields(&validate(&s)), ["acme.ca_bundle"]);
 }
+
+fn dns01(s: &mut RawSite) {
+    pebble(s);
+    s.domain = "example.test".into();
+    s.acme.challenge = "dns-01".into();
+    s.acme.dns = Some(crate::site::raw::RawDns {
+        provider: "rfc2136".into(),
+        server: Some("127.0.0.1:5353".into()),
+        tsig_key_file: Some(PathBuf::from("/etc/edgeup/tsig.key")),
+        propagation_timeout: "30s".into(),
+        ..Default::default()
+    });
+}
+
+#[test]
+fn dns01_sites_may_have_wildcard_aliases_and_parse_into_settings() {
+    let mut s = base();
+    dns01(&mut s);
+    s.aliases = strs(&["*.example.test"]);
+    let site = parse_site(&s).unwrap_or_else(|p| panic!("{p:#?}"));
+    let dns = site.acme.dns().expect("dns-01");
+    assert_eq!(dns.propagation_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(
+        dns.provider,
+        crate::dns::Provider::Rfc2136 {
+            server: "127.0.0.1:5353".parse().expect("address"),
+            tsig_key_file: PathBuf::from("/etc/edgeup/tsig.key"),
+        }
+    );
+    assert_eq!(site.names(), strs(&["example.test", "*.example.test"]));
+    // Written back, it reads as the same site.
+    assert_eq!(parse_site(&site.to_raw()), Ok(site));
+}
+
+#[test]
+fn wildcards_need_dns01_and_an_exact_domain() {
+    let mut s = base();
+    s.aliases = strs(&["*.example.com"]);
+    let problems = validate(&s);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].field, "aliases[0]");
+    assert!(
+        problems[0].reason.contains("only dns-01"),
+        "{}",
+        problems[0]
+    );
+    assert!(
+        problems[0].fix.contains("acme.challenge: dns-01"),
+        "{}",
+        problems[0]
+    );
+
+    let mut s = base();
+    dns01(&mut s);
+    s.domain = "*.example.test".into();
+    let problems = validate(&s);
+    assert_eq!(problems[0].field, "domain", "{problems:#?}");
+    assert!(
+        problems[0].fix.contains("aliases: [\"*.example.test\"]"),
+        "{}",
+        problems[0]
+    );
+    // Only a whole leftmost label may be a wildcard.
+    s.domain = "example.test".into();
+    s.aliases = strs(&["a*.example.test", "*.*.example.test"]);
+    let problems = validate(&s);
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+}
+
+#[test]
+fn dns_settings_problems_name_the_key() {
+    type Case = (&'static str, fn(&mut RawSite), &'static str);
+    let cases: &[Case] = &[
+        (
+            "unknown challenge",
+            |s| s.acme.challenge = "tls-alpn-01".into(),
+            "acme.challenge",
+        ),
+        ("dns-01 without dns", |s| s.acme.dns = None, "acme.dns"),
+        (
+            "dns with http-01",
+            |s| s.acme.challenge = "http-01".into(),
+            "acme.dns",
+        ),
+        (
+            "certbot",
+            |s| s.acme.client = "certbot".into(),
+            "acme.client",
+        ),
+        (
+            "server by name",
+            |s| {
+                if let Some(d) = &mut s.acme.dns {
+                    d.server = Some("ns1.example.test".into());
+                }
+            },
+            "acme.dns.server",
+        ),
+        (
+            "no key file",
+            |s| {
+                if let Some(d) = &mut s.acme.dns {
+                    d.tsig_key_file = None;
+                }
+            },
+            "acme.dns.tsig_key_file",
+        ),
+        (
+            "relative key file",
+            |s| {
+                if let Some(d) = &mut s.acme.dns {
+                    d.tsig_key_file = Some(PathBuf::from("tsig.key"));
+                }
+            },
+            "acme.dns.tsig_key_file",
+        ),
+        (
+            "exec without command",
+            |s| {
+                if let Some(d) = &mut s.acme.dns {
+                    d.provider = "exec".into();
+                    d.server = None;
+                    d.tsig_key_file = None;
+                }
+            },
+            "acme.dns.command",
+        ),
+        (
+            "exec with a server",
+            |s| {
+                if let Some(d) = &mut s.acme.dns {
+                    d.provider = "exec".into();
+                    d.command = Some(PathBuf::from("/usr/local/bin/hook"));
+                }
+            },
+            "acme.dns.server",
+        ),
+        (
+            "unknown provider",
+            |s| {
+                if let Some(d) = &mut s.acme.dns {
+                    d.provider = "cloudflare".into();
+                }
+            },
+            "acme.dns.provider",
+        ),
+        (
+            "zero timeout",
+            |s| {
+                if let Some(d) = &mut s.acme.dns {
+                    d.propagation_timeout = "0s".into();
+                }
+            },
+            "acme.dns.propagation_timeout",
+        ),
+    ];
+    for (name, edit, field) in cases {
+        let mut s = base();
+        dns01(&mut s);
+        edit(&mut s);
+        let problems = validate(&s);
+        assert_eq!(problems.len(), 1, "{name}: {problems:#?}");
+        assert_eq!(problems[0].field, *field, "{name}: {}", problems[0]);
+        assert!(!problems[0].fix.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn notify_is_checked_and_typed() {
+    let s = yaml(
+        "domain: chat.example.com\nemail: ops@widgets.dev\nbackends: [\"127.0.0.1:3000\"]\n\
+         notify:\n  targets:\n    - command: /usr/local/bin/page-me\n    - webhook: https://hooks.example.com/edgeup\n",
+    );
+    let site = parse_site(&s).unwrap_or_else(|p| panic!("{p:#?}"));
+    let notify = site.notify.clone().expect("notify");
+    assert_eq!(notify.days_before_expiry, 14);
+    assert_eq!(
+        notify.targets,
+        vec![
+            crate::notify::Target::Command(PathBuf::from("/usr/local/bin/page-me")),
+            crate::notify::Target::Webhook("https://hooks.example.com/edgeup".into()),
+        ]
+    );
+    for (text, field) in [
+        ("notify: {targets: []}", "notify.targets"),
+        (
+            "notify: {targets: [{command: page-me}]}",
+            "notify.targets[0]",
+        ),
+        (
+            "notify: {targets: [{webhook: hooks.example.com}]}",
+            "notify.targets[0]",
+        ),
+        ("notify: {targets: [{}]}", "notify.targets[0]"),
+        (
+            "notify: {targets: [{command: /bin/true}], days_before_expiry: 0}",
+            "notify.days_before_expiry",
+        ),
+    ] {
+        let s = yaml(&format!(
+            "domain: chat.example.com\nemail: ops@widgets.dev\nbackends: [\"127.0.0.1:3000\"]\n{text}\n"
+        ));
+        let problems = validate(&s);
+        assert_eq!(problems.len(), 1, "{text}: {problems:#?}");
+        assert_eq!(problems[0].field, field, "{text}");
+    }
+}
