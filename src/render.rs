@@ -89,6 +89,9 @@ pub struct HostVars {
     pub default_cert: String,
     /// `:PORT` to add to `https://HOST` in redirects (empty for 443).
     pub https_port_suffix: String,
+    /// Some site has a wildcard name: haproxy.cfg also looks up the host's
+    /// parent (see `Derived::map_keys`) when the exact name is not mapped.
+    pub wildcards: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,6 +101,10 @@ pub struct Derived {
     pub backend: String,
     /// Every name (domain first), and the names besides the domain.
     pub names: Vec<String>,
+    /// `names` as keys of the host map: a wildcard `*.example.com` is
+    /// `.example.com`, what haproxy.cfg looks up after cutting a host
+    /// name's first label (one label deep, as the certificate covers).
+    pub map_keys: Vec<String>,
     pub aliases: Vec<String>,
     /// HTTP health-check path, if any.
     pub health: Option<String>,
@@ -228,6 +235,11 @@ fn derived(site: &Site, certs_dir: &str) -> Derived {
     Derived {
         cert_path: site.cert_path(certs_dir),
         backend: site.backend_name(),
+        map_keys: site
+            .names()
+            .iter()
+            .map(|n| n.strip_prefix('*').unwrap_or(n).to_string())
+            .collect(),
         names: site.names(),
         aliases: site.aliases.clone(),
         health: site.health.clone(),
@@ -280,6 +292,10 @@ impl Vars {
             sites_map: sites_map_path(distro),
             default_cert: shared.cert_path(certs_dir),
             https_port_suffix: shared.https_port_suffix(),
+            wildcards: config
+                .sites
+                .iter()
+                .any(|s| s.names().iter().any(|n| n.starts_with("*."))),
         };
         let retired = retired
             .iter()

@@ -262,6 +262,83 @@ fn live_sites_route_by_name_with_their_own_certificates() {
     guard.assert_running();
 }
 
+const APEX: &str = "example.test";
+
+#[test]
+fn a_wildcard_alias_serves_every_name_one_label_deep_and_exact_names_win() {
+    assert!(
+        is_root(),
+        "the live HAProxy tests must run as root (HAProxy chroots)"
+    );
+    let version = haproxy_version();
+    let dir = TestDir::new(APEX);
+    site_cert(&dir, &[APEX, "*.example.test"]);
+    site_cert(&dir, &[CHAT]);
+    let apps = start_backend(Role::App("apps"));
+    let chat = start_backend(Role::App("chat"));
+    let acme = start_backend(Role::Acme);
+    let (http, https) = (free_port(), free_port());
+    let yaml = format!(
+        "email: ops@example.test\nacme: {{directory: https://127.0.0.1:14000/dir}}\n\
+         listen:\n  http: [\"127.0.0.1:{http}\"]\n  https: [\"127.0.0.1:{https}\"]\n  acme_responder: \"127.0.0.1:{acme}\"\n\
+         sites:\n\
+         \x20 - domain: {APEX}\n    aliases: [\"*.{APEX}\"]\n    backends: [\"127.0.0.1:{apps}\"]\n\
+         \x20   acme: {{challenge: dns-01, dns: {{provider: exec, command: /usr/local/bin/dns-hook}}}}\n\
+         \x20 - domain: {CHAT}\n    backends: [\"127.0.0.1:{chat}\"]\n"
+    );
+    let config = config(&yaml);
+    let (_, map) = render_config(&config, &relocated(&debian(), &dir), facts(Some(&version)));
+    assert!(map.contains(&format!("\n.{APEX} site_{APEX}\n")), "{map}");
+    let cfg = render_sites(&config, &relocated(&debian(), &dir), facts(Some(&version)));
+    let mut guard = start_checked_haproxy(&cfg, &dir, &[http, https]);
+    let ca = |name: &str| dir.path().join(format!("{name}.ca.pem"));
+
+    // Any one label under the wildcard, and the apex, reach the wildcard
+    // site, verified against its certificate; the exact name keeps its own.
+    for name in ["a.example.test", "b.example.test", APEX] {
+        let r = curl(name, "127.0.0.1", https, "/x", &ca(APEX), &[]);
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        assert!(
+            r.body.starts_with("backend: apps\r\n"),
+            "{name}: {}",
+            r.body
+        );
+    }
+    let r = curl(CHAT, "127.0.0.1", https, "/x", &ca(CHAT), &[]);
+    assert!(r.body.starts_with("backend: chat\r\n"), "{}", r.body);
+    assert!(served_cn("127.0.0.1", https, Some("c.example.test")).ends_with(APEX));
+    // Two labels deep is not covered (neither is it by the certificate).
+    let r = curl(
+        CHAT,
+        "127.0.0.1",
+        https,
+        "/",
+        &ca(CHAT),
+        &["-H", "Host: x.y.example.test"],
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    // Plain HTTP: a name under the wildcard is known (redirected).
+    let r = curl(
+        "d.example.test",
+        "127.0.0.1",
+        http,
+        "/p",
+        &ca(APEX),
+        &["--http"],
+    );
+    assert_eq!(r.status, 308, "{}", r.head);
+    let r = curl(
+        "x.y.example.test",
+        "127.0.0.1",
+        http,
+        "/p",
+        &ca(APEX),
+        &["--http"],
+    );
+    assert_eq!(r.status, 404, "{}", r.head);
+    guard.assert_running();
+}
+
 /// A network namespace of the test's own (only its loopback), deleted on drop.
 struct Netns(String);
 
