@@ -13,11 +13,12 @@ mod validate;
 
 pub use config::{Config, SiteFile};
 pub use model::{
-    Acme, AcmeClient, Directory, Firewall, KeyType, Listen, Routing, Site, from_name, names,
+    Acme, AcmeClient, Challenge, Directory, Firewall, KeyType, Listen, Routing, Site, from_name,
+    names,
 };
-pub use raw::{Eab, RawAcme, RawListen, RawSite};
+pub use raw::{Eab, RawAcme, RawDns, RawListen, RawNotify, RawSite};
 pub use validate::{
-    Problem, config_warnings, name_collisions, parse_site, validate, validate_config,
+    Problem, config_warnings, name_collisions, parse_dns, parse_site, validate, validate_config,
 };
 
 /// Where the HTTP-01 responder (builtin client or certbot standalone) listens

@@ -1,6 +1,6 @@
 //! Several certificates from the builtin client at once (a run of
 //! certificate steps; engine/batch.rs). One responder serves every pending
-//! token. First the preflights run together; then the account is ensured
+//! HTTP-01 token; a dns-01 job writes TXT records through its provider. First the preflights run together; then the account is ensured
 //! once per CA, and only for a CA some site's preflight passed for (nothing
 //! reaches a CA before that); then the orders of the sites that got this
 //! far run together. At most `MAX_IN_FLIGHT` preflights, then orders, at a
@@ -8,12 +8,14 @@
 //! that job alone.
 
 use super::bounded;
-use super::builtin::{self, Issued};
+use super::builtin::{self, Answer, Issued};
 use super::responder::Responder;
 use super::{CaSettings, account, preflight};
+use crate::dns::Dns01;
 use crate::host::Host;
 use anyhow::{Error, anyhow};
 use instant_acme::{Account, AccountCredentials};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Orders (and preflights) in flight at once. Enough to hide the CA's round
@@ -39,6 +41,8 @@ pub struct Job<'a> {
     pub letsencrypt: &'a str,
     /// From `builtin::new_key`: an RSA key, or None for a fresh P-256 key.
     pub key_pem: Option<String>,
+    /// dns-01 through this provider; None: HTTP-01 on the responder.
+    pub dns: Option<Arc<Dns01>>,
 }
 
 /// Why a job got no certificate.
@@ -134,10 +138,13 @@ fn issue_group(host: &Host, address: &str, jobs: &[&Job]) -> Vec<Outcome> {
     let preflights: Vec<(Result<(), Error>, Duration)> =
         bounded::on_threads(jobs, MAX_IN_FLIGHT, |job| {
             let started = Instant::now();
-            let passed = match (job.preflight, job.domains.first()) {
-                (false, _) => Ok(()),
-                (true, Some(domain)) => preflight::run(domain, job.validation_port, &responder),
-                (true, None) => Err(anyhow!("a certificate needs at least one name")),
+            let passed = match (job.preflight, job.domains.first(), &job.dns) {
+                (false, _, _) => Ok(()),
+                (true, Some(_), Some(dns)) => dns_preflight(dns, job.domains),
+                (true, Some(domain), None) => {
+                    preflight::run(domain, job.validation_port, &responder)
+                }
+                (true, None, _) => Err(anyhow!("a certificate needs at least one name")),
             };
             (passed, started.elapsed())
         });
@@ -182,7 +189,11 @@ fn issue_group(host: &Host, address: &str, jobs: &[&Job]) -> Vec<Outcome> {
                         (Ok(()), None) => Err(Failure::Before(anyhow!("no account for this CA"))),
                         (Ok(()), Some(Err(shared))) => Err(shared.failure()),
                         (Ok(()), Some(Ok(account))) => {
-                            builtin::order(account, responder, job.domains, job.key_pem.clone())
+                            let answer = match &job.dns {
+                                Some(dns) => Answer::Dns(Arc::clone(dns)),
+                                None => Answer::Http(responder),
+                            };
+                            builtin::order(account, answer, job.domains, job.key_pem.clone())
                                 .await
                                 .map_err(Failure::Order)
                         }
@@ -202,6 +213,24 @@ fn issue_group(host: &Host, address: &str, jobs: &[&Job]) -> Vec<Outcome> {
             message: format!("{e:#}"),
         })
     })
+}
+
+/// The dns-01 preflight of one certificate: a test record at each of its
+/// TXT names (a name and its wildcard share one), written, seen at every
+/// authoritative server and removed, with the provider's credentials.
+fn dns_preflight(dns: &Dns01, domains: &[String]) -> anyhow::Result<()> {
+    let mut done: Vec<String> = Vec::new();
+    for domain in domains {
+        let name = Dns01::record_name(domain);
+        if done.contains(&name) {
+            continue;
+        }
+        dns.preflight(domain).map_err(|e| {
+            anyhow!("dns-01 preflight for {domain} failed; the CA was not contacted: {e:#}")
+        })?;
+        done.push(name);
+    }
+    Ok(())
 }
 
 /// Registers the account unless there is one, then reads its credentials.
@@ -315,6 +344,7 @@ mod tests {
             preflight: true,
             letsencrypt: "/etc/letsencrypt",
             key_pem: None,
+            dns: None,
         }
     }
 

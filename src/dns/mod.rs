@@ -33,3 +33,33 @@ pub enum Provider {
         env_file: Option<PathBuf>,
     },
 }
+
+// STUB until the provider lands (replaced on merge).
+pub struct Dns01;
+impl Dns01 {
+    pub fn new(
+        _host: &crate::host::Host,
+        _settings: &Settings,
+        _state_dir: &str,
+    ) -> anyhow::Result<Dns01> {
+        anyhow::bail!("dns-01 is not built yet")
+    }
+    pub fn record_name(identifier: &str) -> String {
+        format!("_acme-challenge.{}", identifier.trim_start_matches("*."))
+    }
+    pub fn present(&self, _name: &str, _value: &str) -> anyhow::Result<()> {
+        anyhow::bail!("stub")
+    }
+    pub fn cleanup(&self, _name: &str, _value: &str) -> anyhow::Result<()> {
+        anyhow::bail!("stub")
+    }
+    pub fn wait_visible(&self, _records: &[(String, String)]) -> anyhow::Result<()> {
+        anyhow::bail!("stub")
+    }
+    pub fn cleanup_leftovers(&self) -> anyhow::Result<usize> {
+        anyhow::bail!("stub")
+    }
+    pub fn preflight(&self, _identifier: &str) -> anyhow::Result<()> {
+        anyhow::bail!("stub")
+    }
+}

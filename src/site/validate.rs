@@ -26,6 +26,8 @@ mod challenge;
 #[cfg(test)]
 mod tests;
 
+pub use challenge::parse_dns_settings as parse_dns;
+
 use super::addr::{self, Bind, HostPort, Refusal, parse_backend, parse_bind, refuse};
 use super::model::{self, Acme, Directory, Listen, Routing, Site};
 use super::raw::{RawAcme, RawSite};

@@ -16,10 +16,13 @@ use crate::acme::batch::{self, Failure};
 use crate::acme::builtin::Issued;
 use crate::acme::responder;
 use crate::acme::{CaSettings, account, ari, builtin, certbot, policy, preflight};
+use crate::dns::Dns01;
 use crate::pki;
+use crate::site::RawDns;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -47,6 +50,10 @@ pub struct AcmeCertificate {
     /// Ask the CA for its renewal window (ARI; builtin client, `edgeup renew`).
     #[serde(default)]
     pub ari: bool,
+    /// dns-01 through this provider (`acme.dns` as the site file spells
+    /// it); None: HTTP-01 through the responder.
+    #[serde(default)]
+    pub dns: Option<RawDns>,
 }
 
 /// Which directory issued the current certificate (to notice a switch, e.g.
@@ -139,7 +146,25 @@ impl AcmeCertificate {
                 (until - now + 59) / 60
             );
         }
+        if self.dns.is_some() {
+            // dns-01: nothing on this host answers the CA.
+            return Ok(());
+        }
         responder::require_privileged_port(ctx.host, &self.responder)
+    }
+
+    /// The dns-01 provider, ready (its key or env file read), with the
+    /// records an earlier, killed run left taken away; None for HTTP-01.
+    fn dns_provider(&self, ctx: &Ctx) -> Result<Option<Arc<Dns01>>> {
+        let Some(raw) = &self.dns else {
+            return Ok(None);
+        };
+        let settings = crate::site::parse_dns(raw).map_err(|p| anyhow!("{p}"))?;
+        let dns = Dns01::new(ctx.host, &settings, ctx.state_dir)?;
+        // A leftover that cannot be removed now is retried next run; it
+        // does not stand in the way of this order.
+        let _ = dns.cleanup_leftovers();
+        Ok(Some(Arc::new(dns)))
     }
 
     /// The slow part of `apply` for several entries (builtin client) at
@@ -154,8 +179,12 @@ impl AcmeCertificate {
         for (place, (cert, drift)) in members.iter().enumerate() {
             let started = Instant::now();
             let before_ca = if pem_file::content_drifted(drift) {
-                cert.may_order(ctx)
-                    .and_then(|()| builtin::new_key(ctx.host, &cert.key_type))
+                cert.may_order(ctx).and_then(|()| {
+                    Ok((
+                        builtin::new_key(ctx.host, &cert.key_type)?,
+                        cert.dns_provider(ctx)?,
+                    ))
+                })
             } else {
                 // Only the owner or mode drifted: nothing to ask the CA.
                 if let Some(slot) = obtained.get_mut(place) {
@@ -167,7 +196,7 @@ impl AcmeCertificate {
                 continue;
             };
             match before_ca {
-                Ok(key_pem) => {
+                Ok((key_pem, dns)) => {
                     places.push((place, started.elapsed()));
                     jobs.push(batch::Job {
                         ca: &cert.ca,
@@ -177,6 +206,7 @@ impl AcmeCertificate {
                         preflight: cert.preflight,
                         letsencrypt: &cert.letsencrypt,
                         key_pem,
+                        dns,
                     });
                 }
                 Err(e) => {

@@ -60,6 +60,14 @@ pub(super) fn parse(acme: &RawAcme) -> Result<Challenge, (String, String, Refusa
     }
 }
 
+/// `acme.dns` typed, or its first problem (the certificate step reads the
+/// rendered playbook's copy with this).
+pub fn parse_dns_settings(raw: &RawDns) -> Result<dns::Settings, crate::site::Problem> {
+    parse_dns(raw).map_err(|(field, value, (reason, fix))| {
+        crate::site::Problem::new(field, value, reason, fix)
+    })
+}
+
 fn parse_dns(raw: &RawDns) -> Result<dns::Settings, (String, String, Refusal)> {
     fn at<T>(
         field: &str,
