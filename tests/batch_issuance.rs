@@ -91,6 +91,7 @@ fn a_batch_overlaps_its_orders_within_the_bound_and_isolates_failures() {
             preflight: i == SITES,
             letsencrypt: "/etc/letsencrypt",
             key_pem: None,
+            dns: None,
         })
         .collect();
 
