@@ -216,10 +216,14 @@ fn init_asks_everything_reasks_an_invalid_answer_and_rerun_edits() {
     t.key("Enter");
     t.wait_for("? ACME client");
     t.key("Enter"); // builtin
+    t.wait_for("? Challenge");
+    t.key("Enter"); // http-01
     t.wait_for("? Firewall");
     t.key("Enter"); // auto
     t.wait_for("HSTS makes browsers use only HTTPS for chat.example.com");
     t.wait_for("? Send HSTS");
+    t.key("n");
+    t.wait_for("? Be alerted when a renewal fails");
     t.key("n");
     let code = finish_without_applying(&t);
     let screen = t.screen(false);
@@ -254,6 +258,8 @@ fn init_asks_everything_reasks_an_invalid_answer_and_rerun_edits() {
     assert_eq!(site.acme.client, "builtin");
     assert_eq!(site.firewall, "auto");
     assert_eq!(site.hsts, Some(false));
+    assert_eq!(site.acme.challenge, "http-01");
+    assert_eq!(site.notify, None);
     let written = std::fs::read(&site_file).expect("read");
     assert!(
         String::from_utf8_lossy(&written).contains("# Public DNS name of the site"),
@@ -290,10 +296,15 @@ fn init_asks_everything_reasks_an_invalid_answer_and_rerun_edits() {
     t.wait_for("ACME client:");
     t.wait_for("> builtin");
     t.key("Enter");
+    t.wait_for("Challenge:");
+    t.wait_for("> http-01");
+    t.key("Enter");
     t.wait_for("Firewall:");
     t.wait_for("> auto");
     t.key("Enter");
     t.wait_for("Send HSTS (Strict-Transport-Security)? [y/N]");
+    t.key("Enter");
+    t.wait_for("nears expiry (Let's Encrypt no longer e-mails about it)? [y/N]");
     t.key("Enter");
     let code = finish_without_applying(&t);
     let screen = t.screen(false);

@@ -9,6 +9,7 @@
 //! file to use instead: provisioners and pipes never hang on a prompt.
 
 pub mod ask;
+pub mod challenge;
 pub mod change;
 pub mod custom_ca;
 pub mod fields;

@@ -161,6 +161,67 @@ pub fn render(site: &RawSite) -> String {
         Some(false) => "false",
     };
     let listen = &site.listen;
+    let aliases = if site.aliases.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "# More names on the same certificate, routed to the same app (a wildcard\n\
+             # *.NAME needs acme.challenge: dns-01).\naliases:{}\n",
+            list(&site.aliases, "")
+        )
+    };
+    let health = site.health.as_ref().map_or_else(String::new, |h| {
+        format!(
+            "# HAProxy checks every backend with this HTTP path.\nhealth: {}\n",
+            q(h)
+        )
+    });
+    let dns = match &acme.dns {
+        None => " null".to_string(),
+        Some(d) => {
+            let mut out = format!("\n    provider: {}", q(&d.provider));
+            let path = |p: &Option<PathBuf>| p.as_ref().map(|p| q(&p.to_string_lossy()));
+            for (key, value) in [
+                ("server", d.server.as_deref().map(q)),
+                ("tsig_key_file", path(&d.tsig_key_file)),
+                ("command", path(&d.command)),
+                ("env_file", path(&d.env_file)),
+                ("resolver", d.resolver.as_deref().map(q)),
+            ] {
+                if let Some(value) = value {
+                    out.push_str(&format!("\n    {key}: {value}"));
+                }
+            }
+            out.push_str(&format!(
+                "\n    propagation_timeout: {}",
+                q(&d.propagation_timeout)
+            ));
+            out
+        }
+    };
+    let notify = match &site.notify {
+        None => String::new(),
+        Some(n) => {
+            let targets: String = n
+                .targets
+                .iter()
+                .map(|t| match (&t.command, &t.webhook) {
+                    (Some(c), _) => format!("\n    - command: {}", q(&c.to_string_lossy())),
+                    (None, Some(w)) => format!("\n    - webhook: {}", q(w)),
+                    (None, None) => "\n    - {}".to_string(),
+                })
+                .collect();
+            format!(
+                "# Alerts about certificates (renewal_failed, expiry_near, renewed), as JSON.\n\
+                 notify:\n\
+                 \x20 # {{command: /PATH}} gets the event on stdin; {{webhook: URL}} gets a POST.\n\
+                 \x20 targets:{targets}\n\
+                 \x20 # expiry_near: once a day while a certificate has fewer days left.\n\
+                 \x20 days_before_expiry: {}\n",
+                n.days_before_expiry
+            )
+        }
+    };
     format!(
         r#"# edgeup site file, written by `edgeup init`. Run `edgeup init` again to change
 # the answers, or edit this file and run `edgeup apply`. Mode 0600: it may hold
@@ -168,7 +229,8 @@ pub fn render(site: &RawSite) -> String {
 
 # Public DNS name of the site; its A/AAAA record points to this host.
 domain: {domain}
-# ACME account contact: the certificate authority sends expiry warnings here.
+{aliases}# ACME account contact: the CA's notices about the account (Let's Encrypt no
+# longer e-mails expiry warnings: `notify:` below tells you when renewal fails).
 email: {email}
 # The app (Open WebUI) as HOST:PORT. Several = replicas (least connections,
 # sticky sessions, health checks).
@@ -176,13 +238,14 @@ backends:{backends}
 # subdomain: the app at https://DOMAIN/ (recommended). path:/PREFIX/ serves it
 # under a prefix, which Open WebUI does not support.
 routing: {routing}
-# Where to open ports 80 and 443: auto (whichever of firewalld/ufw is active),
+{health}# Where to open ports 80 and 443: auto (whichever of firewalld/ufw is active),
 # firewalld, ufw, or none (leave the firewall alone).
 firewall: {firewall}
 # Strict-Transport-Security. null: on with a CA-issued certificate, off with
 # the self-signed placeholder. Browsers remember it for two years.
 hsts: {hsts}
-# The certificate: from a CA over ACME (HTTP-01 through HAProxy), or none.
+# The certificate: from a CA over ACME (HTTP-01 through HAProxy, or dns-01
+# through your DNS), or none.
 acme:
   # letsencrypt | letsencrypt-staging | https://.../directory (another CA) |
   # off (keep the self-signed placeholder, or your own certificate).
@@ -200,7 +263,13 @@ acme:
   preflight: {preflight}
   # Port the CA connects to for HTTP-01 (80 for every public CA).
   validation_port: {validation_port}
-# Advanced: where HAProxy and the ACME responder listen.
+  # http-01 (the CA connects to port 80) | dns-01 (a TXT record in your zone:
+  # no inbound port, wildcards allowed; needs dns below).
+  challenge: {challenge}
+  # dns-01: provider rfc2136 (server, tsig_key_file: a 0600 BIND key file) or
+  # exec (command, called as COMMAND present|cleanup FQDN VALUE; env_file).
+  dns:{dns}
+{notify}# Advanced: where HAProxy and the ACME responder listen.
 listen:
   # Plain HTTP: redirects to HTTPS, except the ACME challenge path.
   http:{http}
@@ -223,6 +292,7 @@ listen:
         key_type = q(&acme.key_type),
         preflight = acme.preflight,
         validation_port = acme.validation_port,
+        challenge = q(&acme.challenge),
         http = list(&listen.http, "  "),
         https = list(&listen.https, "  "),
         responder = q(&listen.acme_responder),

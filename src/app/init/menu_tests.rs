@@ -102,6 +102,7 @@ fn add_to_a_one_site_file_makes_the_sites_form_keeps_comments_and_reasks_a_taken
             A::Pick(KEEP),    // subdomain
             A::Pick(KEEP),    // staging, as shared
             A::Pick(KEEP),    // builtin
+            A::Pick(KEEP),    // http-01
             A::Confirm(true), // HSTS (the default with ACME)
         ],
     );
@@ -157,6 +158,7 @@ fn add_warns_about_a_backend_another_site_uses() {
             A::Pick(KEEP),
             A::Pick(KEEP),
             A::Pick(KEEP),
+            A::Pick(KEEP),
             A::Confirm(true),
         ],
     );
@@ -192,6 +194,7 @@ fn edit_changes_only_that_entry() {
             A::Pick(KEEP),
             A::Pick(KEEP),
             A::Pick(1), // certbot
+            A::Pick(KEEP),
             A::Confirm(true),
         ],
     );
@@ -221,6 +224,7 @@ fn edit_with_every_answer_kept_writes_nothing() {
             A::Pick(KEEP),
             A::Pick(KEEP),
             A::Pick(KEEP),
+            A::Pick(KEEP),
             A::Confirm(true),
         ],
     );
@@ -242,8 +246,10 @@ fn editing_a_one_site_file_is_the_interview_as_before() {
             A::Pick(KEEP),
             A::Pick(KEEP),
             A::Pick(KEEP),
+            A::Pick(KEEP),
             A::Pick(3), // firewall: none (asked: the file has one site)
             A::Confirm(true),
+            A::Confirm(false), // no alerts
         ],
     );
     assert!(script.has("What do you want to do? = Edit chat.example.com (default 1)"));
@@ -317,6 +323,7 @@ fn a_problem_in_another_site_is_refused_before_anything_is_written() {
             A::Text(""),
             A::Text(""),
             A::Text(""),
+            A::Pick(KEEP),
             A::Pick(KEEP),
             A::Pick(KEEP),
             A::Pick(KEEP),

@@ -1,5 +1,6 @@
 //! The interview: domain, contact email, backends (with a reachability
-//! warning), routing, certificate source, ACME client, firewall, HSTS. Each
+//! warning), routing, certificate source, ACME client, challenge (dns-01's
+//! provider), firewall, HSTS, alerts. Each
 //! answer is validated as typed (`fields::check`); the current value of
 //! every field is the default, so re-running `init` edits. At the end the
 //! whole site is validated, and whatever it still refuses (a reserved name
@@ -66,6 +67,7 @@ pub fn interview_in(
     routing(ask, &mut site)?;
     certificate_source(ask, &mut site)?;
     acme_client(ask, &mut site, hints)?;
+    super::challenge::challenge(ask, &mut site)?;
     if scope.entry {
         ask.note(&format!(
             "Firewall: {} (shared by every site: the top-level firewall: key of the site file)",
@@ -75,6 +77,10 @@ pub fn interview_in(
         firewall(ask, &mut site, hints)?;
     }
     hsts(ask, &mut site)?;
+    if !scope.entry {
+        // Host-wide, like the firewall: asked with the file's first site.
+        super::challenge::notify(ask, &mut site)?;
+    }
     fix_remaining(ask, &mut site, hints, reach, scope.others)?;
     Ok(site)
 }
@@ -127,9 +133,9 @@ fn email(ask: &mut dyn Ask, site: &mut RawSite, relaxed: bool) -> Result<()> {
         )
     };
     let prompt = if relaxed {
-        "Contact email for the certificate authority (expiry warnings; empty if you will not use a CA)"
+        "Contact email for the ACME account (the CA's notices about it; empty if you will not use a CA)"
     } else {
-        "Contact email for the certificate authority (expiry warnings)"
+        "Contact email for the ACME account (the CA's notices about it)"
     };
     let answer = ask.text(prompt, site.email.as_deref(), relaxed, &valid)?;
     site.email = Some(answer).filter(|e| !e.is_empty());
@@ -350,6 +356,7 @@ fn fix_remaining(
             if ask.choose("What do you want to change?", &items, 0)? == 1 {
                 certificate_source(ask, site)?;
                 acme_client(ask, site, hints)?;
+                super::challenge::challenge(ask, site)?;
                 hsts(ask, site)?;
             } else if field == "domain" {
                 domain(ask, site, hints, others, false)?;
@@ -363,7 +370,10 @@ fn fix_remaining(
         } else if fields::belongs(field, "acme") || fields::belongs(field, "hsts") {
             certificate_source(ask, site)?;
             acme_client(ask, site, hints)?;
+            super::challenge::challenge(ask, site)?;
             hsts(ask, site)?;
+        } else if fields::belongs(field, "notify") {
+            super::challenge::notify(ask, site)?;
         } else {
             return Err(exit::invalid(format!(
                 "the site still has a problem init does not ask about: {problem}; \

@@ -160,8 +160,10 @@ fn every_prompt_validated_as_typed_and_refusals_are_asked_again() {
             A::Pick(0),        // subdomain
             A::Pick(0),        // Let's Encrypt staging
             A::Pick(1),        // certbot
+            A::Pick(KEEP),     // http-01
             A::Pick(KEEP),     // firewall: auto
             A::Confirm(false), // no HSTS
+            A::Confirm(false), // no alerts
         ],
         blank_site(),
     );
@@ -196,10 +198,12 @@ fn rerun_offers_previous_answers_as_defaults() {
             A::Text("ops@your-company.com"),
             A::Text("10.0.0.5:8080"),
             A::Pick(0),
-            A::Pick(1), // production
-            A::Pick(0), // builtin
-            A::Pick(3), // firewall none
+            A::Pick(1),    // production
+            A::Pick(0),    // builtin
+            A::Pick(KEEP), // http-01
+            A::Pick(3),    // firewall none
             A::Confirm(true),
+            A::Confirm(false), // no alerts
         ],
         blank_site(),
     );
@@ -213,7 +217,9 @@ fn rerun_offers_previous_answers_as_defaults() {
             A::Pick(KEEP),
             A::Pick(KEEP),
             A::Pick(KEEP),
+            A::Pick(KEEP),
             A::Confirm(true),
+            A::Confirm(false),
         ],
         first.clone(),
     );
@@ -261,8 +267,10 @@ fn reserved_name_under_lets_encrypt_is_caught_at_the_end_and_fixable() {
             A::Pick(0),
             A::Pick(1), // production: refuses .lan and needs an email
             A::Pick(0),
+            A::Pick(KEEP), // http-01
             A::Pick(KEEP),
             A::Confirm(true),
+            A::Confirm(false), // no alerts
             // closing validation: domain first
             A::Pick(1), // change the certificate source
             A::Pick(3), // none
@@ -289,8 +297,10 @@ fn missing_email_once_acme_is_on_is_asked_again_strictly() {
             A::Pick(0),
             A::Pick(0), // staging
             A::Pick(0),
+            A::Pick(KEEP), // http-01
             A::Pick(KEEP),
             A::Confirm(true),
+            A::Confirm(false),        // no alerts
             A::Pick(0),               // change the email
             A::Text(""),              // refused: now required
             A::Text("you@mail.test"), // refused: reserved name under Let's Encrypt
@@ -372,8 +382,10 @@ fn custom_ca_with_bundle_and_eab_keeps_the_secret_on_enter() {
             A::Text("abc+def/"), // refused: not base64url
             A::Text("c2VjcmV0LWhtYWMta2V5"),
             A::Pick(0),
+            A::Pick(KEEP), // http-01
             A::Pick(KEEP),
             A::Confirm(true),
+            A::Confirm(false), // no alerts
         ],
         blank_site(),
     );
@@ -399,7 +411,9 @@ fn custom_ca_with_bundle_and_eab_keeps_the_secret_on_enter() {
             A::Text(""),
             A::Pick(KEEP),
             A::Pick(KEEP),
+            A::Pick(KEEP),
             A::Confirm(true),
+            A::Confirm(false),
         ],
         site.clone(),
     );
@@ -441,9 +455,27 @@ listen:
     serde_saphyr::from_str(yaml).expect("rich site")
 }
 
+fn dns_site() -> RawSite {
+    let yaml = r#"
+domain: example.test
+aliases: ["*.example.test", www.example.test]
+email: ops@widgets.dev
+backends: ["127.0.0.1:3000"]
+health: /health
+acme:
+  directory: https://127.0.0.1:14000/dir
+  challenge: dns-01
+  dns: {provider: exec, command: /usr/local/bin/dns-hook, env_file: /etc/edgeup/dns.env, resolver: "127.0.0.1:5353", propagation_timeout: 2m}
+notify:
+  targets: [{webhook: "https://hooks.widgets.dev/e?t=1"}, {command: /usr/local/bin/page-me}]
+  days_before_expiry: 10
+"#;
+    serde_saphyr::from_str(yaml).expect("dns site")
+}
+
 #[test]
 fn rendered_file_loads_back_identically_with_a_comment_per_key() {
-    for site in [rich_site(), blank_site()] {
+    for site in [rich_site(), blank_site(), dns_site()] {
         let text = file::render(&site);
         let back: RawSite = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(back, site, "{text}");
@@ -490,4 +522,60 @@ fn written_file_is_0600_and_loads_back() {
         panic!("a broken file loads");
     };
     assert_eq!(crate::exit::code_of(&err), crate::exit::INVALID_INPUT);
+}
+
+#[test]
+fn dns01_and_alerts_are_asked_and_each_answer_checked() {
+    let (site, script) = run(
+        vec![
+            A::Text("example.com"),
+            A::Text("ops@your-company.com"),
+            A::Text("127.0.0.1:3000"),
+            A::Pick(0),
+            A::Pick(0),                 // staging
+            A::Pick(1),                 // certbot: dns-01 switches it to builtin
+            A::Pick(1),                 // dns-01
+            A::Pick(0),                 // rfc2136
+            A::Text("ns1.example.com"), // refused: a name
+            A::Text("192.0.2.53"),
+            A::Text("tsig.key"), // refused: relative
+            A::Text(""),         // the default key path
+            A::Text("2h"),       // refused: over an hour
+            A::Text("90s"),
+            A::Pick(KEEP),                        // firewall
+            A::Confirm(true),                     // HSTS
+            A::Confirm(true),                     // alerts
+            A::Pick(0),                           // webhook
+            A::Text("ftp://hooks.example.com/x"), // refused
+            A::Text("https://hooks.example.com/edgeup"),
+            A::Text("0"), // refused
+            A::Text("10"),
+        ],
+        blank_site(),
+    );
+    assert_eq!(script.refusals().len(), 5, "{:#?}", script.log);
+    assert!(script.has("ACME client: builtin (edgeup drives dns-01 itself)"));
+    assert!(script.has("tsig-keygen"), "how to make the key is shown");
+    assert_eq!(site.acme.client, "builtin");
+    assert_eq!(site.acme.challenge, "dns-01");
+    let dns = site.acme.dns.clone().expect("dns settings");
+    assert_eq!(
+        (
+            dns.provider.as_str(),
+            dns.server.as_deref(),
+            dns.propagation_timeout.as_str()
+        ),
+        ("rfc2136", Some("192.0.2.53"), "90s")
+    );
+    assert_eq!(dns.tsig_key_file, Some("/etc/edgeup/tsig.key".into()));
+    let notify = site.notify.clone().expect("alerts");
+    assert_eq!(notify.days_before_expiry, 10);
+    assert_eq!(
+        notify.targets[0].webhook.as_deref(),
+        Some("https://hooks.example.com/edgeup")
+    );
+    assert!(crate::site::validate(&site).is_empty());
+    // Written and read back: the same answers.
+    let text = file::rendered(&site).expect("renders");
+    assert!(text.contains("challenge: \"dns-01\""), "{text}");
 }
