@@ -82,6 +82,9 @@ pub struct Options {
     /// Validity of issued certificates (config `certificateValidityPeriod`);
     /// `None`: Pebble's default, 5 years. Short values make renewal due.
     pub certificate_validity: Option<Duration>,
+    /// The DNS server Pebble's validations ask (`-dnsserver`); `None`: the
+    /// test bed's challtestsrv. A real BIND for dns-01 tests.
+    pub dns_server: Option<String>,
 }
 
 impl Options {
@@ -91,6 +94,7 @@ impl Options {
             ipv6: None,
             env: Vec::new(),
             certificate_validity: None,
+            dns_server: None,
         }
     }
 
@@ -345,7 +349,12 @@ fn try_start(
     cmd.arg("-config")
         .arg(&config_path)
         .arg("-dnsserver")
-        .arg(format!("127.0.0.1:{dns}"))
+        .arg(
+            options
+                .dns_server
+                .clone()
+                .unwrap_or_else(|| format!("127.0.0.1:{dns}")),
+        )
         .env("PEBBLE_VA_NOSLEEP", "1")
         .current_dir(dir);
     for (k, v) in &options.env {
