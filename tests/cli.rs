@@ -370,3 +370,49 @@ fn site_file_errors_never_quote_a_secret() {
         }
     }
 }
+
+#[test]
+fn dns01_files_are_checked_against_the_host_before_anything_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("tsig.key");
+    std::fs::write(
+        &key,
+        "key \"edgeup\" { algorithm hmac-sha256; secret \"c2VjcmV0\"; };\n",
+    )
+    .expect("write the key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let hook = dir.path().join("page-me");
+    std::fs::write(&hook, "#!/bin/sh\n").expect("write the hook");
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let site = dir.path().join("site.yaml");
+    std::fs::write(
+        &site,
+        format!(
+            "domain: example.test\naliases: [\"*.example.test\"]\nbackends: [\"127.0.0.1:3000\"]\n\
+             email: ops@widgets.dev\nacme:\n  directory: https://127.0.0.1:14000/dir\n  challenge: dns-01\n\
+             \x20 dns: {{provider: rfc2136, server: \"127.0.0.1:5353\", tsig_key_file: {}}}\n\
+             notify: {{targets: [{{command: {}}}]}}\n",
+            key.display(),
+            hook.display()
+        ),
+    )
+    .expect("write the site file");
+    let mut cmd = edgeup();
+    cmd.arg("plan").arg("-f").arg(&site);
+    let out = run_with_deadline(cmd, Duration::from_secs(60));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("acme.dns.tsig_key_file") && all.contains("readable by others (mode 0644)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("notify.targets command") && all.contains("is not an executable file"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("c2VjcmV0"),
+        "the secret is never shown: {all}"
+    );
+}

@@ -291,6 +291,24 @@ fn validate_against_host(config: &Config, distro: &Distro) -> Result<()> {
                 )),
             }
         }
+        if let Some(dns) = site.acme.dns().filter(|_| site.acme.enabled()) {
+            match &dns.provider {
+                crate::dns::Provider::Rfc2136 { tsig_key_file, .. } => {
+                    secret_file("acme.dns.tsig_key_file", tsig_key_file, &mut add)
+                }
+                crate::dns::Provider::Exec { command, env_file } => {
+                    program("acme.dns.command", command, &mut add);
+                    if let Some(env) = env_file {
+                        secret_file("acme.dns.env_file", env, &mut add);
+                    }
+                }
+            }
+        }
+        for target in site.notify.iter().flat_map(|n| &n.targets) {
+            if let crate::notify::Target::Command(path) = target {
+                program("notify.targets command", path, &mut add);
+            }
+        }
         if site.acme.enabled()
             && site.acme.client == AcmeClient::Certbot
             && !distro.certbot_available
@@ -308,6 +326,45 @@ fn validate_against_host(config: &Config, distro: &Distro) -> Result<()> {
         "the site does not fit this host (nothing was changed):\n  - {}",
         problems.join("\n  - ")
     )))
+}
+
+/// A file holding a secret (a TSIG key, a hook's tokens): a regular file
+/// only its owner can read. Not judged when this user may not look at it
+/// (`plan` without root); the certificate step reads it as root and checks
+/// it again.
+fn secret_file(field: &str, path: &std::path::Path, add: &mut impl FnMut(String)) {
+    use std::os::unix::fs::MetadataExt;
+    let shown = path.display();
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => add(format!(
+            "{field}: \"{shown}\" is not a regular file (a link or directory); put the file itself there"
+        )),
+        Ok(meta) if meta.mode() & 0o077 != 0 => add(format!(
+            "{field}: \"{shown}\" is readable by others (mode {:04o}); run chmod 600 {shown}",
+            meta.mode() & 0o7777
+        )),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+        Err(e) => add(format!(
+            "{field}: \"{shown}\" cannot be used ({e}); create it first"
+        )),
+    }
+}
+
+/// A program edgeup runs (a DNS hook, an alert command): an executable file.
+fn program(field: &str, path: &std::path::Path, add: &mut impl FnMut(String)) {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 => add(format!(
+            "{field}: \"{shown}\" is not an executable file; chmod +x it or give another path"
+        )),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+        Err(e) => add(format!(
+            "{field}: \"{shown}\" cannot be run ({e}); install it first"
+        )),
+    }
 }
 
 pub fn fact_vars(facts: &Facts) -> FactVars {
