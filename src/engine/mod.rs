@@ -296,7 +296,16 @@ impl Engine<'_> {
         }
         let ctx = scope.ctx(vars, swaps);
         match step.check(&ctx) {
-            Ok(State::Converged(_)) => Ok(report(Status::Changed, changes, diff, None)),
+            Ok(State::Converged(_)) => {
+                let warning = step.warning();
+                let status = report(Status::Changed, changes, diff, warning.clone());
+                if let Some(message) = warning {
+                    self.reporter.event(&Event::Warning {
+                        message: format!("{}: {message}", entry.name),
+                    });
+                }
+                Ok(status)
+            }
             Ok(State::Drift(still)) => Ok(report(
                 Status::Failed,
                 changes,

@@ -84,6 +84,12 @@ pub trait Step: std::any::Any {
     fn needs_systemd(&self) -> bool {
         false
     }
+    /// After a successful `apply`: something that went wrong without
+    /// failing the step (an alert that could not be delivered must not fail
+    /// a renewal), shown as a warning.
+    fn warning(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Unified diff between two texts, labelled with the file's path. Lines
