@@ -1,5 +1,14 @@
 //! Alerts about certificates: `renewal_failed`, `expiry_near` and `renewed`
 //! events, as JSON on a command's stdin or POSTed to a webhook.
+//!
+//! The ACME step records each (re)issuance with [`record_attempt`]; `status`
+//! reads [`last_attempt`]; [`events_for`] decides a run's events (pure).
+
+mod event;
+mod state;
+
+pub use event::{Cert, Event, EventKind, Run, events_for, rfc3339};
+pub use state::{Attempt, Outcome, State, StateFile, last_attempt, one_line, record_attempt};
 
 use std::path::PathBuf;
 
