@@ -33,6 +33,18 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// For `status`: `renewed at 2026-02-20T06:00:00Z`, or
+/// `failed at 2026-02-20T06:00:00Z: ERROR`.
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = super::rfc3339(self.at);
+        match &self.outcome {
+            Outcome::Renewed => write!(f, "renewed at {at}"),
+            Outcome::Failed(error) => write!(f, "failed at {at}: {error}"),
+        }
+    }
+}
+
 impl Outcome {
     /// A failure from an error chain: `{:#}` on one line, whitespace runs
     /// collapsed, at most 500 characters. The caller passes errors that are
@@ -88,14 +100,19 @@ fn path(state_dir: &str) -> String {
 }
 
 impl StateFile {
+    /// No domain yet.
+    pub fn empty() -> StateFile {
+        StateFile {
+            version: VERSION,
+            domains: BTreeMap::new(),
+        }
+    }
+
     /// The file's content; an empty state when there is none yet.
     pub fn load(host: &Host, state_dir: &str) -> Result<StateFile> {
         let file = path(state_dir);
         let Some(bytes) = host.read_no_follow(&file)? else {
-            return Ok(StateFile {
-                version: VERSION,
-                domains: BTreeMap::new(),
-            });
+            return Ok(StateFile::empty());
         };
         let state: StateFile = serde_json::from_slice(&bytes)
             .with_context(|| format!("{file} is not a notify state file"))?;
@@ -136,10 +153,7 @@ impl StateFile {
 /// only holds notify bookkeeping, and recording must never fail a renewal
 /// over it (the worst outcome is one `renewed` not sent).
 pub fn record_attempt(host: &Host, state_dir: &str, domain: &str, attempt: &Attempt) -> Result<()> {
-    let mut file = StateFile::load(host, state_dir).unwrap_or_else(|_| StateFile {
-        version: VERSION,
-        domains: BTreeMap::new(),
-    });
+    let mut file = StateFile::load(host, state_dir).unwrap_or_else(|_| StateFile::empty());
     let attempt = match &attempt.outcome {
         Outcome::Renewed => attempt.clone(),
         Outcome::Failed(error) => Attempt {
@@ -201,9 +215,14 @@ mod tests {
         record_attempt(&host, "/var/lib/edgeup", "a.example", &renewed)?;
         assert_eq!(
             last_attempt(&host, "/var/lib/edgeup", "a.example")?,
-            Some(renewed)
+            Some(renewed.clone())
         );
         assert_eq!(last_attempt(&host, "/var/lib/edgeup", "b.example")?, None);
+        assert_eq!(renewed.to_string(), "renewed at 2026-01-01T01:00:00Z");
+        assert_eq!(
+            failed.to_string(),
+            "failed at 2026-01-01T00:00:00Z: order failed:\n  rate limited"
+        );
 
         let file = dir.path().join("var/lib/edgeup/notify/state.json");
         let mode = std::fs::metadata(&file)?.permissions().mode() & 0o777;
