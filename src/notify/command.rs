@@ -28,15 +28,7 @@ pub fn deliver(program: &Path, json: &str, bound: Duration) -> Result<(), Failur
         )));
     }
     trusted(program)?;
-    let mut child = Command::new(program)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .current_dir("/")
-        // Its own process group: a timeout kills what it started, too.
-        .process_group(0)
-        .spawn()
-        .map_err(|e| Failure::other(format!("could not start it: {e}")))?;
+    let mut child = spawn(program)?;
     let stdout = capture(child.stdout.take());
     let stderr = capture(child.stderr.take());
     if let Some(mut stdin) = child.stdin.take() {
@@ -69,6 +61,31 @@ pub fn deliver(program: &Path, json: &str, bound: Duration) -> Result<(), Failur
             Some(code) => format!("exited with status {code}{quoted}"),
             None => format!("was killed by a signal ({s}){quoted}"),
         })),
+    }
+}
+
+/// Starts the hook in a process group of its own (a timeout kills what it
+/// started, too). "Text file busy" is retried for a moment: the file was
+/// just rewritten, or another thread forked while holding it open.
+fn spawn(program: &Path) -> Result<Child, Failure> {
+    let mut tries = 0;
+    loop {
+        let spawned = Command::new(program)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .current_dir("/")
+            .process_group(0)
+            .spawn();
+        match spawned {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 10 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => {
+                return other.map_err(|e| Failure::other(format!("could not start it: {e}")));
+            }
+        }
     }
 }
 
