@@ -18,7 +18,8 @@ pub use model::{
 };
 pub use raw::{Eab, RawAcme, RawDns, RawListen, RawNotify, RawSite};
 pub use validate::{
-    Problem, config_warnings, name_collisions, parse_dns, parse_site, validate, validate_config,
+    Problem, config_warnings, name_collisions, parse_dns, parse_notify, parse_site, validate,
+    validate_config,
 };
 
 /// Where the HTTP-01 responder (builtin client or certbot standalone) listens

@@ -1033,3 +1033,105 @@ fn a_rate_limited_order_is_recorded_and_the_next_run_orders_nothing() {
         "the second run ordered before the CA's time"
     );
 }
+
+const ALERTS: &str = "Alerts about the certificates";
+
+/// `edgeup renew` with `notify:`: a failed renewal (a rate-limiting
+/// stand-in CA) is a `renewal_failed` event at a loopback webhook and on a
+/// command's stdin, with the CA's reason; the webhook's token is in no
+/// output; the recovery (Pebble issues) is a `renewed` event. `apply`
+/// records attempts but sends nothing; the alerts step never fails the run.
+#[test]
+fn renew_alerts_reach_a_webhook_and_a_command_and_never_fail_the_run() {
+    use common::pebble::{Options, Pebble};
+    use common::stand_in_ca::StandInCa;
+    use common::webhook::Webhook;
+    use edgeup::site::Directory;
+    let ca = StandInCa::rate_limiting(
+        "too many new orders recently, retry after 2030-01-01 00:00:00 UTC",
+    );
+    let webhook = Webhook::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = dir.path().join("page-me");
+    let got = dir.path().join("alerts.jsonl");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\ncat >> {0}\necho >> {0}\n", got.display()),
+    )
+    .expect("write the hook");
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut fx = Fixture::debian_12();
+    let site = &mut fx.config.sites[0];
+    site.email = Some("ops@widgets.dev".into());
+    site.acme.directory = Directory::Url(ca.directory.clone());
+    site.acme.ca_bundle = Some(ca.ca_bundle.clone());
+    site.acme.preflight = false;
+    site.listen.acme_responder = "127.0.0.1:983".parse().expect("responder");
+    site.notify = Some(edgeup::notify::Settings {
+        targets: vec![
+            edgeup::notify::Target::Webhook(webhook.url("T0KEN")),
+            edgeup::notify::Target::Command(hook.clone()),
+        ],
+        days_before_expiry: 14,
+    });
+
+    let applied = fx.apply();
+    assert_eq!(applied.status(CERTIFICATE), Failed, "{applied:#?}");
+    assert!(
+        applied.statuses().iter().all(|(name, _, _)| name != ALERTS),
+        "apply sends no alerts"
+    );
+    assert!(webhook.events().is_empty());
+
+    let renew = fx.renew(true);
+    assert_eq!(renew.status(CERTIFICATE), Failed, "{renew:#?}");
+    assert_eq!(renew.status(ALERTS), Changed, "{renew:#?}");
+    assert_eq!(renew.recap().failed, 1, "only the certificate failed");
+    assert_eq!(webhook.kinds(), ["renewal_failed"]);
+    let event = &webhook.events()[0];
+    assert_eq!(event["domain"], DOMAIN);
+    assert_eq!(event["names"], serde_json::json!([DOMAIN]));
+    assert!(
+        event["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("rate limited by the CA")),
+        "{event}"
+    );
+    let by_command: Vec<serde_json::Value> = std::fs::read_to_string(&got)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(
+        by_command,
+        webhook.events(),
+        "the command gets the same JSON"
+    );
+    assert!(
+        !format!("{renew:?}").contains("T0KEN"),
+        "the webhook's token reached the output"
+    );
+    assert_eq!(
+        std::fs::metadata(fx.path("/var/lib/edgeup/notify/state.json"))
+            .map(|m| m.permissions().mode() & 0o777)
+            .ok(),
+        Some(0o644)
+    );
+
+    // The renewal recovers (another CA issues; --force past the recorded
+    // back-off): `renewed`, once.
+    let pebble = Pebble::start_with(
+        Options::new(983)
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .env("PEBBLE_WFE_NONCEREJECT", "0"),
+    );
+    let site = &mut fx.config.sites[0];
+    site.acme.directory = Directory::Url(pebble.directory.clone());
+    site.acme.ca_bundle = Some(pebble.ca_bundle.clone());
+    let recovered = fx.renew(true);
+    assert_eq!(recovered.status(CERTIFICATE), Changed, "{recovered:#?}");
+    assert_eq!(webhook.kinds(), ["renewal_failed", "renewed"]);
+    let quiet = fx.renew(false);
+    assert_eq!(quiet.status(ALERTS), Okay, "{quiet:#?}");
+    assert_eq!(webhook.kinds().len(), 2, "nothing more to tell");
+}

@@ -46,6 +46,9 @@ pub struct AcmeVars {
     pub certbot_ca_bundle: Option<String>,
     /// The drop-in of certbot's renewal unit that says so.
     pub certbot_dropin: String,
+    /// When this run started (unix seconds): the alerts step counts the
+    /// certificate attempts recorded since as this run's.
+    pub run_started: i64,
 }
 
 impl AcmeVars {
@@ -65,6 +68,7 @@ impl AcmeVars {
             edgeup_binary: INSTALL_PATH.into(),
             force: false,
             renewing: false,
+            run_started: crate::pki::now(),
         }
     }
 }

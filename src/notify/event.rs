@@ -164,7 +164,11 @@ pub fn events_for(
         .iter()
         .filter(|a| a.at >= run.started)
         .collect();
-    for attempt in &this_run {
+    let unannounced = this_run
+        .iter()
+        .filter(|a| state.announced_until.is_none_or(|until| a.at > until));
+    for attempt in unannounced {
+        next.announced_until = Some(attempt.at.max(next.announced_until.unwrap_or(attempt.at)));
         match &attempt.outcome {
             Outcome::Failed(error) => {
                 events.push(event(
@@ -296,7 +300,30 @@ mod tests {
         };
         let (events, next) = events_for(&cert(89), &state, &run(), 14);
         assert!(events.is_empty(), "{events:?}");
-        assert_eq!(next, state);
+        assert_eq!(
+            next,
+            State {
+                announced_until: Some(NOW - 5),
+                ..state
+            }
+        );
+    }
+
+    #[test]
+    fn deciding_again_announces_nothing_twice() {
+        // The alerts step decides before it delivers and checks after.
+        let state = State {
+            attempts: vec![failed(NOW - 5, "refused")],
+            ..State::default()
+        };
+        let (events, next) = events_for(&cert(5), &state, &run(), 14);
+        assert_eq!(
+            kinds(&events),
+            [EventKind::RenewalFailed, EventKind::ExpiryNear]
+        );
+        let (again, last) = events_for(&cert(5), &next, &run(), 14);
+        assert!(again.is_empty(), "{again:?}");
+        assert_eq!(last, next);
     }
 
     #[test]

@@ -79,6 +79,11 @@ pub struct State {
     /// The UTC day (`YYYY-MM-DD`) of the last `expiry_near`.
     #[serde(default)]
     pub expiry_alerted_on: Option<String>,
+    /// The time of the last attempt whose event was decided: a decision
+    /// made again (the alerts step checks before and after it delivers)
+    /// does not announce it twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced_until: Option<i64>,
 }
 
 /// The whole file: `{"version": 1, "domains": {DOMAIN: State}}`.

@@ -5,10 +5,10 @@
 use crate::assets::Assets;
 use crate::render::{self, Vars};
 use crate::steps::{
-    Step, acme_certificate::AcmeCertificate, directory::Directory, firewall::Firewall,
-    install_self::InstallSelf, packages::Packages, placeholder_cert::PlaceholderCert,
-    retire_site::RetireSite, selinux::SelinuxBoolean, service::DaemonReload, service::Service,
-    site_record::SiteRecord, template::Template,
+    Step, acme_certificate::AcmeCertificate, alerts::Alerts, directory::Directory,
+    firewall::Firewall, install_self::InstallSelf, packages::Packages,
+    placeholder_cert::PlaceholderCert, retire_site::RetireSite, selinux::SelinuxBoolean,
+    service::DaemonReload, service::Service, site_record::SiteRecord, template::Template,
 };
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -68,6 +68,8 @@ pub struct Entry {
     retire_site: Option<RetireSite>,
     #[serde(default)]
     install_self: Option<InstallSelf>,
+    #[serde(default)]
+    alerts: Option<Alerts>,
     /// Run the handlers notified so far, here (Ansible's `meta: flush_handlers`):
     /// e.g. HAProxy must run the new config before the CA validates.
     #[serde(default)]
@@ -93,6 +95,7 @@ impl Entry {
             self.acme_certificate.as_ref().map(|s| s as &dyn Step),
             self.retire_site.as_ref().map(|s| s as &dyn Step),
             self.install_self.as_ref().map(|s| s as &dyn Step),
+            self.alerts.as_ref().map(|s| s as &dyn Step),
         ]
         .into_iter()
         .flatten()

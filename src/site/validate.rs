@@ -26,7 +26,7 @@ mod challenge;
 #[cfg(test)]
 mod tests;
 
-pub use challenge::parse_dns_settings as parse_dns;
+pub use challenge::{parse_dns_settings as parse_dns, parse_notify_settings as parse_notify};
 
 use super::addr::{self, Bind, HostPort, Refusal, parse_backend, parse_bind, refuse};
 use super::model::{self, Acme, Directory, Listen, Routing, Site};

@@ -17,6 +17,7 @@ use crate::acme::builtin::Issued;
 use crate::acme::responder;
 use crate::acme::{CaSettings, account, ari, builtin, certbot, policy, preflight};
 use crate::dns::Dns01;
+use crate::notify;
 use crate::pki;
 use crate::site::RawDns;
 use anyhow::{Context, Result, anyhow, bail};
@@ -299,6 +300,27 @@ impl AcmeCertificate {
     /// the result checked (key, names), swapped in, its issuer recorded.
     /// A failure leaves the current PEM in place; a rate limit is recorded.
     pub fn finish(&self, ctx: &Ctx, obtained: Obtained) -> Result<()> {
+        let asked = !matches!(obtained.result, Ok(None));
+        let result = self.install(ctx, obtained);
+        if asked {
+            // What `renew`'s alerts and `status` read. Not being able to
+            // note it never changes the certificate's own result.
+            let outcome = match &result {
+                Ok(()) => notify::Outcome::Renewed,
+                Err(e) => notify::Outcome::failed(e),
+            };
+            let attempt = notify::Attempt {
+                at: pki::now(),
+                outcome,
+            };
+            let _ = self
+                .primary()
+                .and_then(|d| notify::record_attempt(ctx.host, ctx.state_dir, d, &attempt));
+        }
+        result
+    }
+
+    fn install(&self, ctx: &Ctx, obtained: Obtained) -> Result<()> {
         let issued = match obtained.result {
             Ok(Some(issued)) => issued,
             Ok(None) => return pem_file::fix_attrs(ctx, &self.path, &self.owner, &self.group),

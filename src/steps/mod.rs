@@ -2,6 +2,7 @@
 //! `apply` acts on the drift `check` found. The engine re-checks after apply.
 
 pub mod acme_certificate;
+pub mod alerts;
 pub mod directory;
 pub mod firewall;
 pub mod install_self;

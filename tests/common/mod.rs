@@ -9,6 +9,7 @@ pub mod backend;
 pub mod pdeath;
 pub mod pebble;
 pub mod stand_in_ca;
+pub mod webhook;
 
 use edgeup::distro::{Distro, Paths, Units};
 use edgeup::render::{FactVars, Vars, render_template};

@@ -12,61 +12,11 @@
 use super::*;
 use common::bind::Bind;
 use common::pebble::{Options, Pebble};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use common::webhook::Webhook;
 
 const APEX: &str = "example.test";
 const CHALLENGE: &str = "_acme-challenge.example.test";
 const KEY_FILE: &str = "/etc/edgeup/tsig.key";
-
-/// A loopback HTTP server that keeps every POSTed body and answers 200.
-struct Webhook {
-    port: u16,
-    bodies: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Webhook {
-    fn start() -> Webhook {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the webhook");
-        let port = listener.local_addr().expect("address").port();
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let kept = Arc::clone(&bodies);
-        // Lives as long as the test process: accept() never returns once the
-        // listener is gone with it.
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(stream);
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                let mut body = vec![0u8; length];
-                if reader.read_exact(&mut body).is_ok()
-                    && let Ok(event) = serde_json::from_slice::<Value>(&body)
-                {
-                    kept.lock().expect("lock").push(event);
-                }
-                let mut stream = reader.into_inner();
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-            }
-        });
-        Webhook { port, bodies }
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.bodies.lock().expect("lock").clone()
-    }
-}
 
 fn kinds(events: &[Value]) -> Vec<String> {
     events

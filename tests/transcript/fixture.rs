@@ -248,7 +248,24 @@ impl Fixture {
     /// Runs plan or apply through `edgeup::app::converge::converge` with the
     /// embedded playbook and distro profiles. `overrides` adds rules ahead of
     /// the fixture's own (first matching rule wins), e.g. a failing reload.
+    /// `edgeup renew` (`--force` with `force`): the certificate steps only.
+    pub fn renew(&self, force: bool) -> Run {
+        self.run_as(RunOptions::renew(force, None), |r| r)
+    }
+
     pub fn run(&self, mode: Mode, overrides: impl FnOnce(ScriptedRunner) -> ScriptedRunner) -> Run {
+        let options = match mode {
+            Mode::Plan => RunOptions::plan(),
+            Mode::Apply => RunOptions::apply(),
+        };
+        self.run_as(options, overrides)
+    }
+
+    fn run_as(
+        &self,
+        options: RunOptions,
+        overrides: impl FnOnce(ScriptedRunner) -> ScriptedRunner,
+    ) -> Run {
         let root = self.root().to_path_buf();
         let runner = self.script(overrides(ScriptedRunner::new(root.clone())));
         let log = runner.transcript();
@@ -262,10 +279,7 @@ impl Fixture {
                 record_text: None,
             },
             edgeup::playbook::DEFAULT_PLAYBOOK,
-            match mode {
-                Mode::Plan => RunOptions::plan(),
-                Mode::Apply => RunOptions::apply(),
-            },
+            options,
             &mut reporter,
         );
         let pid_suffix = format!(".edgeup-{}", std::process::id());

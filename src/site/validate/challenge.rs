@@ -229,6 +229,14 @@ pub(super) fn check_notify(out: &mut Problems, raw: &RawNotify) {
     }
 }
 
+/// `notify:` typed, or its first problem (the alerts step reads the
+/// rendered playbook's copy with this).
+pub fn parse_notify_settings(raw: &RawNotify) -> Result<notify::Settings, crate::site::Problem> {
+    parse_notify(raw).map_err(|(field, value, (reason, fix))| {
+        crate::site::Problem::new(field, value, reason, fix)
+    })
+}
+
 /// The typed `notify:` settings.
 pub(super) fn parse_notify(raw: &RawNotify) -> Result<notify::Settings, (String, String, Refusal)> {
     if raw.targets.is_empty() {

@@ -1,0 +1,131 @@
+//! Alerts after a renewal run (`edgeup renew`, the timer): the events the
+//! certificate steps' recorded attempts and the certificates' expiry call
+//! for (`notify::events_for`), delivered to the host's `notify:` targets.
+//! Converged when no event is due. A delivery that fails or hangs (each is
+//! bounded) is a warning, never a failed step: an alert must not turn a
+//! renewal into a failure, nor stop the next site's.
+
+use super::{Ctx, Drift, State, Step};
+use crate::notify::{self, Cert, Notifier, Run, StateFile};
+use crate::pki;
+use crate::site::RawNotify;
+use anyhow::{Result, anyhow};
+use serde::Deserialize;
+use std::cell::RefCell;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    /// `notify:` as the site file spells it.
+    pub notify: RawNotify,
+    /// When this run started (unix seconds): attempts since are this run's.
+    pub run_started: i64,
+    pub certificates: Vec<Certificate>,
+    #[serde(skip)]
+    failed: RefCell<Vec<String>>,
+}
+
+/// One site's certificate, as the alerts see it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    pub domain: String,
+    pub names: Vec<String>,
+    /// The PEM HAProxy serves.
+    pub path: String,
+}
+
+impl Alerts {
+    fn settings(&self) -> Result<notify::Settings> {
+        crate::site::parse_notify(&self.notify).map_err(|p| anyhow!("{p}"))
+    }
+
+    /// Each certificate with its expiry, read from the PEM (None for the
+    /// placeholder or an unreadable file: nothing of the CA's to expire).
+    fn certs(&self, ctx: &Ctx) -> Result<Vec<Cert>> {
+        self.certificates
+            .iter()
+            .map(|c| {
+                let pem = ctx.host.read_no_follow(&c.path)?;
+                let not_after =
+                    pem.and_then(|pem| pki::parse_bundle(&pem).ok())
+                        .and_then(|bundle| {
+                            bundle
+                                .leaf()
+                                .filter(|leaf| !leaf.placeholder)
+                                .map(|leaf| leaf.not_after)
+                        });
+                Ok(Cert {
+                    domain: c.domain.clone(),
+                    names: c.names.clone(),
+                    not_after,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Step for Alerts {
+    fn check(&self, ctx: &Ctx) -> Result<State> {
+        let settings = self.settings()?;
+        let file = StateFile::load(ctx.host, ctx.state_dir).unwrap_or_else(|_| StateFile::empty());
+        let hostname = notify::hostname();
+        let run = Run {
+            started: self.run_started,
+            now: pki::now(),
+            hostname: &hostname,
+        };
+        let mut changes = Vec::new();
+        for cert in self.certs(ctx)? {
+            let state = file.domains.get(&cert.domain).cloned().unwrap_or_default();
+            let (events, _) = notify::events_for(&cert, &state, &run, settings.days_before_expiry);
+            for event in events {
+                let to: Vec<String> = settings.targets.iter().map(|t| t.label()).collect();
+                changes.push(format!(
+                    "tell {} of {}: {}",
+                    to.join(", "),
+                    cert.domain,
+                    event.kind
+                ));
+            }
+        }
+        if changes.is_empty() {
+            return Ok(State::Converged("no alert due".into()));
+        }
+        Ok(State::Drift(Drift {
+            changes,
+            diff: None,
+        }))
+    }
+
+    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+        let settings = self.settings()?;
+        let hostname = notify::hostname();
+        let run = Run {
+            started: self.run_started,
+            now: pki::now(),
+            hostname: &hostname,
+        };
+        let report = Notifier::new().after_renew(
+            ctx.host,
+            ctx.state_dir,
+            &settings,
+            &self.certs(ctx)?,
+            &run,
+        );
+        let failed: Vec<String> = report
+            .deliveries
+            .iter()
+            .filter(|d| d.result.is_err())
+            .map(ToString::to_string)
+            .chain(report.problems.iter().map(|p| format!("notify: {p}")))
+            .collect();
+        *self.failed.borrow_mut() = failed;
+        Ok(())
+    }
+
+    fn warning(&self) -> Option<String> {
+        let failed = self.failed.borrow();
+        (!failed.is_empty()).then(|| failed.join("; "))
+    }
+}
