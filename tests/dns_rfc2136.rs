@@ -102,6 +102,30 @@ fn two_values_on_one_name_visible_then_removed_one_by_one() {
 }
 
 #[test]
+fn an_answer_too_big_for_udp_is_read_over_tcp() {
+    let bind = Bind::builder().private_network().start();
+    let state = tempfile::tempdir().expect("state dir");
+    let dns = dns01(
+        &rfc2136(&bind, &bind.key_file, Duration::from_secs(10)),
+        state.path(),
+    );
+    // 12 values of 43 characters (a real challenge's length): over 512 bytes.
+    let records: Vec<(String, String)> = (0..12)
+        .map(|i| (NAME.to_string(), format!("{i:02}{}", "x".repeat(41))))
+        .collect();
+    for (name, value) in &records {
+        dns.present(name, value).expect("present");
+    }
+    assert_eq!(bind.txt(NAME).len(), 12);
+    dns.wait_visible(&records)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", bind.logs()));
+    for (name, value) in &records {
+        dns.cleanup(name, value).expect("cleanup");
+    }
+    assert!(bind.txt(NAME).is_empty());
+}
+
+#[test]
 fn preflight_passes_and_leaves_nothing() {
     let bind = Bind::builder().private_network().start();
     let state = tempfile::tempdir().expect("state dir");

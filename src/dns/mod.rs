@@ -476,6 +476,118 @@ mod tests {
         );
     }
 
+    use hickory_proto::op::{Message, MessageType, OpCode};
+    use hickory_proto::rr::rdata::{NS, SOA, TXT};
+    use hickory_proto::rr::{RData, Record};
+    use proptest::prelude::*;
+
+    /// Text rich in what the key and env files care about.
+    fn awkward() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("key \"k\" {".to_string()),
+            Just(" algorithm hmac-sha256;".to_string()),
+            Just(" secret \"c2VjcmV0\";".to_string()),
+            Just("};".to_string()),
+            Just("/*".to_string()),
+            Just("*/".to_string()),
+            Just("#".to_string()),
+            Just("export A='x'\n".to_string()),
+            Just("B=\"".to_string()),
+            Just("İ€😀\u{0}\u{1b}[2J\t\r\n".to_string()),
+            "\\PC{0,12}",
+            "[ -~]{0,12}",
+        ];
+        prop::collection::vec(piece, 0..12).prop_map(|parts| parts.concat())
+    }
+
+    /// A real answer (SOA, NS with glue, TXT), encoded.
+    fn answer() -> Vec<u8> {
+        let n = |s: &str| wire::name(s).unwrap_or_default();
+        let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+        m.metadata.authoritative = true;
+        m.add_query(hickory_proto::op::Query::query(
+            n("_acme-challenge.example.test"),
+            hickory_proto::rr::RecordType::TXT,
+        ));
+        m.add_answer(Record::from_rdata(
+            n("_acme-challenge.example.test"),
+            60,
+            RData::TXT(TXT::new(vec!["v1".into(), "v2".into()])),
+        ));
+        m.add_authority(Record::from_rdata(
+            n("example.test"),
+            60,
+            RData::SOA(SOA::new(
+                n("ns1.example.test"),
+                n("h.example.test"),
+                1,
+                1,
+                1,
+                1,
+                1,
+            )),
+        ));
+        m.add_authority(Record::from_rdata(
+            n("example.test"),
+            60,
+            RData::NS(NS(n("ns1.example.test"))),
+        ));
+        m.to_vec().unwrap_or_default()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn key_and_env_files_never_panic(text in awkward()) {
+            let _ = tsig_key::parse(&text, "k");
+            let _ = exec::parse_env(&text, "e");
+        }
+
+        #[test]
+        fn damaged_answers_never_panic(
+            flips in prop::collection::vec((any::<u16>(), any::<u8>()), 0..8),
+            cut in any::<u16>(),
+        ) {
+            let mut bytes = answer();
+            for (at, value) in flips {
+                let len = bytes.len().max(1);
+                if let Some(b) = bytes.get_mut(usize::from(at) % len) {
+                    *b = value;
+                }
+            }
+            bytes.truncate(usize::from(cut) % (bytes.len() + 8));
+            if let Ok(m) = Message::from_vec(&bytes) {
+                let _ = zone::zone_in_answer(&m, "_acme-challenge.example.test");
+                let _ = zone::read_txt(&m, "_acme-challenge.example.test");
+            }
+            let key = tsig_key::parse("key k { algorithm hmac-sha256; secret \"c2VjcmV0\"; };", "k")
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let updater = rfc2136::Updater::new(([127, 0, 0, 1], 53).into(), key, "k")
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            // With a verifier of a signed request, and its TSIG record on
+            // the answer before the damage: hickory's verification runs too.
+            let mut request = Message::new(7, MessageType::Query, OpCode::Update);
+            let verifier = request
+                .finalize(updater.signer(), 1_800_000_000)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let _ = updater.judge(&bytes, verifier, "example.test", "_acme-challenge.example.test");
+            let mut signed = Message::from_vec(&answer()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            if let Some(sig) = request.signature.clone() {
+                signed.set_signature(sig);
+            }
+            let mut bytes = signed.to_vec().unwrap_or_default();
+            let len = bytes.len().max(1);
+            if let Some(b) = bytes.get_mut(usize::from(cut) % len) {
+                *b = b.wrapping_add(1);
+            }
+            let verifier = request
+                .finalize(updater.signer(), 1_800_000_000)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(updater.judge(&bytes, verifier, "example.test", "_acme-challenge.example.test").is_err());
+        }
+    }
+
     #[test]
     fn dns01_is_send_and_sync() {
         fn both<T: Send + Sync>() {}

@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow, bail};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode, UpdateMessage};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::rdata::tsig::{TsigAlgorithm, TsigError};
-use hickory_proto::rr::{DNSClass, RData, Record, RecordType, TSigner};
+use hickory_proto::rr::{DNSClass, RData, Record, RecordType, TSigVerifier, TSigner};
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -83,6 +83,11 @@ impl Updater {
         })
     }
 
+    #[cfg(test)]
+    pub(super) fn signer(&self) -> &TSigner {
+        &self.signer
+    }
+
     /// Adds (or deletes) the TXT RR `name` `value` in `zone`.
     pub fn update(
         &self,
@@ -148,7 +153,19 @@ impl Updater {
         // A send error or no answer: the server may have applied it.
         let raw = wire::exchange(server, message.metadata.id, &bytes)
             .map_err(|e| Failure::Unknown(anyhow!("update of {name} sent to {server}: {e:#}")))?;
-        let answer = Message::from_vec(&raw).map_err(|e| {
+        self.judge(&raw, verifier, zone_name, name)
+    }
+
+    /// What the server's answer `raw` to a signed update means.
+    pub(super) fn judge(
+        &self,
+        raw: &[u8],
+        verifier: Option<TSigVerifier>,
+        zone_name: &str,
+        name: &str,
+    ) -> std::result::Result<(), Failure> {
+        let server = self.server;
+        let answer = Message::from_vec(raw).map_err(|e| {
             Failure::Unknown(anyhow!(
                 "{server} answered the update with a malformed message: {e}"
             ))
@@ -180,6 +197,8 @@ impl Updater {
         };
         // hickory computes time - fudge; a server's time below its fudge
         // would underflow there, so such an answer is refused here first.
+        // (Its other arithmetic is on the record counts, which a message
+        // that decoded above keeps far below u16::MAX.)
         if signature.data.time < u64::from(signature.data.fudge) {
             return Err(Failure::Unknown(anyhow!(
                 "{server} answered the update with a TSIG signature with an impossible time"
@@ -188,7 +207,7 @@ impl Updater {
         let Some(mut verifier) = verifier else {
             return Err(Failure::Unknown(anyhow!("the update was not signed")));
         };
-        verifier.verify(&raw).map_err(|e| {
+        verifier.verify(raw).map_err(|e| {
             Failure::Unknown(anyhow!(
                 "{server} accepted the update but the TSIG signature of its answer does not verify \
                  ({e}); check that the clocks agree and that the key in {} is the server's",
@@ -340,8 +359,55 @@ mod tests {
                 )
                 .is_err()
         );
-        let m = updater.message("example.test", Change::Delete, "a.example.test", "v")?;
+        let mut m = updater.message("example.test", Change::Delete, "a.example.test", "v")?;
         assert_eq!(m.metadata.op_code, OpCode::Update);
+        // Answers that must not count as success: unsigned, forged MAC,
+        // impossible time, garbage (none may panic).
+        let verifier = m.finalize(&updater.signer, 1_800_000_000)?;
+        let mut unsigned = Message::response(m.metadata.id, OpCode::Update);
+        unsigned.metadata.response_code = ResponseCode::NoError;
+        let judged = updater.judge(
+            &unsigned.to_vec()?,
+            verifier,
+            "example.test",
+            "a.example.test",
+        );
+        assert!(
+            matches!(&judged, Err(Failure::Unknown(e)) if e.to_string().contains("not signed")),
+            "{judged:?}"
+        );
+        let mut forged = unsigned.clone();
+        let mut tsig = m.signature.clone().ok_or_else(|| anyhow!("signed"))?;
+        forged.set_signature(tsig.clone());
+        let verifier = m.finalize(&updater.signer, 1_800_000_000)?;
+        let judged = updater.judge(
+            &forged.to_vec()?,
+            verifier,
+            "example.test",
+            "a.example.test",
+        );
+        assert!(
+            matches!(&judged, Err(Failure::Unknown(e)) if e.to_string().contains("does not verify")),
+            "{judged:?}"
+        );
+        tsig.data.time = 10;
+        forged.set_signature(tsig);
+        let verifier = m.finalize(&updater.signer, 1_800_000_000)?;
+        let judged = updater.judge(
+            &forged.to_vec()?,
+            verifier,
+            "example.test",
+            "a.example.test",
+        );
+        assert!(matches!(&judged, Err(Failure::Unknown(_))), "{judged:?}");
+        for garbage in [&b""[..], &[0u8; 12], &[0xff; 40]] {
+            let verifier = m.finalize(&updater.signer, 1_800_000_000)?;
+            assert!(
+                updater
+                    .judge(garbage, verifier, "example.test", "a.example.test")
+                    .is_err()
+            );
+        }
         let debug = format!("{updater:?}");
         assert!(
             !debug.contains("c2VjcmV0") && !debug.contains("115, 101, 99"),

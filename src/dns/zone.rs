@@ -94,7 +94,7 @@ pub fn find(discovery: SocketAddr, record: &str) -> Result<String> {
 }
 
 /// The zone an answer to `SOA candidate?` names, if any.
-fn zone_in_answer(answer: &Message, candidate: &str) -> Option<String> {
+pub(super) fn zone_in_answer(answer: &Message, candidate: &str) -> Option<String> {
     if !matches!(
         answer.metadata.response_code,
         ResponseCode::NoError | ResponseCode::NXDomain
@@ -256,7 +256,7 @@ pub fn txt_at(server: &Authority, name: &str) -> (SocketAddr, Seen) {
     })
 }
 
-fn read_txt(answer: &Message, name: &str) -> Seen {
+pub(super) fn read_txt(answer: &Message, name: &str) -> Seen {
     let rcode = answer.metadata.response_code;
     if !matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain) {
         return Seen::Failed(format!("answered {}", rcode_word(rcode)));
