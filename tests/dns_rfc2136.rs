@@ -220,6 +220,31 @@ fn a_second_server_that_never_sees_updates_fails_the_wait_naming_it() {
 }
 
 #[test]
+fn a_second_zone_whose_name_server_is_named_in_the_first() {
+    // other.test's NS is ns1.example.test: out of its zone, no glue there.
+    let bind = Bind::builder()
+        .zone("example.test")
+        .zone("other.test")
+        .private_network()
+        .start();
+    let state = tempfile::tempdir().expect("state dir");
+    let dns = dns01(
+        &rfc2136(&bind, &bind.key_file, Duration::from_secs(10)),
+        state.path(),
+    );
+    let name = Dns01::record_name("www.other.test");
+    assert_eq!(name, "_acme-challenge.www.other.test");
+    dns.present(&name, "in-the-other-zone").expect("present");
+    assert_eq!(bind.txt(&name), ["in-the-other-zone"]);
+    dns.wait_visible(&[(name.clone(), "in-the-other-zone".to_string())])
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", bind.logs()));
+    dns.preflight("other.test")
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", bind.logs()));
+    dns.cleanup(&name, "in-the-other-zone").expect("cleanup");
+    assert!(bind.txt(&name).is_empty());
+}
+
+#[test]
 fn a_killed_runs_records_are_removed_by_the_next() {
     let bind = Bind::builder().private_network().start();
     let state = tempfile::tempdir().expect("state dir");

@@ -588,6 +588,98 @@ mod tests {
         }
     }
 
+    /// A host rooted in a temp dir with an exec hook at /hook that fails
+    /// on cleanup, an env file at /etc/edgeup/dns.env and resolv.conf.
+    fn exec_host(env_mode: u32, resolv: &str) -> Result<(tempfile::TempDir, Host, Settings)> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc/edgeup"))?;
+        std::fs::write(root.join("etc/resolv.conf"), resolv)?;
+        let env = root.join("etc/edgeup/dns.env");
+        std::fs::write(&env, "TOKEN=tok-123\n")?;
+        std::fs::set_permissions(&env, std::fs::Permissions::from_mode(env_mode))?;
+        let hook = root.join("hook");
+        std::fs::write(
+            &hook,
+            "#!/bin/sh\n[ \"$1\" = present ] || { echo \"api down\" >&2; exit 1; }\n",
+        )?;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
+        let host = Host::new(
+            root.to_path_buf(),
+            Box::new(crate::host::scripted::ScriptedRunner::new(
+                root.to_path_buf(),
+            )),
+        );
+        let settings = Settings {
+            provider: Provider::Exec {
+                command: "/hook".into(),
+                env_file: Some("/etc/edgeup/dns.env".into()),
+            },
+            propagation_timeout: Duration::from_secs(1),
+            resolver: None,
+        };
+        Ok((dir, host, settings))
+    }
+
+    #[test]
+    fn exec_finds_zones_through_resolv_conf_and_checks_the_env_file() -> Result<()> {
+        let (_dir, host, settings) = exec_host(
+            0o600,
+            "# generated\nsearch example.test\nnameserver 192.0.2.53\nnameserver 192.0.2.54\n",
+        )?;
+        let dns = Dns01::new(&host, &settings, "/var/lib/edgeup")?;
+        assert_eq!(dns.discovery, SocketAddr::from(([192, 0, 2, 53], 53)));
+        assert!(!format!("{dns:?}").contains("tok-123"));
+
+        let (_dir, host, settings) = exec_host(0o640, "nameserver 192.0.2.53\n")?;
+        let err = format!(
+            "{:#}",
+            Dns01::new(&host, &settings, "/var/lib/edgeup").expect_err("0640")
+        );
+        assert!(
+            err.contains("/etc/edgeup/dns.env has mode 0640")
+                && err.contains("chmod 600 /etc/edgeup/dns.env"),
+            "{err}"
+        );
+        assert!(!err.contains("tok-123"), "{err}");
+
+        let (_dir, host, settings) = exec_host(0o600, "search example.test\n")?;
+        let err = format!(
+            "{:#}",
+            Dns01::new(&host, &settings, "/var/lib/edgeup").expect_err("none")
+        );
+        assert!(err.contains("set acme.dns.resolver"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn leftovers_that_fail_to_go_stay_journaled() -> Result<()> {
+        let (dir, host, settings) = exec_host(0o600, "nameserver 192.0.2.53\n")?;
+        let dns = Dns01::new(&host, &settings, "/var/lib/edgeup")?;
+        dns.present("_acme-challenge.example.test", "v1")?;
+        // Another provider's entry is left alone.
+        journal::Journal::new(&host, "/var/lib/edgeup").add(&journal::Entry {
+            provider: "rfc2136 192.0.2.1:53 other".into(),
+            name: "_acme-challenge.example.test".into(),
+            value: "v2".into(),
+        })?;
+        let err = format!(
+            "{:#}",
+            dns.cleanup("_acme-challenge.example.test", "v1")
+                .expect_err("fails")
+        );
+        assert!(err.contains("exited with status 1: api down"), "{err}");
+        assert_eq!(dns.cleanup_leftovers()?, 0);
+        let path = dir.path().join("var/lib/edgeup/dns/pending.json");
+        let text = std::fs::read_to_string(&path)?;
+        assert!(text.contains("\"v1\"") && text.contains("\"v2\""), "{text}");
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o600
+        );
+        Ok(())
+    }
+
     #[test]
     fn dns01_is_send_and_sync() {
         fn both<T: Send + Sync>() {}
