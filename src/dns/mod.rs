@@ -193,6 +193,8 @@ impl Dns01 {
                     Err(rfc2136::Failure::Unknown(e)) => Err(e),
                 }
             }
+            // A hook that failed may have written the record: it stays
+            // journaled, and cleanup_leftovers asks the hook to remove it.
             Backend::Exec(hook) => hook.run("present", &entry.name, value),
         }
         .with_context(|| format!("adding TXT {} failed", entry.name))
@@ -396,7 +398,9 @@ fn read_secret_file(host: &Host, path: &str, what: &str) -> Result<String> {
     let meta = match std::fs::symlink_metadata(host.path(path)) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("{what} {path} does not exist")
+            bail!(
+                "{what} {path} does not exist; create it (mode 0600) or fix the path in the site file"
+            )
         }
         Err(e) => return Err(e).with_context(|| format!("inspecting {what} {path}")),
     };
