@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod bind;
 pub mod pdeath;
 pub mod pebble;
 pub mod stand_in_ca;
