@@ -246,6 +246,13 @@ pub fn gather_site(host: &Host, facts: &HostFacts, site: &Site, options: &Option
         renewal.client.as_deref(),
         renewal.timer.as_ref(),
     ));
+    if site.acme.enabled() {
+        checks.push(checks::last_renewal(crate::notify::last_attempt(
+            host,
+            crate::render::STATE_DIR,
+            &site.domain,
+        )));
+    }
     checks.push(checks::https(&https, &site.backends));
     checks.push(checks::websocket(&websocket));
 

@@ -46,6 +46,21 @@ fn site_file(pebble: &Pebble, backend: u16, dns: &str, webhook: u16, extra_alias
     )
 }
 
+/// `edgeup status`'s "last renewal" check: (level, message).
+fn last_renewal(c: &Container) -> (String, String) {
+    let status: Value = serde_json::from_str(stdout(&c.sh("edgeup status --json")).trim())
+        .expect("status prints one JSON report");
+    let check = status["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["name"] == "last renewal"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no last renewal check: {status}"));
+    (
+        check["level"].as_str().unwrap_or("?").to_string(),
+        check["message"].as_str().unwrap_or("?").to_string(),
+    )
+}
+
 fn rfc2136(bind: &Bind, resolver: Option<&Bind>) -> String {
     let resolver = resolver.map_or(String::new(), |r| format!(", resolver: \"{}\"", r.addr()));
     format!(
@@ -157,14 +172,24 @@ fn dns01_issues_a_wildcard_through_bind_and_a_hook_and_failures_name_the_hop() {
     let near = &webhook.events()[0];
     assert_eq!(near["domain"], APEX);
     assert_eq!(near["names"], serde_json::json!([APEX, "*.example.test"]));
-    assert!(near["not_after"].as_str().is_some_and(|t| t.ends_with('Z')), "{near}");
-    assert_eq!(hook_events(&c), webhook.events(), "the command gets the same JSON");
+    assert!(
+        near["not_after"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{near}"
+    );
+    assert_eq!(
+        hook_events(&c),
+        webhook.events(),
+        "the command gets the same JSON"
+    );
 
     // 4. renew --force replaces it.
     let renew = edgeup(&c, "renew --force");
     assert_eq!(renew.code, 0, "{:?}\n{}", renew.events, renew.stderr);
     let (renewed, _) = served("c.example.test", &root);
-    assert_ne!(renewed, serial, "renew --force did not replace the certificate");
+    assert_ne!(
+        renewed, serial,
+        "renew --force did not replace the certificate"
+    );
 
     // 5. Failures: each names its hop, places no order, leaves the
     //    certificate serving, and is a renewal_failed alert.
@@ -176,20 +201,36 @@ fn dns01_issues_a_wildcard_through_bind_and_a_hook_and_failures_name_the_hop() {
         assert!(all.contains(expect), "{label}: wants {expect:?} in {all}");
         assert!(all.contains("the CA was not contacted"), "{label}: {all}");
         assert_eq!(orders(&pebble), before, "{label}: an order reached the CA");
-        assert_eq!(served("d.example.test", &root).0, renewed, "{label}: not serving");
+        assert_eq!(
+            served("d.example.test", &root).0,
+            renewed,
+            "{label}: not serving"
+        );
         let last = webhook.events().last().cloned().unwrap_or_default();
         assert_eq!(last["event"], "renewal_failed", "{label}: {last}");
-        assert!(last["error"].as_str().is_some_and(|e| e.contains(expect)), "{label}: {last}");
+        assert!(
+            last["error"].as_str().is_some_and(|e| e.contains(expect)),
+            "{label}: {last}"
+        );
     };
     std::fs::copy(&bind.wrong_key_file, c.path(KEY_FILE)).expect("copy the wrong key");
     failing("wrong TSIG key", "BADSIG");
+    let (level, message) = last_renewal(&c);
+    assert_eq!(level, "warn", "{message}");
+    assert!(
+        message.starts_with("failed at ") && message.contains("BADSIG"),
+        "{message}"
+    );
     std::fs::copy(&bind.key_file, c.path(KEY_FILE)).expect("copy the key back");
     // Updates go to the primary; the zone is looked up (and its servers
     // asked) through another server holding a copy that never changes.
     let stale = Bind::start();
     write_site(&rfc2136(&bind, Some(&stale)), "");
     assert_eq!(edgeup(&c, "apply -f /root/site.yaml").code, 0);
-    failing("records never visible", &format!("not visible at {}", stale.addr()));
+    failing(
+        "records never visible",
+        &format!("not visible at {}", stale.addr()),
+    );
     // A name no zone here holds: the apply's new alias needs a certificate.
     write_site(&rfc2136(&bind, None), ", \"www.other.invalid\"");
     let before = orders(&pebble);
@@ -218,10 +259,18 @@ fn dns01_issues_a_wildcard_through_bind_and_a_hook_and_failures_name_the_hop() {
         "",
     );
     let switched = edgeup(&c, "apply -f /root/site.yaml");
-    assert_eq!(switched.code, 0, "{:?}\n{}", switched.events, switched.stderr);
+    assert_eq!(
+        switched.code, 0,
+        "{:?}\n{}",
+        switched.events, switched.stderr
+    );
     let by_hook = edgeup(&c, "renew --force");
     assert_eq!(by_hook.code, 0, "{:?}\n{}", by_hook.events, by_hook.stderr);
-    assert_ne!(served("f.example.test", &root).0, renewed, "the hook's renewal is not served");
+    assert_ne!(
+        served("f.example.test", &root).0,
+        renewed,
+        "the hook's renewal is not served"
+    );
     let log = c.ok("cat /root/hook.log");
     for action in ["present", "cleanup"] {
         assert!(
@@ -234,10 +283,13 @@ fn dns01_issues_a_wildcard_through_bind_and_a_hook_and_failures_name_the_hop() {
     }
     assert!(bind.txt(CHALLENGE).is_empty(), "{:?}", bind.txt(CHALLENGE));
     // The recovered renewal is told too; the webhook's token never shows.
-    assert_eq!(kinds(&webhook.events()).last().map(String::as_str), Some("renewed"));
+    assert_eq!(
+        kinds(&webhook.events()).last().map(String::as_str),
+        Some("renewed")
+    );
     assert!(!format!("{:?}{}", by_hook.events, by_hook.stderr).contains("s3cr3t"));
-    let status = c.sh("edgeup status --json");
-    let text = stdout(&status);
-    assert!(text.contains("last renewal"), "{text}");
+    let (level, message) = last_renewal(&c);
+    assert_eq!(level, "ok", "{message}");
+    assert!(message.starts_with("renewed at "), "{message}");
     eprintln!("scenario dns-01: {:.1?}", started.elapsed());
 }

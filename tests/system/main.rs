@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod container;
+mod dns01;
 mod hardening;
 mod robustness;
 mod sites;

@@ -309,3 +309,32 @@ fn describe(unit: &UnitState) -> String {
         }
     )
 }
+
+/// The last renewal attempt the certificate step recorded (as root: the
+/// state is root's).
+pub fn last_renewal(attempt: anyhow::Result<Option<crate::notify::Attempt>>) -> Check {
+    const NAME: &str = "last renewal";
+    match attempt {
+        Ok(None) => Check::new(NAME, Level::Ok, "no attempt recorded yet"),
+        Ok(Some(attempt)) => match attempt.outcome {
+            crate::notify::Outcome::Renewed => Check::new(NAME, Level::Ok, attempt.to_string()),
+            crate::notify::Outcome::Failed(_) => Check::new(
+                NAME,
+                Level::Warn,
+                format!(
+                    "{attempt}; the current certificate is still served, `edgeup renew` (and its \
+                     timer) tries again"
+                ),
+            ),
+        },
+        Err(e) => Check::new(
+            NAME,
+            Level::Ok,
+            format!("not known ({}); run as root to see it", root_cause_line(&e)),
+        ),
+    }
+}
+
+fn root_cause_line(e: &anyhow::Error) -> String {
+    e.root_cause().to_string()
+}
