@@ -185,11 +185,9 @@ async fn answer_http(
 ) -> Result<()> {
     let mut authorizations = order.authorizations();
     while let Some(result) = authorizations.next().await {
-        let mut authz = result.map_err(|e| anyhow!("reading authorizations: {}", explain(&e)))?;
-        match authz.status {
-            AuthorizationStatus::Valid => continue,
-            AuthorizationStatus::Pending => {}
-            other => bail!("authorization is {other:?}; the CA will not validate it"),
+        let mut authz = result.map_err(reading)?;
+        if !needs_answer(authz.status)? {
+            continue;
         }
         let mut challenge = authz
             .challenge(ChallengeType::Http01)
@@ -211,11 +209,9 @@ async fn answer_dns(order: &mut Order, served: &mut Served<'_>, dns: Arc<Dns01>)
     let mut wanted = Vec::new();
     let mut authorizations = order.authorizations();
     while let Some(result) = authorizations.next().await {
-        let mut authz = result.map_err(|e| anyhow!("reading authorizations: {}", explain(&e)))?;
-        match authz.status {
-            AuthorizationStatus::Valid => continue,
-            AuthorizationStatus::Pending => {}
-            other => bail!("authorization is {other:?}; the CA will not validate it"),
+        let mut authz = result.map_err(reading)?;
+        if !needs_answer(authz.status)? {
+            continue;
         }
         let identifier = authz.identifier().to_string();
         let challenge = authz
@@ -237,7 +233,7 @@ async fn answer_dns(order: &mut Order, served: &mut Served<'_>, dns: Arc<Dns01>)
     blocking(move || provider.wait_visible(&records)).await?;
     let mut authorizations = order.authorizations();
     while let Some(result) = authorizations.next().await {
-        let mut authz = result.map_err(|e| anyhow!("reading authorizations: {}", explain(&e)))?;
+        let mut authz = result.map_err(reading)?;
         if authz.status != AuthorizationStatus::Pending {
             continue;
         }
@@ -250,6 +246,20 @@ async fn answer_dns(order: &mut Order, served: &mut Served<'_>, dns: Arc<Dns01>)
             .map_err(|e| anyhow!("telling the CA the challenge is ready: {}", explain(&e)))?;
     }
     Ok(())
+}
+
+/// Whether an authorization still waits for its challenge (a valid one,
+/// e.g. reused by the CA, needs nothing; any other state ends the order).
+fn needs_answer(status: AuthorizationStatus) -> Result<bool> {
+    match status {
+        AuthorizationStatus::Valid => Ok(false),
+        AuthorizationStatus::Pending => Ok(true),
+        other => bail!("authorization is {other:?}; the CA will not validate it"),
+    }
+}
+
+fn reading(e: instant_acme::Error) -> anyhow::Error {
+    anyhow!("reading authorizations: {}", explain(&e))
 }
 
 /// The per-name validation errors the CA recorded (what failed, from where).

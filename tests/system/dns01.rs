@@ -76,25 +76,8 @@ fn orders(pebble: &Pebble) -> usize {
 /// The serial HAProxy serves for SNI `name`, and the body of GET / there,
 /// verified against Pebble's root.
 fn served(name: &str, root: &std::path::Path) -> (String, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--cacert"])
-        .arg(root)
-        .args(["--resolve", &format!("{name}:443:127.0.0.1")])
-        .arg(format!("https://{name}/"))
-        .output()
-        .expect("run curl");
-    let serial = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl s_client -connect 127.0.0.1:443 -servername {name} </dev/null 2>/dev/null \
-             | openssl x509 -noout -serial"
-        ))
-        .output()
-        .expect("run openssl");
-    (
-        String::from_utf8_lossy(&serial.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let (_, body) = super::sites::get(name, root);
+    (super::sites::served_serial_of(name), body)
 }
 
 #[test]

@@ -32,7 +32,7 @@ fn resolve_here(c: &Container, names: &[&str]) {
 }
 
 /// The serial HAProxy serves for SNI `name`.
-fn served_serial_of(name: &str) -> String {
+pub(super) fn served_serial_of(name: &str) -> String {
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -64,7 +64,7 @@ fn assert_issued_and_served(c: &Container, pebble: &Pebble, name: &str) {
 
 /// GET https://NAME/ through the container's HAProxy, trusting Pebble's root:
 /// (HTTP status, body).
-fn get(name: &str, root: &std::path::Path) -> (String, String) {
+pub(super) fn get(name: &str, root: &std::path::Path) -> (String, String) {
     get_with(name, &["--cacert", &root.to_string_lossy()])
 }
 
