@@ -1128,8 +1128,23 @@ fn renew_alerts_reach_a_webhook_and_a_command_and_never_fail_the_run() {
     let site = &mut fx.config.sites[0];
     site.acme.directory = Directory::Url(pebble.directory.clone());
     site.acme.ca_bundle = Some(pebble.ca_bundle.clone());
+    // The command hangs this time: it is cut off (10 s), said in a
+    // warning, and the renewal's result is unchanged.
+    std::fs::write(&hook, "#!/bin/sh
+exec sleep 600
+").expect("rewrite the hook");
     let recovered = fx.renew(true);
     assert_eq!(recovered.status(CERTIFICATE), Changed, "{recovered:#?}");
+    assert_eq!(recovered.status(ALERTS), Changed, "{recovered:#?}");
+    assert_eq!(recovered.recap().failed, 0, "{recovered:#?}");
+    assert!(
+        recovered
+            .warnings()
+            .iter()
+            .any(|w| w.contains(ALERTS) && w.contains(&hook.display().to_string())),
+        "{:?}",
+        recovered.warnings()
+    );
     assert_eq!(webhook.kinds(), ["renewal_failed", "renewed"]);
     let quiet = fx.renew(false);
     assert_eq!(quiet.status(ALERTS), Okay, "{quiet:#?}");
