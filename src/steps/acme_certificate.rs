@@ -403,9 +403,20 @@ fn lineage_current(chain: &str, key: &str, domains: &[String]) -> bool {
 
 impl Step for AcmeCertificate {
     fn check(&self, ctx: &Ctx) -> Result<State> {
+        let how = match &self.dns {
+            Some(dns) => format!(
+                " (dns-01 through {} {})",
+                dns.provider,
+                dns.server
+                    .clone()
+                    .or_else(|| dns.command.as_ref().map(|c| c.display().to_string()))
+                    .unwrap_or_default()
+            ),
+            None => String::new(),
+        };
         let problem = self
             .content_problem(ctx)?
-            .map(|p| format!("obtain a certificate: {p}"));
+            .map(|p| format!("obtain a certificate{how}: {p}"));
         let content = problem.is_some();
         let mut drift = pem_file::drift(ctx, &self.path, &self.owner, &self.group, problem)?;
         if content && !account::registered(ctx.host, &self.ca, &self.letsencrypt)? {
