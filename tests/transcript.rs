@@ -1130,9 +1130,13 @@ fn renew_alerts_reach_a_webhook_and_a_command_and_never_fail_the_run() {
     site.acme.ca_bundle = Some(pebble.ca_bundle.clone());
     // The command hangs this time: it is cut off (10 s), said in a
     // warning, and the renewal's result is unchanged.
-    std::fs::write(&hook, "#!/bin/sh
+    std::fs::write(
+        &hook,
+        "#!/bin/sh
 exec sleep 600
-").expect("rewrite the hook");
+",
+    )
+    .expect("rewrite the hook");
     let recovered = fx.renew(true);
     assert_eq!(recovered.status(CERTIFICATE), Changed, "{recovered:#?}");
     assert_eq!(recovered.status(ALERTS), Changed, "{recovered:#?}");
