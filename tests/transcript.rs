@@ -1154,3 +1154,15 @@ exec sleep 600
     assert_eq!(quiet.status(ALERTS), Okay, "{quiet:#?}");
     assert_eq!(webhook.kinds().len(), 2, "nothing more to tell");
 }
+
+/// Without `notify:` a renewal run has no alerts step (and renders).
+#[test]
+fn renew_without_notify_has_no_alerts_step() {
+    let fx = Fixture::debian_12().converged();
+    let run = fx.renew(false);
+    assert_eq!(run.recap().failed, 0, "{run:#?}");
+    assert!(
+        run.statuses().iter().all(|(name, _, _)| name != ALERTS),
+        "{run:#?}"
+    );
+}

@@ -49,6 +49,8 @@ pub struct AcmeVars {
     /// When this run started (unix seconds): the alerts step counts the
     /// certificate attempts recorded since as this run's.
     pub run_started: i64,
+    /// The host's `notify:` as the file spells it (None: no alerts).
+    pub notify: Option<crate::site::RawNotify>,
 }
 
 impl AcmeVars {
@@ -69,6 +71,7 @@ impl AcmeVars {
             force: false,
             renewing: false,
             run_started: crate::pki::now(),
+            notify: config.shared().and_then(|s| s.to_raw().notify),
         }
     }
 }

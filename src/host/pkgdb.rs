@@ -82,9 +82,40 @@ pub fn parse_dpkg_status(status: &str, wanted: &[String]) -> Installed {
     found
 }
 
+/// Packages dpkg marks as needing a reinstall (`Status: WANT reinstreq
+/// STATE`): a dpkg killed while unpacking them. `dpkg --configure -a`
+/// cannot finish those.
+pub fn reinstall_required(status: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for stanza in status.split("\n\n") {
+        let mut name = None;
+        let mut broken = false;
+        for line in stanza.lines() {
+            if let Some(v) = line.strip_prefix("Package: ") {
+                name = Some(v.trim());
+            } else if let Some(v) = line.strip_prefix("Status: ") {
+                broken = v.split_whitespace().nth(1) == Some("reinstreq");
+            }
+        }
+        if let (Some(name), true) = (name, broken) {
+            found.push(name.to_string());
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packages_killed_mid_unpack_need_a_reinstall() {
+        let status = "Package: python3-certifi\nStatus: install reinstreq half-installed\n\n\
+                      Package: haproxy\nStatus: install ok unpacked\n\n\
+                      Package: openssl\nStatus: install ok installed\n";
+        assert_eq!(reinstall_required(status), ["python3-certifi"]);
+        assert!(reinstall_required("").is_empty());
+    }
 
     #[test]
     fn dpkg_status_distinguishes_installed_from_removed() {

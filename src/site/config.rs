@@ -159,7 +159,7 @@ impl AcmeKeys {
             eab: acme.eab.clone(),
             preflight: Some(acme.preflight),
             validation_port: Some(acme.validation_port),
-            challenge: Some(acme.challenge.clone()),
+            challenge: acme.dns01().then(|| acme.challenge.clone()),
             dns: acme.dns.clone(),
         }
     }

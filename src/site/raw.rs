@@ -71,7 +71,8 @@ pub struct RawAcme {
     pub validation_port: u16,
     /// `http-01` (the CA fetches a token through port 80) or `dns-01` (a TXT
     /// record in the zone: no inbound port needed, wildcards allowed).
-    #[serde(default = "default_challenge")]
+    /// (Not written when http-01: records stay as earlier releases wrote them.)
+    #[serde(default = "default_challenge", skip_serializing_if = "is_http01")]
     pub challenge: String,
     /// How dns-01 writes its TXT records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -218,6 +219,9 @@ fn default_validation_port() -> u16 {
 }
 fn default_challenge() -> String {
     "http-01".into()
+}
+fn is_http01(challenge: &str) -> bool {
+    challenge == "http-01"
 }
 pub(crate) fn default_propagation_timeout() -> String {
     "120s".into()

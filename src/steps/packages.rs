@@ -99,12 +99,16 @@ fn apt_install(ctx: &Ctx, packages: &[String]) -> Result<()> {
     // until `dpkg --configure -a` finishes it; keep existing config files.
     // (apt has already waited for any live dpkg to let go of its lock.)
     if out.stderr.contains("dpkg was interrupted") {
-        ctx.host.run_ok(
-            &Cmd::new("dpkg")
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .args(["--force-confdef", "--force-confold", "--configure", "-a"]),
-        )?;
-        ctx.host.run_ok(&install())?;
+        let removed = finish_interrupted_dpkg(ctx)?;
+        // `-f`: a package taken out there comes back, and its dependents
+        // are configured with it.
+        let retry = if removed {
+            apt_get(&["install", "-y", "-f", "--no-install-recommends"])
+                .args(packages.iter().cloned())
+        } else {
+            install()
+        };
+        ctx.host.run_ok(&retry)?;
         return Ok(());
     }
     // Lists fresh by age can still lack a package (new mirror, added source):
@@ -115,6 +119,43 @@ fn apt_install(ctx: &Ctx, packages: &[String]) -> Result<()> {
         return Ok(());
     }
     anyhow::bail!("`{}` failed: {}", install().display(), out.stderr_tail())
+}
+
+/// `dpkg --configure -a`, keeping existing config files. A package dpkg
+/// was killed while unpacking ("in a very bad inconsistent state") cannot
+/// be configured, and apt refuses to run until dpkg is done: it is taken
+/// out (`--force-remove-reinstreq`, `--force-depends`: its dependents stay,
+/// unconfigured) so dpkg's journal is closed, and the install that follows
+/// (`apt-get -f`) puts it back from the archive and configures the rest.
+/// True when a package was taken out.
+fn finish_interrupted_dpkg(ctx: &Ctx) -> Result<bool> {
+    let dpkg = || {
+        Cmd::new("dpkg")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["--force-confdef", "--force-confold"])
+    };
+    let configure = || dpkg().args(["--configure", "-a"]);
+    let first = ctx.host.run(&configure())?;
+    if first.status == 0 {
+        return Ok(false);
+    }
+    let status = ctx
+        .host
+        .read_string("/var/lib/dpkg/status")?
+        .unwrap_or_default();
+    let broken = crate::host::pkgdb::reinstall_required(&status);
+    if broken.is_empty() {
+        first.success_of(&configure())?;
+        return Ok(false);
+    }
+    ctx.host.run_ok(
+        &dpkg()
+            .args(["--force-remove-reinstreq", "--force-depends", "--remove"])
+            .args(broken),
+    )?;
+    // Dependents of what was taken out cannot be configured yet: apt does it.
+    ctx.host.run(&configure())?;
+    Ok(true)
 }
 
 /// Missing or older than a day: `apt-get update` first.
