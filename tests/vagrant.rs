@@ -153,7 +153,7 @@ impl Lab {
             .stderr(Stdio::null())
             .spawn()
             .expect("start slirp4netns");
-        let mut lab = Lab {
+        let lab = Lab {
             home: home.to_path_buf(),
             slirp: Some(slirp),
             log,
