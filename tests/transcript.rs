@@ -715,6 +715,64 @@ fn interrupted_dpkg_is_finished_and_the_install_retried() {
 /// ufw (Ubuntu's usual firewall): ports 80 and 443 allowed once, read back
 /// from ufw's own rules file on the next run. (Not on a real host here: a
 /// container sharing this machine's network would firewall the machine.)
+/// dpkg killed while unpacking a package leaves it "in a very bad
+/// inconsistent state": `dpkg --configure -a` fails on it and apt refuses
+/// to run. edgeup takes it out (`--force-remove-reinstreq`), lets dpkg
+/// finish, and `apt-get -f install` puts it back (found by the crash
+/// scenario, where the kill happened to land mid-unpack).
+#[test]
+fn a_package_killed_mid_unpack_is_taken_out_and_put_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const CONFIGURE: &str =
+        "DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a";
+    const REMOVE: &str = "DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --force-remove-reinstreq --force-depends --remove python3-certifi";
+    const INSTALL: &str = "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends haproxy certbot openssl procps";
+    const INSTALL_F: &str = "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -f --no-install-recommends haproxy certbot openssl procps";
+    const BROKEN: &str = "Package: python3-certifi\nStatus: install reinstreq half-installed\nVersion: 2022.9.24-1\n";
+    let fx = Fixture::debian_12();
+    fx.write("/var/lib/dpkg/updates/0001", "Package: python3-certifi\n");
+    let status =
+        String::from_utf8(fx.read("/var/lib/dpkg/status").unwrap_or_default()).unwrap_or_default();
+    fx.write("/var/lib/dpkg/status", &format!("{status}\n{BROKEN}"));
+    let configured = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::clone(&configured);
+    let run = fx.run(Mode::Apply, move |r| {
+        r.dynamic(CONFIGURE, move |_, _| {
+            Ok(if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                CmdOutput::failed(
+                    1,
+                    "dpkg: error processing package python3-certifi (--configure):\n package is in \
+                     a very bad inconsistent state; you should\n reinstall it before attempting \
+                     configuration\n",
+                )
+            } else {
+                CmdOutput::ok("")
+            })
+        })
+        .effect(REMOVE, CmdOutput::ok(""), |root| {
+            std::fs::remove_file(root.join("var/lib/dpkg/updates/0001"))?;
+            let status = std::fs::read_to_string(root.join("var/lib/dpkg/status"))?;
+            std::fs::write(root.join("var/lib/dpkg/status"), status.replace(BROKEN, ""))?;
+            Ok(())
+        })
+    });
+    assert_eq!(
+        run.mutating()[..6],
+        [
+            "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update",
+            INSTALL,
+            CONFIGURE,
+            REMOVE,
+            CONFIGURE,
+            INSTALL_F
+        ],
+        "{run:#?}"
+    );
+    assert_eq!(run.recap().failed, 0, "{run:#?}");
+    assert_eq!(configured.load(Ordering::SeqCst), 2);
+}
+
 #[test]
 fn ufw_allows_80_and_443_once() {
     let fx = Fixture::debian_12();

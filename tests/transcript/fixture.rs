@@ -644,7 +644,9 @@ fn apt_get(root: &Path, cmd: &Cmd, behaviour: Behaviour) -> Result<CmdOutput> {
             "E: scripted apt-get: no lock timeout given\n",
         ));
     };
-    match args {
+    // `-f` (fix broken dependencies) changes nothing in this fake apt.
+    let args: Vec<&str> = args.iter().copied().filter(|a| *a != "-f").collect();
+    match args.as_slice() {
         ["update"] => {
             let index: String = ["haproxy", "certbot", "openssl", "procps"]
                 .iter()
