@@ -25,6 +25,7 @@ pub mod host;
 pub mod notify;
 pub mod pki;
 pub mod playbook;
+pub mod random;
 pub mod render;
 pub mod report;
 pub mod site;

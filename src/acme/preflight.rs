@@ -4,7 +4,7 @@
 //! at Let's Encrypt counts against its limits; a failed preflight costs nothing.
 
 use super::responder::Responder;
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -48,7 +48,9 @@ pub fn run_alone(domain: &str, port: u16, responder_addr: &str) -> Result<()> {
 /// address. The responder may serve other tokens meanwhile (a batch's
 /// preflights and orders share it); this one is removed afterwards.
 pub fn check(domain: &str, addrs: &[SocketAddr], responder: &Responder) -> Result<()> {
-    let token = random_token()?;
+    // Unique per preflight: preflights running at once must not share a
+    // token (one's removal would end the other's).
+    let token = crate::random::hex(16, "the preflight's token")?;
     let expected = format!("edgeup-preflight.{token}");
     responder.add(&token, &expected);
     let fetched = addrs
@@ -108,13 +110,4 @@ fn fetch(domain: &str, addr: SocketAddr, token: &str, expected: &str) -> Result<
         "HTTP on {addr} ({domain}) answered {status} instead of the challenge: {hint}. \
          If DNS points elsewhere on purpose (split horizon), use --skip-preflight"
     )
-}
-
-/// Unique per preflight: preflights running at once must not share a token
-/// (one's removal would end the other's).
-fn random_token() -> Result<String> {
-    let mut bytes = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| anyhow!("no randomness for the preflight's token"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -103,7 +103,6 @@ pub fn run(args: &FleetArgs, json: bool) -> Result<i32> {
 /// another local user could have planted in /tmp).
 fn tempdir() -> Result<std::path::PathBuf> {
     use anyhow::Context;
-    use ring::rand::SecureRandom;
     use std::os::unix::fs::DirBuilderExt;
     // XDG_RUNTIME_DIR only when it is really ours: a directory (not a link)
     // owned by this user that nobody else can enter.
@@ -118,13 +117,9 @@ fn tempdir() -> Result<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
         .filter(|dir| ours(dir))
         .unwrap_or_else(std::env::temp_dir);
-    let rng = ring::rand::SystemRandom::new();
     let mut last = None;
     for _ in 0..8 {
-        let mut bytes = [0u8; 6];
-        rng.fill(&mut bytes)
-            .map_err(|_| anyhow::anyhow!("no randomness for a temporary directory name"))?;
-        let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let suffix = crate::random::hex(6, "a temporary directory name")?;
         let dir = base.join(format!("edgeup-fleet-{suffix}"));
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => return Ok(dir),

@@ -298,7 +298,10 @@ impl Dns01 {
     /// then deleted. The error names the hop that failed.
     pub fn preflight(&self, identifier: &str) -> Result<()> {
         let name = Dns01::record_name(identifier);
-        let value = format!("edgeup-preflight-{}", random_hex()?);
+        let value = format!(
+            "edgeup-preflight-{}",
+            crate::random::hex(16, "the preflight's record")?
+        );
         let context = || format!("DNS preflight for {identifier} failed; the CA was not contacted");
         if let Err(e) = self.present(&name, &value) {
             // Written after all (no answer, a hook that failed half-way)?
@@ -451,13 +454,6 @@ fn system_resolver(host: &Host) -> Result<SocketAddr> {
                 "no name server to find zones with: /etc/resolv.conf names none; set acme.dns.resolver"
             )
         })
-}
-
-fn random_hex() -> Result<String> {
-    let mut bytes = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| anyhow!("no randomness for the preflight's record"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]
