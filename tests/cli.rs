@@ -404,7 +404,8 @@ fn dns01_files_are_checked_against_the_host_before_anything_runs() {
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(
-        all.contains("acme.dns.tsig_key_file") && all.contains("readable by others (mode 0644)"),
+        all.contains("acme.dns.tsig_key_file")
+            && all.contains("has mode 0644: group or others may read or change it"),
         "{all}"
     );
     assert!(

@@ -235,7 +235,7 @@ fn prepare(
     let os = OsRelease::read(host.root()).map_err(|e| exit::unsuitable(format!("{e:#}")))?;
     let profiles = distro::load_all(assets)?;
     let distro = distro::select(&profiles, &os).map_err(|e| exit::unsuitable(format!("{e:#}")))?;
-    validate_against_host(config, &distro)?;
+    validate_against_host(host, config, &distro)?;
     let facts = Facts::gather(host, Some(&distro))?;
     let mut vars = Vars::new(config, &distro, fact_vars(&facts), &retired(host, config)?)?;
     vars.acme.force = run.force_renew;
@@ -270,7 +270,7 @@ fn retired(host: &Host, config: &Config) -> Result<Vec<String>> {
 }
 
 /// Checks of the sites that need the host: files they name, what the distro offers.
-fn validate_against_host(config: &Config, distro: &Distro) -> Result<()> {
+fn validate_against_host(host: &Host, config: &Config, distro: &Distro) -> Result<()> {
     let mut problems: Vec<String> = Vec::new();
     for site in &config.sites {
         let mut add = |p: String| {
@@ -294,12 +294,12 @@ fn validate_against_host(config: &Config, distro: &Distro) -> Result<()> {
         if let Some(dns) = site.acme.dns().filter(|_| site.acme.enabled()) {
             match &dns.provider {
                 crate::dns::Provider::Rfc2136 { tsig_key_file, .. } => {
-                    secret_file("acme.dns.tsig_key_file", tsig_key_file, &mut add)
+                    secret_file(host, "acme.dns.tsig_key_file", tsig_key_file, &mut add)
                 }
                 crate::dns::Provider::Exec { command, env_file } => {
                     program("acme.dns.command", command, &mut add);
                     if let Some(env) = env_file {
-                        secret_file("acme.dns.env_file", env, &mut add);
+                        secret_file(host, "acme.dns.env_file", env, &mut add);
                     }
                 }
             }
@@ -328,26 +328,19 @@ fn validate_against_host(config: &Config, distro: &Distro) -> Result<()> {
     )))
 }
 
-/// A file holding a secret (a TSIG key, a hook's tokens): a regular file
-/// only its owner can read. Not judged when this user may not look at it
-/// (`plan` without root); the certificate step reads it as root and checks
-/// it again.
-fn secret_file(field: &str, path: &std::path::Path, add: &mut impl FnMut(String)) {
-    use std::os::unix::fs::MetadataExt;
-    let shown = path.display();
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if !meta.file_type().is_file() => add(format!(
-            "{field}: \"{shown}\" is not a regular file (a link or directory); put the file itself there"
-        )),
-        Ok(meta) if meta.mode() & 0o077 != 0 => add(format!(
-            "{field}: \"{shown}\" is readable by others (mode {:04o}); run chmod 600 {shown}",
-            meta.mode() & 0o7777
-        )),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
-        Err(e) => add(format!(
-            "{field}: \"{shown}\" cannot be used ({e}); create it first"
-        )),
+/// A file holding a secret, judged as the certificate step will judge it
+/// (`dns::check_secret_file`); not judged when this user may not look at it
+/// (`plan` without root).
+fn secret_file(host: &Host, field: &str, path: &std::path::Path, add: &mut impl FnMut(String)) {
+    let Err(e) = crate::dns::check_secret_file(host, &path.to_string_lossy(), field) else {
+        return;
+    };
+    let denied = e
+        .root_cause()
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied);
+    if !denied {
+        add(format!("{e:#}"));
     }
 }
 

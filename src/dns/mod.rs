@@ -395,9 +395,22 @@ fn host_path(path: &std::path::Path) -> Result<String> {
         .ok_or_else(|| anyhow!("{} is not a UTF-8 path", path.display()))
 }
 
-/// The content of a file holding a secret, if it is safe to trust: a
-/// regular file (not a link), no permission for group or others.
+/// The content of a file holding a secret, if it is safe to trust (see
+/// `check_secret_file`).
 fn read_secret_file(host: &Host, path: &str, what: &str) -> Result<String> {
+    check_secret_file(host, path, what)?;
+    let Some(bytes) = host.read_no_follow(path)? else {
+        bail!("{what} {path} changed while being read (is something replacing it?)");
+    };
+    String::from_utf8(bytes).map_err(|_| anyhow!("{what} {path} is not text (UTF-8)"))
+}
+
+/// Whether a file holding a secret (a TSIG key, a hook's tokens) may be
+/// trusted: a regular file (not a link), root's or this user's, no
+/// permission for group or others. `what` names it in the error (a site
+/// file key, or a description). An I/O error other than a missing file is
+/// returned as such (`plan` without root cannot look, and says nothing).
+pub fn check_secret_file(host: &Host, path: &str, what: &str) -> Result<()> {
     let meta = match std::fs::symlink_metadata(host.path(path)) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -430,10 +443,7 @@ fn read_secret_file(host: &Host, path: &str, what: &str) -> Result<String> {
             meta.uid()
         );
     }
-    let Some(bytes) = host.read_no_follow(path)? else {
-        bail!("{what} {path} changed while being read (is something replacing it?)");
-    };
-    String::from_utf8(bytes).map_err(|_| anyhow!("{what} {path} is not text (UTF-8)"))
+    Ok(())
 }
 
 /// The first `nameserver` of /etc/resolv.conf, port 53.
