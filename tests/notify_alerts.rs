@@ -164,12 +164,10 @@ fn run(now: i64) -> Run<'static> {
 }
 
 fn failed_attempt(at: i64) -> Attempt {
-    Attempt {
+    Attempt::new(
         at,
-        outcome: Outcome::Failed(
-            "ordering the certificate: rateLimited: too many certificates".into(),
-        ),
-    }
+        Outcome::Failed("ordering the certificate: rateLimited: too many certificates".into()),
+    )
 }
 
 fn assert_no_secret(deliveries: &[Delivery]) {
@@ -306,10 +304,7 @@ fn a_success_after_an_announced_failure_is_sent_as_renewed() -> TestResult {
     assert_eq!(server.requests().len(), 1);
 
     let next = NOW + 12 * 3600;
-    let renewed = Attempt {
-        at: next - 20,
-        outcome: Outcome::Renewed,
-    };
+    let renewed = Attempt::new(next - 20, Outcome::Renewed);
     notify::record_attempt(&host, STATE, "chat.example.com", &renewed)?;
     assert_eq!(
         notify::last_attempt(&host, STATE, "chat.example.com")?,
@@ -334,10 +329,7 @@ fn a_success_after_an_announced_failure_is_sent_as_renewed() -> TestResult {
 
     // A plain success later: nothing.
     let third = next + 12 * 3600;
-    let ok = Attempt {
-        at: third - 20,
-        outcome: Outcome::Renewed,
-    };
+    let ok = Attempt::new(third - 20, Outcome::Renewed);
     notify::record_attempt(&host, STATE, "chat.example.com", &ok)?;
     let report = notifier.after_renew(&host, STATE, &settings, &[cert(90)], &run(third));
     assert!(report.deliveries.is_empty(), "{:#?}", report.lines());

@@ -164,11 +164,13 @@ pub fn events_for(
         .iter()
         .filter(|a| a.at >= run.started)
         .collect();
-    let unannounced = this_run
-        .iter()
-        .filter(|a| state.announced_until.is_none_or(|until| a.at > until));
-    for attempt in unannounced {
-        next.announced_until = Some(attempt.at.max(next.announced_until.unwrap_or(attempt.at)));
+    for (place, attempt) in state.attempts.iter().enumerate() {
+        if attempt.at < run.started || attempt.announced {
+            continue;
+        }
+        if let Some(decided) = next.attempts.get_mut(place) {
+            decided.announced = true;
+        }
         match &attempt.outcome {
             Outcome::Failed(error) => {
                 events.push(event(
@@ -224,17 +226,11 @@ mod tests {
     }
 
     fn failed(at: i64, error: &str) -> Attempt {
-        Attempt {
-            at,
-            outcome: Outcome::Failed(error.into()),
-        }
+        Attempt::new(at, Outcome::Failed(error.into()))
     }
 
     fn renewed(at: i64) -> Attempt {
-        Attempt {
-            at,
-            outcome: Outcome::Renewed,
-        }
+        Attempt::new(at, Outcome::Renewed)
     }
 
     fn kinds(events: &[Event]) -> Vec<EventKind> {
@@ -260,7 +256,11 @@ mod tests {
         assert_eq!(events[0].at, NOW - 50);
         assert_eq!(events[1].error.as_deref(), Some("second"));
         assert!(next.failing);
-        assert_eq!(next.attempts, state.attempts, "attempts carried over");
+        // Carried over, this run's marked as announced.
+        let mut decided = state.attempts.clone();
+        decided[1].announced = true;
+        decided[2].announced = true;
+        assert_eq!(next.attempts, decided, "attempts carried over");
     }
 
     #[test]
@@ -300,13 +300,24 @@ mod tests {
         };
         let (events, next) = events_for(&cert(89), &state, &run(), 14);
         assert!(events.is_empty(), "{events:?}");
-        assert_eq!(
-            next,
-            State {
-                announced_until: Some(NOW - 5),
-                ..state
-            }
-        );
+        let mut decided = state.clone();
+        decided.attempts[1].announced = true;
+        assert_eq!(next, decided);
+    }
+
+    #[test]
+    fn attempts_in_the_same_second_are_each_announced_once() {
+        // A failed renew and the recovery in the same second: both told.
+        let failure = State {
+            attempts: vec![failed(NOW - 5, "refused")],
+            ..State::default()
+        };
+        let (first, mut next) = events_for(&cert(60), &failure, &run(), 14);
+        assert_eq!(kinds(&first), [EventKind::RenewalFailed]);
+        next.attempts.push(renewed(NOW - 5));
+        let (second, last) = events_for(&cert(60), &next, &run(), 14);
+        assert_eq!(kinds(&second), [EventKind::Renewed]);
+        assert!(last.attempts.iter().all(|a| a.announced));
     }
 
     #[test]

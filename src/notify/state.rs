@@ -22,6 +22,22 @@ pub struct Attempt {
     pub at: i64,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// Its event was decided (the alerts step decides before it delivers
+    /// and checks again after: an attempt is announced once, however close
+    /// in time the attempts are).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub announced: bool,
+}
+
+impl Attempt {
+    /// An attempt not announced yet.
+    pub fn new(at: i64, outcome: Outcome) -> Attempt {
+        Attempt {
+            at,
+            outcome,
+            announced: false,
+        }
+    }
 }
 
 /// Serialized as `"result": "renewed"`, or `"result": "failed"` with `"error"`.
@@ -79,11 +95,6 @@ pub struct State {
     /// The UTC day (`YYYY-MM-DD`) of the last `expiry_near`.
     #[serde(default)]
     pub expiry_alerted_on: Option<String>,
-    /// The time of the last attempt whose event was decided: a decision
-    /// made again (the alerts step checks before and after it delivers)
-    /// does not announce it twice.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub announced_until: Option<i64>,
 }
 
 /// The whole file: `{"version": 1, "domains": {DOMAIN: State}}`.
@@ -162,8 +173,8 @@ pub fn record_attempt(host: &Host, state_dir: &str, domain: &str, attempt: &Atte
     let attempt = match &attempt.outcome {
         Outcome::Renewed => attempt.clone(),
         Outcome::Failed(error) => Attempt {
-            at: attempt.at,
             outcome: Outcome::Failed(one_line(error)),
+            ..attempt.clone()
         },
     };
     let state = file.domains.entry(domain.to_string()).or_default();
@@ -200,23 +211,20 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let host = host(dir.path());
         assert_eq!(last_attempt(&host, "/var/lib/edgeup", "a.example")?, None);
-        let failed = Attempt {
-            at: 1_767_225_600,
-            outcome: Outcome::Failed("order failed:\n  rate limited".into()),
-        };
+        let failed = Attempt::new(
+            1_767_225_600,
+            Outcome::Failed("order failed:\n  rate limited".into()),
+        );
         record_attempt(&host, "/var/lib/edgeup", "a.example", &failed)?;
         assert_eq!(
             last_attempt(&host, "/var/lib/edgeup", "a.example")?,
-            Some(Attempt {
-                at: 1_767_225_600,
-                outcome: Outcome::Failed("order failed: rate limited".into()),
-            }),
+            Some(Attempt::new(
+                1_767_225_600,
+                Outcome::Failed("order failed: rate limited".into())
+            )),
             "stored on one line"
         );
-        let renewed = Attempt {
-            at: 1_767_229_200,
-            outcome: Outcome::Renewed,
-        };
+        let renewed = Attempt::new(1_767_229_200, Outcome::Renewed);
         record_attempt(&host, "/var/lib/edgeup", "a.example", &renewed)?;
         assert_eq!(
             last_attempt(&host, "/var/lib/edgeup", "a.example")?,
@@ -255,10 +263,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let host = host(dir.path());
         for at in 0..15 {
-            let attempt = Attempt {
-                at,
-                outcome: Outcome::Failed(format!("try {at}")),
-            };
+            let attempt = Attempt::new(at, Outcome::Failed(format!("try {at}")));
             record_attempt(&host, "/state", "a.example", &attempt)?;
         }
         let file = StateFile::load(&host, "/state")?;
@@ -282,10 +287,7 @@ mod tests {
             format!("{err:#}").contains("is not a notify state file"),
             "{err:#}"
         );
-        let attempt = Attempt {
-            at: 7,
-            outcome: Outcome::Renewed,
-        };
+        let attempt = Attempt::new(7, Outcome::Renewed);
         record_attempt(&host, "/state", "a.example", &attempt)?;
         assert_eq!(last_attempt(&host, "/state", "a.example")?, Some(attempt));
         Ok(())
