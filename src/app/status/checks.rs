@@ -330,11 +330,7 @@ pub fn last_renewal(attempt: anyhow::Result<Option<crate::notify::Attempt>>) -> 
         Err(e) => Check::new(
             NAME,
             Level::Ok,
-            format!("not known ({}); run as root to see it", root_cause_line(&e)),
+            format!("not known ({}); run as root to see it", e.root_cause()),
         ),
     }
-}
-
-fn root_cause_line(e: &anyhow::Error) -> String {
-    e.root_cause().to_string()
 }
