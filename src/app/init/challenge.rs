@@ -56,7 +56,7 @@ pub fn challenge(ask: &mut dyn Ask, site: &mut RawSite) -> Result<()> {
                 tsig_key_file: Some(key),
                 ..dns.clone()
             },
-            "server",
+            Key::required("server"),
             "DNS server that accepts dynamic updates for the zone, IP or IP:PORT",
             dns.server.clone(),
             |d, v| d.server = Some(v.to_string()),
@@ -71,7 +71,7 @@ pub fn challenge(ask: &mut dyn Ask, site: &mut RawSite) -> Result<()> {
                 ask,
                 site,
                 &dns,
-                "tsig_key_file",
+                Key::required("tsig_key_file"),
                 "TSIG key file",
                 Some(
                     dns.tsig_key_file
@@ -94,7 +94,7 @@ pub fn challenge(ask: &mut dyn Ask, site: &mut RawSite) -> Result<()> {
                 ask,
                 site,
                 &dns,
-                "command",
+                Key::required("command"),
                 "Hook command (absolute path)",
                 command(&dns),
                 |d, v| d.command = Some(v.into()),
@@ -105,25 +105,14 @@ pub fn challenge(ask: &mut dyn Ask, site: &mut RawSite) -> Result<()> {
             .env_file
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned());
-        let base = site.clone();
-        let candidate = dns.clone();
-        let valid = |v: &str| {
-            if v.is_empty() {
-                return Ok(());
-            }
-            let mut d = candidate.clone();
-            d.env_file = Some(v.into());
-            fields::check(
-                &with(&base, |s| s.acme.dns = Some(d)),
-                "acme.dns.env_file",
-                false,
-            )
-        };
-        let typed = ask.text(
+        let typed = answer(
+            ask,
+            site,
+            &dns,
+            Key::optional("env_file"),
             "File of KEY=VALUE lines for the hook's environment (API tokens; mode 0600), empty for none",
-            env.as_deref(),
-            true,
-            &valid,
+            env,
+            |d, v| d.env_file = Some(v).filter(|v| !v.is_empty()).map(Into::into),
         )?;
         dns.env_file = Some(typed).filter(|t| !t.is_empty()).map(Into::into);
     }
@@ -131,7 +120,7 @@ pub fn challenge(ask: &mut dyn Ask, site: &mut RawSite) -> Result<()> {
         ask,
         site,
         &dns,
-        "propagation_timeout",
+        Key::required("propagation_timeout"),
         "How long every authoritative server may take to show the records (e.g. 120s, 5m)",
         Some(dns.propagation_timeout.clone()),
         |d, v| d.propagation_timeout = v.to_string(),
@@ -140,24 +129,46 @@ pub fn challenge(ask: &mut dyn Ask, site: &mut RawSite) -> Result<()> {
     Ok(())
 }
 
+/// An `acme.dns` key to ask for; an optional one may be left empty.
+struct Key {
+    name: &'static str,
+    optional: bool,
+}
+
+impl Key {
+    fn required(name: &'static str) -> Key {
+        Key {
+            name,
+            optional: false,
+        }
+    }
+
+    fn optional(name: &'static str) -> Key {
+        Key {
+            name,
+            optional: true,
+        }
+    }
+}
+
 /// One `acme.dns` key, asked and judged in a candidate where `dns` holds
 /// the settings so far.
 fn answer(
     ask: &mut dyn Ask,
     site: &RawSite,
     dns: &RawDns,
-    key: &str,
+    key: Key,
     prompt: &str,
     current: Option<String>,
     set: impl Fn(&mut RawDns, &str),
 ) -> Result<String> {
-    let field = format!("acme.dns.{key}");
+    let field = format!("acme.dns.{}", key.name);
     let valid = |v: &str| {
         let mut candidate = dns.clone();
         set(&mut candidate, v);
         fields::check(&with(site, |s| s.acme.dns = Some(candidate)), &field, false)
     };
-    ask.text(prompt, current.as_deref(), false, &valid)
+    ask.text(prompt, current.as_deref(), key.optional, &valid)
 }
 
 /// Alerts: Let's Encrypt no longer e-mails before expiry, so nobody hears
