@@ -109,8 +109,18 @@ pub struct Report {
 impl Report {
     /// One line per delivery, then one per problem.
     pub fn lines(&self) -> Vec<String> {
+        self.lines_where(|_| true)
+    }
+
+    /// `lines` without the deliveries that were sent: what went wrong.
+    pub fn failures(&self) -> Vec<String> {
+        self.lines_where(|d| d.result.is_err())
+    }
+
+    fn lines_where(&self, keep: impl Fn(&Delivery) -> bool) -> Vec<String> {
         self.deliveries
             .iter()
+            .filter(|d| keep(d))
             .map(ToString::to_string)
             .chain(self.problems.iter().map(|p| format!("notify: {p}")))
             .collect()

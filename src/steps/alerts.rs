@@ -40,6 +40,20 @@ impl Alerts {
         crate::site::parse_notify(&self.notify).map_err(|p| anyhow!("{p}"))
     }
 
+    /// What a decision needs: the settings, each certificate, this host's name.
+    fn inputs(&self, ctx: &Ctx) -> Result<(notify::Settings, Vec<Cert>, String)> {
+        Ok((self.settings()?, self.certs(ctx)?, notify::hostname()))
+    }
+
+    /// This run, as of now.
+    fn run<'a>(&self, hostname: &'a str) -> Run<'a> {
+        Run {
+            started: self.run_started,
+            now: pki::now(),
+            hostname,
+        }
+    }
+
     /// Each certificate with its expiry, read from the PEM (None for the
     /// placeholder or an unreadable file: nothing of the CA's to expire).
     fn certs(&self, ctx: &Ctx) -> Result<Vec<Cert>> {
@@ -67,20 +81,15 @@ impl Alerts {
 
 impl Step for Alerts {
     fn check(&self, ctx: &Ctx) -> Result<State> {
-        let settings = self.settings()?;
+        let (settings, certs, hostname) = self.inputs(ctx)?;
+        let run = self.run(&hostname);
         let file = StateFile::load(ctx.host, ctx.state_dir).unwrap_or_else(|_| StateFile::empty());
-        let hostname = notify::hostname();
-        let run = Run {
-            started: self.run_started,
-            now: pki::now(),
-            hostname: &hostname,
-        };
+        let to: Vec<String> = settings.targets.iter().map(|t| t.label()).collect();
         let mut changes = Vec::new();
-        for cert in self.certs(ctx)? {
+        for cert in &certs {
             let state = file.domains.get(&cert.domain).cloned().unwrap_or_default();
-            let (events, _) = notify::events_for(&cert, &state, &run, settings.days_before_expiry);
+            let (events, _) = notify::events_for(cert, &state, &run, settings.days_before_expiry);
             for event in events {
-                let to: Vec<String> = settings.targets.iter().map(|t| t.label()).collect();
                 changes.push(format!(
                     "tell {} of {}: {}",
                     to.join(", "),
@@ -99,28 +108,15 @@ impl Step for Alerts {
     }
 
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
-        let settings = self.settings()?;
-        let hostname = notify::hostname();
-        let run = Run {
-            started: self.run_started,
-            now: pki::now(),
-            hostname: &hostname,
-        };
+        let (settings, certs, hostname) = self.inputs(ctx)?;
         let report = Notifier::new().after_renew(
             ctx.host,
             ctx.state_dir,
             &settings,
-            &self.certs(ctx)?,
-            &run,
+            &certs,
+            &self.run(&hostname),
         );
-        let failed: Vec<String> = report
-            .deliveries
-            .iter()
-            .filter(|d| d.result.is_err())
-            .map(ToString::to_string)
-            .chain(report.problems.iter().map(|p| format!("notify: {p}")))
-            .collect();
-        *self.failed.borrow_mut() = failed;
+        *self.failed.borrow_mut() = report.failures();
         Ok(())
     }
 
