@@ -53,11 +53,7 @@ fn describe(outcome: &Outcome) -> String {
 #[test]
 fn a_batch_overlaps_its_orders_within_the_bound_and_isolates_failures() {
     let responder_port = free_port();
-    let pebble = Pebble::start_with(
-        Options::new(responder_port)
-            .env("PEBBLE_AUTHZREUSE", "0")
-            .env("PEBBLE_WFE_NONCEREJECT", "0"),
-    );
+    let pebble = Pebble::start_with(Options::every_order_validated(responder_port));
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_path_buf();
     let host = Host::new(root.clone(), Box::new(ScriptedRunner::new(root)));

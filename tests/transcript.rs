@@ -979,11 +979,7 @@ fn rocky_acme_with_certbot_issues_and_enables_certbot_renew() {
 fn rocky_acme_with_the_builtin_client_issues_from_pebble_and_enables_edgeup_renew() {
     use common::pebble::{Options, Pebble};
     use edgeup::site::Directory;
-    let pebble = Pebble::start_with(
-        Options::new(981)
-            .env("PEBBLE_AUTHZREUSE", "0")
-            .env("PEBBLE_WFE_NONCEREJECT", "0"),
-    );
+    let pebble = Pebble::start_with(Options::every_order_validated(981));
     let mut fx = Fixture::rocky_9();
     let site = &mut fx.config.sites[0];
     site.email = Some("ops@widgets.dev".into());
@@ -1178,11 +1174,7 @@ fn renew_alerts_reach_a_webhook_and_a_command_and_never_fail_the_run() {
 
     // The renewal recovers (another CA issues; --force past the recorded
     // back-off): `renewed`, once.
-    let pebble = Pebble::start_with(
-        Options::new(983)
-            .env("PEBBLE_AUTHZREUSE", "0")
-            .env("PEBBLE_WFE_NONCEREJECT", "0"),
-    );
+    let pebble = Pebble::start_with(Options::every_order_validated(983));
     let site = &mut fx.config.sites[0];
     site.acme.directory = Directory::Url(pebble.directory.clone());
     site.acme.ca_bundle = Some(pebble.ca_bundle.clone());

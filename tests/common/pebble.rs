@@ -98,6 +98,15 @@ impl Options {
         }
     }
 
+    /// `new(http_port)` with every authorization validated afresh (no reuse)
+    /// and no good nonce refused: orders and validations happen exactly as
+    /// the tests count them.
+    pub fn every_order_validated(http_port: u16) -> Options {
+        Options::new(http_port)
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+    }
+
     /// Adds one environment variable for pebble.
     pub fn env(mut self, key: &str, value: &str) -> Options {
         self.env.push((key.into(), value.into()));

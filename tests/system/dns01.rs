@@ -92,9 +92,7 @@ fn dns01_issues_a_wildcard_through_bind_and_a_hook_and_failures_name_the_hop() {
     let pebble = Pebble::start_with(Options {
         dns_server: Some(bind.addr().to_string()),
         certificate_validity: Some(std::time::Duration::from_secs(86_400)),
-        ..Options::new(80)
-            .env("PEBBLE_AUTHZREUSE", "0")
-            .env("PEBBLE_WFE_NONCEREJECT", "0")
+        ..Options::every_order_validated(80)
     });
     let webhook = Webhook::start();
     let c = Container::boot("bookworm", "dns01", &edgeup_binary());

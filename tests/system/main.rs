@@ -371,11 +371,7 @@ use common::pebble::{Options, Pebble};
 /// Pebble on the host's loopback; its HTTP-01 validations go to port 80,
 /// where the container's HAProxy listens (shared network).
 fn pebble() -> Pebble {
-    Pebble::start_with(
-        Options::new(80)
-            .env("PEBBLE_AUTHZREUSE", "0")
-            .env("PEBBLE_WFE_NONCEREJECT", "0"),
-    )
+    Pebble::start_with(Options::every_order_validated(80))
 }
 
 /// Copies Pebble's HTTPS CA into the container and makes DOMAIN resolve to
@@ -621,9 +617,7 @@ fn renewal_timer_renews_a_due_certificate_and_is_quiet_otherwise() {
     } = scenario("system");
     let pebble = Pebble::start_with(Options {
         certificate_validity: Some(std::time::Duration::from_secs(45)),
-        ..Options::new(80)
-            .env("PEBBLE_AUTHZREUSE", "0")
-            .env("PEBBLE_WFE_NONCEREJECT", "0")
+        ..Options::every_order_validated(80)
     });
     let c = Container::boot("bookworm", "timer", &edgeup_binary());
     trust_pebble(&c, &pebble);
