@@ -58,6 +58,29 @@ pub enum Command {
     /// Add, remove or list the sites this host serves (edits /etc/edgeup/site.yaml, then converges).
     #[command(subcommand)]
     Site(SiteCommand),
+    /// Undo what apply did: the original haproxy.cfg back, edgeup's units, files, firewall
+    /// rules and SELinux changes gone; keys and the ACME account archived. Shows the list first.
+    Uninstall(UninstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Only show what would be undone (exit 3 when there is something).
+    #[arg(long, conflicts_with = "yes")]
+    pub dry_run: bool,
+    /// Delete certificates, keys, the ACME account and the certbot lineages edgeup
+    /// created instead of archiving or keeping them.
+    #[arg(long)]
+    pub purge: bool,
+    /// Also remove the packages edgeup installed (and only those).
+    #[arg(long)]
+    pub remove_packages: bool,
+    /// Restore the original haproxy.cfg even when `haproxy -c` rejects it.
+    #[arg(long)]
+    pub force: bool,
 }
 
 // Parsed once per run: the size difference between variants does not matter.

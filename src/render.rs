@@ -200,7 +200,12 @@ fn regex_literal(literal: &str) -> String {
 
 /// Where the host -> backend map lives: beside haproxy.cfg.
 pub fn sites_map_path(distro: &Distro) -> String {
-    let dir = std::path::Path::new(&distro.paths.haproxy_config)
+    sites_map_path_beside(&distro.paths.haproxy_config)
+}
+
+/// The host map beside this haproxy.cfg.
+pub fn sites_map_path_beside(haproxy_config: &str) -> String {
+    let dir = std::path::Path::new(haproxy_config)
         .parent()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| "/etc/haproxy".into());

@@ -111,6 +111,15 @@ pub fn certonly(
     let Some(name) = domains.first() else {
         bail!("no domain to certify");
     };
+    if host
+        .stat(&format!("{letsencrypt}/renewal/{name}.conf"))?
+        .is_none()
+    {
+        host.note(crate::ledger::Entry::CertbotLineage {
+            name: name.clone(),
+            letsencrypt: letsencrypt.to_string(),
+        })?;
+    }
     let mut cmd = base(ca, letsencrypt, "certonly").args([
         "--standalone",
         "--preferred-challenges",

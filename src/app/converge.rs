@@ -454,6 +454,9 @@ fn walk(
         vars.set_haproxy_version(installed.get("haproxy").cloned());
         Ok(())
     };
+    if mode == Mode::Apply {
+        host.keep_ledger(STATE_DIR)?;
+    }
     let mut engine = Engine {
         host,
         assets,

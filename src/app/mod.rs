@@ -10,6 +10,7 @@ pub mod site_edit;
 pub mod site_input;
 pub mod status;
 pub mod summary;
+pub mod uninstall;
 
 use crate::assets::Assets;
 use crate::cli::{Cli, Command};
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             site::remove(&host, &assets, args, &out)
         }
         Command::Site(crate::cli::SiteCommand::List) => site::list(&out),
+        Command::Uninstall(args) => uninstall::run(&host, &assets, args, &out),
         Command::Completions(args) => {
             use std::io::Write;
             std::io::stdout()

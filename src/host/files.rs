@@ -67,6 +67,7 @@ impl Host {
     /// handle of the path itself: a symbolic link there (swapped in by
     /// whoever can write the directory) is refused, never followed.
     pub fn set_attrs(&self, host_path: &str, attrs: &FileAttrs) -> Result<()> {
+        self.note_file(host_path)?;
         let file = self.open_no_follow(host_path)?;
         std::os::unix::fs::fchown(&file, Some(attrs.uid), Some(attrs.gid))
             .with_context(|| format!("changing owner of {host_path}"))?;
@@ -112,12 +113,14 @@ impl Host {
 
     /// Creates a directory (and missing parents) and sets its mode and owner.
     pub fn ensure_dir(&self, host_path: &str, attrs: &FileAttrs) -> Result<()> {
+        self.note_dirs(host_path)?;
         let path = self.path(host_path);
         fs::create_dir_all(&path).with_context(|| format!("creating directory {host_path}"))?;
         self.set_attrs(host_path, attrs)
     }
 
     pub fn remove_file(&self, host_path: &str) -> Result<()> {
+        self.note_file(host_path)?;
         match fs::remove_file(self.path(host_path)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -139,13 +142,16 @@ impl Host {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .with_context(|| format!("{dest} has no file name"))?;
-        let dir = match stage_dir {
-            Some(d) => self.path(d),
-            None => dest_path
+        let dir_host = match stage_dir {
+            Some(d) => d.to_string(),
+            None => Path::new(dest)
                 .parent()
-                .map(Path::to_path_buf)
+                .map(|p| p.to_string_lossy().into_owned())
                 .with_context(|| format!("{dest} has no parent directory"))?,
         };
+        self.note_dirs(&dir_host)?;
+        self.note_file(dest)?;
+        let dir = self.path(&dir_host);
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         // Temp files of runs that were killed (the run lock guarantees none is
         // live): one may hold a copy of a private key, so they never pile up.

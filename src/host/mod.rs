@@ -19,6 +19,13 @@ use std::path::{Path, PathBuf};
 pub struct Host {
     root: PathBuf,
     runner: Box<dyn Runner>,
+    /// Set by `keep_ledger`: every change through this Host is recorded first.
+    ledger: std::sync::OnceLock<Ledgered>,
+}
+
+struct Ledgered {
+    state_dir: String,
+    recorder: std::sync::Mutex<crate::ledger::Recorder>,
 }
 
 impl Host {
@@ -28,7 +35,60 @@ impl Host {
     }
 
     pub fn new(root: PathBuf, runner: Box<dyn Runner>) -> Host {
-        Host { root, runner }
+        Host {
+            root,
+            runner,
+            ledger: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// From now on, record the state before each change into the ledger
+    /// (`apply`, `renew`, `site`: never `plan` or `uninstall`).
+    pub fn keep_ledger(&self, state_dir: &str) -> Result<()> {
+        if self.ledger.get().is_none() {
+            let recorder = crate::ledger::Recorder::open(self, state_dir)?;
+            let _ = self.ledger.set(Ledgered {
+                state_dir: state_dir.to_string(),
+                recorder: std::sync::Mutex::new(recorder),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records `entry` (first time only) when a ledger is kept.
+    pub fn note(&self, entry: crate::ledger::Entry) -> Result<()> {
+        self.with_recorder(None, |r| r.note(self, entry))
+    }
+
+    /// Records what is at `path` before it is written, changed or removed.
+    pub fn note_file(&self, path: &str) -> Result<()> {
+        self.with_recorder(Some(path), |r| r.file_before(self, path))
+    }
+
+    /// Records the directories `path` needs that do not exist yet.
+    pub fn note_dirs(&self, path: &str) -> Result<()> {
+        self.with_recorder(Some(path), |r| r.dirs_before(self, path))
+    }
+
+    /// Runs `f` on the recorder, unless none is kept or `path` is in
+    /// edgeup's own trees (the recorder's own writes land there: checked
+    /// before locking, so they never wait on themselves).
+    fn with_recorder(
+        &self,
+        path: Option<&str>,
+        f: impl FnOnce(&mut crate::ledger::Recorder) -> Result<()>,
+    ) -> Result<()> {
+        let Some(ledgered) = self.ledger.get() else {
+            return Ok(());
+        };
+        if path.is_some_and(|p| crate::ledger::is_own(p, &ledgered.state_dir)) {
+            return Ok(());
+        }
+        let mut recorder = ledgered
+            .recorder
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the ledger's recorder failed in another thread"))?;
+        f(&mut recorder)
     }
 
     pub fn root(&self) -> &Path {

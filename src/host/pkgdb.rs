@@ -39,6 +39,16 @@ impl Host {
         // rpm exits non-zero when any package is missing; the lines still tell.
         Ok(parse_rpm_query(&out.stdout, names))
     }
+
+    /// Every package dpkg has installed (the ledger tells what an install added).
+    pub fn dpkg_all_installed(&self) -> Result<std::collections::BTreeSet<String>> {
+        let status = self
+            .read_string("/var/lib/dpkg/status")?
+            .unwrap_or_default();
+        Ok(dpkg_installed_stanzas(&status)
+            .map(|(name, _)| name.to_string())
+            .collect())
+    }
 }
 
 /// `rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE}\n'` output: the packages of
@@ -59,8 +69,15 @@ pub fn parse_rpm_query(stdout: &str, wanted: &[String]) -> Installed {
 
 /// Reads the packages of interest out of /var/lib/dpkg/status.
 pub fn parse_dpkg_status(status: &str, wanted: &[String]) -> Installed {
-    let mut found = Installed::new();
-    for stanza in status.split("\n\n") {
+    dpkg_installed_stanzas(status)
+        .filter(|(name, _)| wanted.iter().any(|w| w == name))
+        .map(|(name, version)| (name.to_string(), version.to_string()))
+        .collect()
+}
+
+/// (name, version) of each installed package in a dpkg status file.
+fn dpkg_installed_stanzas(status: &str) -> impl Iterator<Item = (&str, &str)> {
+    status.split("\n\n").filter_map(|stanza| {
         let mut name = None;
         let mut installed = false;
         let mut version = None;
@@ -73,13 +90,11 @@ pub fn parse_dpkg_status(status: &str, wanted: &[String]) -> Installed {
                 version = Some(v.trim());
             }
         }
-        if let (Some(name), true, Some(version)) = (name, installed, version)
-            && wanted.iter().any(|w| w == name)
-        {
-            found.insert(name.to_string(), version.to_string());
+        match (name, installed, version) {
+            (Some(name), true, Some(version)) => Some((name, version)),
+            _ => None,
         }
-    }
-    found
+    })
 }
 
 /// Packages dpkg marks as needing a reinstall (`Status: WANT reinstreq

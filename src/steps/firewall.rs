@@ -68,7 +68,7 @@ impl Firewall {
 }
 
 /// ufw records `ufw allow 80/tcp` as a tuple comment in user.rules.
-fn ufw_allows(rules: &str, port: u16) -> bool {
+pub fn ufw_allows(rules: &str, port: u16) -> bool {
     let tuple = format!("### tuple ### allow tcp {port} 0.0.0.0/0 any 0.0.0.0/0 in");
     let tuple_any = format!("### tuple ### allow any {port} 0.0.0.0/0 any 0.0.0.0/0 in");
     rules
@@ -109,6 +109,16 @@ impl Step for Firewall {
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
         match self.backend(ctx)?.as_str() {
             "firewalld" => {
+                let permanent = ctx
+                    .host
+                    .run_ok(&Cmd::new("firewall-cmd").args(["--permanent", "--list-services"]))?;
+                for service in &self.services {
+                    if !permanent.stdout.split_whitespace().any(|s| s == service) {
+                        ctx.host.note(crate::ledger::Entry::Firewalld {
+                            service: service.clone(),
+                        })?;
+                    }
+                }
                 // Runtime and permanent separately: `--reload` would throw away
                 // runtime rules other tools or admins added.
                 let services: Vec<String> = self
@@ -125,6 +135,7 @@ impl Step for Firewall {
             }
             "ufw" => {
                 for port in self.ufw_missing(ctx)? {
+                    ctx.host.note(crate::ledger::Entry::Ufw { port })?;
                     ctx.host
                         .run_ok(&Cmd::new("ufw").arg("allow").arg(format!("{port}/tcp")))?;
                 }

@@ -55,13 +55,26 @@ impl Step for Packages {
     }
 
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
-        let sources: Vec<String> = self
-            .missing(ctx)?
-            .iter()
-            .map(|e| split(e).1.to_string())
-            .collect();
-        match ctx.vars.distro.package_manager.as_str() {
-            "apt" => apt_install(ctx, &sources),
+        let missing = self.missing(ctx)?;
+        let sources: Vec<String> = missing.iter().map(|e| split(e).1.to_string()).collect();
+        let manager = ctx.vars.distro.package_manager.clone();
+        // The ledger first names what is asked for, then (dpkg) everything
+        // the install added: `uninstall --remove-packages` takes out exactly that.
+        let noted = |names: Vec<String>| {
+            ctx.host.note(crate::ledger::Entry::Packages {
+                manager: manager.clone(),
+                names,
+            })
+        };
+        noted(missing.iter().map(|e| split(e).0.to_string()).collect())?;
+        match manager.as_str() {
+            "apt" => {
+                let before = ctx.host.dpkg_all_installed()?;
+                let result = apt_install(ctx, &sources);
+                let added = ctx.host.dpkg_all_installed()?;
+                noted(added.difference(&before).cloned().collect())?;
+                result
+            }
             _ => {
                 ctx.host
                     .run_ok(&Cmd::new("dnf").arg("install").arg("-y").args(sources))?;

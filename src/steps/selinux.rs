@@ -39,6 +39,10 @@ impl Step for SelinuxBoolean {
     }
 
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+        ctx.host.note(crate::ledger::Entry::SelinuxBoolean {
+            name: self.name.clone(),
+            value: !self.value,
+        })?;
         ctx.host.run_ok(
             &Cmd::new("setsebool")
                 .arg("-P")

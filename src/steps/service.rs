@@ -120,7 +120,7 @@ fn wait_new_worker(host: &Host, unit: &str, before: &(u32, Vec<u32>)) -> Result<
     }
 }
 
-fn is_enabled(state: &str) -> bool {
+pub fn is_enabled(state: &str) -> bool {
     matches!(state, "enabled" | "enabled-runtime" | "static" | "alias")
 }
 
@@ -182,6 +182,20 @@ impl Step for Service {
                 .map(|_| ())
         };
         let enabled = is_enabled(props.get("UnitFileState").map_or("", |s| s));
+        let toggles = matches!(
+            (self.enabled, enabled),
+            (Some(true), false) | (Some(false), true)
+        ) || matches!(
+            (self.state.as_str(), active),
+            ("started", false) | ("stopped", true) | ("reloaded", false)
+        );
+        if toggles {
+            ctx.host.note(crate::ledger::Entry::Unit {
+                name: self.name.clone(),
+                enabled,
+                active,
+            })?;
+        }
         match self.enabled {
             Some(true) if !enabled => systemctl("enable")?,
             Some(false) if enabled => systemctl("disable")?,

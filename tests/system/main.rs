@@ -9,6 +9,7 @@ mod dns01;
 mod hardening;
 mod robustness;
 mod sites;
+mod uninstall;
 
 use common::backend::{Role, start_backend};
 use container::{Container, require_tools, stdout};
