@@ -70,7 +70,7 @@ pub fn run(host: &Host, assets: &Assets, args: &UninstallArgs, out: &Output) -> 
             out,
             "archive",
             &format!(
-                "the ACME account, certificates, keys and site file are in {archive} (0700, files 0600)"
+                "certificates, keys, the ACME account (if any) and the site file are in {archive} (0700, files 0600)"
             ),
         );
     }

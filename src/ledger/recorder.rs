@@ -142,3 +142,72 @@ fn now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::scripted::ScriptedRunner;
+    use std::fs;
+
+    #[test]
+    fn the_state_before_the_first_change_is_recorded_once() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().to_path_buf();
+        let host = Host::new(root.clone(), Box::new(ScriptedRunner::new(root.clone())));
+        fs::create_dir_all(root.join("etc/haproxy"))?;
+        fs::write(root.join("etc/haproxy/haproxy.cfg"), "# by hand\n")?;
+        fs::write(
+            root.join("etc/haproxy/old.map"),
+            format!("{MANAGED_MARK}\n"),
+        )?;
+        let uid = nix_uid();
+        let attrs = FileAttrs {
+            mode: 0o640,
+            uid,
+            gid: uid,
+        };
+        // Not kept yet: nothing recorded.
+        host.write_atomic("/etc/haproxy/early", b"x", &attrs, None)?;
+        host.keep_ledger("/var/lib/edgeup")?;
+        host.write_atomic("/etc/haproxy/haproxy.cfg", b"edgeup's", &attrs, None)?;
+        host.write_atomic("/etc/haproxy/haproxy.cfg", b"edgeup's again", &attrs, None)?;
+        host.write_atomic("/etc/haproxy/old.map", b"new", &attrs, None)?;
+        host.ensure_dir("/etc/haproxy/certs/deep", &attrs)?;
+        host.write_atomic("/var/lib/edgeup/own", b"own", &attrs, None)?;
+        let doc: Doc = serde_json::from_str(&fs::read_to_string(
+            root.join("var/lib/edgeup/ledger.json"),
+        )?)?;
+        assert!(doc.complete, "nothing of an earlier edgeup was there");
+        let copy = "/var/lib/edgeup/ledger/originals/etc%haproxy%haproxy.cfg";
+        assert!(matches!(
+            doc.file("/etc/haproxy/haproxy.cfg"),
+            Some(Before::Saved { copy: c, .. }) if c == copy
+        ));
+        assert_eq!(fs::read_to_string(host.path(copy))?, "# by hand\n");
+        assert_eq!(doc.file("/etc/haproxy/old.map"), Some(&Before::Edgeup));
+        assert_eq!(doc.file("/etc/haproxy/early"), None);
+        assert_eq!(doc.file("/var/lib/edgeup/own"), None);
+        let dirs: Vec<&Entry> = doc
+            .entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Dir { .. }))
+            .collect();
+        assert_eq!(
+            dirs,
+            [
+                &Entry::Dir {
+                    path: "/etc/haproxy/certs".into()
+                },
+                &Entry::Dir {
+                    path: "/etc/haproxy/certs/deep".into()
+                }
+            ]
+        );
+        Ok(())
+    }
+
+    fn nix_uid() -> u32 {
+        // SAFETY: getuid cannot fail.
+        unsafe { libc::getuid() }
+    }
+}

@@ -447,3 +447,109 @@ fn undo_entry(
         Entry::File { .. } | Entry::Dir { .. } => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::scripted::ScriptedRunner;
+    use std::fs;
+
+    fn layout() -> Layout {
+        Layout {
+            haproxy_config: "/etc/haproxy/haproxy.cfg".into(),
+            haproxy_unit: "haproxy.service".into(),
+            certs_dir: "/etc/haproxy/certs".into(),
+            letsencrypt: "/etc/letsencrypt".into(),
+            state_dir: "/var/lib/edgeup".into(),
+        }
+    }
+
+    fn host(root: &std::path::Path) -> Host {
+        Host::new(
+            root.to_path_buf(),
+            Box::new(ScriptedRunner::new(root.to_path_buf())),
+        )
+    }
+
+    #[test]
+    fn a_host_without_edgeup_has_nothing_to_undo() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        fs::create_dir_all(dir.path().join("etc/haproxy"))?;
+        fs::write(dir.path().join("etc/haproxy/haproxy.cfg"), "global\n")?;
+        let p = plan(&host(dir.path()), &layout(), &Options::default())?;
+        assert!(p.actions.is_empty() && p.notes.is_empty(), "{p:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn without_a_ledger_the_oldest_backup_not_by_edgeup_is_the_original() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path();
+        fs::create_dir_all(root.join("etc/haproxy"))?;
+        fs::create_dir_all(root.join("etc/systemd/system"))?;
+        fs::create_dir_all(root.join("var/lib/edgeup/backups"))?;
+        let managed = format!("{}: do not edit\nglobal\n", ledger::MANAGED_MARK);
+        fs::write(root.join("etc/haproxy/haproxy.cfg"), &managed)?;
+        fs::write(root.join("etc/haproxy/edgeup-sites.map"), "a.example b\n")?;
+        fs::write(
+            root.join("etc/systemd/system/edgeup-renew.timer"),
+            "[Timer]\n",
+        )?;
+        let backups = root.join("var/lib/edgeup/backups");
+        fs::write(
+            backups.join("etc%haproxy%haproxy.cfg.00000000002.000000000"),
+            &managed,
+        )?;
+        fs::write(
+            backups.join("etc%haproxy%haproxy.cfg.00000000001.000000000"),
+            "global\n",
+        )?;
+        let p = plan(&host(root), &layout(), &Options::default())?;
+        assert!(
+            p.notes.iter().any(|n| n.starts_with("no ledger")),
+            "{:?}",
+            p.notes
+        );
+        let restore = p.actions.iter().find_map(|a| match a {
+            Action::RestoreConfig { from, .. } => Some(from.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            restore,
+            Some(Source::Backup {
+                path: "/var/lib/edgeup/backups/etc%haproxy%haproxy.cfg.00000000001.000000000"
+                    .into()
+            })
+        );
+        for want in [
+            Action::Remove {
+                path: "/etc/haproxy/edgeup-sites.map".into(),
+            },
+            Action::Remove {
+                path: "/etc/systemd/system/edgeup-renew.timer".into(),
+            },
+            Action::DaemonReload,
+        ] {
+            assert!(p.actions.contains(&want), "{want:?} missing: {p:?}");
+        }
+        // No backup without edgeup's header: the config (and what it uses) stays.
+        fs::remove_file(backups.join("etc%haproxy%haproxy.cfg.00000000001.000000000"))?;
+        let p = plan(&host(root), &layout(), &Options::default())?;
+        assert!(
+            !p.actions
+                .iter()
+                .any(|a: &Action| matches!(a, Action::RestoreConfig { .. })
+                    || *a
+                        == Action::Remove {
+                            path: "/etc/haproxy/edgeup-sites.map".into()
+                        }),
+            "{p:?}"
+        );
+        assert!(
+            p.notes.iter().any(|n| n.contains("is not known")),
+            "{:?}",
+            p.notes
+        );
+        Ok(())
+    }
+}

@@ -448,6 +448,11 @@ pub const FLEET_PACKAGES: &[&str] = &[
     "openssl",
     "procps",
     "python3",
+    // ufw installed, not enabled: the uninstall test enables it in its
+    // own network namespace and checks HAProxy there with curl
+    // (tests/system/uninstall.rs).
+    "ufw",
+    "curl",
 ];
 
 /// The bookworm base plus `FLEET_PACKAGES`, installed once with the host's

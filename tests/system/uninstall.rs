@@ -207,3 +207,56 @@ fn uninstall_restores_the_host_then_changes_nothing_and_apply_converges_again() 
     assert_eq!(again.count("changed"), 0, "{:?}", again.changed_steps());
     eprintln!("uninstall scenario: {:.1?}", s.started.elapsed());
 }
+
+/// The fleet rootfs (everything apply installs is there: no network
+/// needed) in a network namespace of its own, so ufw firewalls only that.
+#[test]
+fn uninstall_reverts_only_the_firewall_rules_edgeup_added() {
+    let _serial = container::exclusive();
+    require_tools();
+    let ns = container::Netns::create(61);
+    let binary = edgeup_binary();
+    let c = container::Boot::new(container::fleet_rootfs(), "uninstall-ufw")
+        .network_namespace(ns.path())
+        .binary(&binary)
+        .start();
+    std::fs::write(c.path("/etc/haproxy/haproxy.cfg"), HAND_WRITTEN).expect("hand-written cfg");
+    c.ok("systemctl restart haproxy");
+    // 80/tcp is allowed before edgeup: it must stay; 443/tcp is edgeup's.
+    c.ok("ufw allow 22/tcp >/dev/null && ufw allow 80/tcp >/dev/null && ufw --force enable >/dev/null");
+    let rules_before = std::fs::read(c.path("/etc/ufw/user.rules")).expect("user.rules");
+    let status_before = c.ok("ufw status verbose");
+    assert!(status_before.contains("Status: active"), "{status_before}");
+
+    let run = edgeup(
+        &c,
+        "apply --yes --domain chat.example.test --email ops@example.org \
+         --backend 127.0.0.1:3000 --acme-directory off --firewall ufw",
+    );
+    assert_eq!(run.code, 0, "{:?}\n{}", run.events, run.stderr);
+    let status = c.ok("ufw status");
+    assert!(status.contains("443/tcp"), "apply opened 443: {status}");
+
+    let (code, text) = uninstall(&c, "--yes");
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("ufw: delete the rule allowing 443/tcp"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("allowing 80/tcp"),
+        "80/tcp was there before: {text}"
+    );
+    assert_eq!(
+        std::fs::read(c.path("/etc/ufw/user.rules")).expect("user.rules"),
+        rules_before,
+        "ufw's rules as before edgeup"
+    );
+    assert_eq!(c.ok("ufw status verbose"), status_before);
+    let cfg = std::fs::read_to_string(c.path("/etc/haproxy/haproxy.cfg")).expect("haproxy.cfg");
+    assert_eq!(cfg, HAND_WRITTEN);
+    serves_hand_written(&c);
+    let (code, text) = uninstall(&c, "--yes");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("nothing to undo"), "{text}");
+}
