@@ -1216,3 +1216,57 @@ fn renew_without_notify_has_no_alerts_step() {
         "{run:#?}"
     );
 }
+
+/// The RHEL path of uninstall (firewalld, SELinux: no such host here): what
+/// apply opened and set is reverted, and only that; the config is back.
+#[test]
+fn rocky_uninstall_reverts_firewalld_and_selinux() {
+    let fx = Fixture::rocky_9();
+    let _ = fx.apply();
+    let original = fx.read("/var/lib/edgeup/ledger/originals/etc%haproxy%haproxy.cfg");
+    assert!(original.is_some(), "apply saved the original haproxy.cfg");
+    let (plan, result, commands) = fx.uninstall(edgeup::uninstall::Options::default());
+    result.unwrap_or_else(|e| panic!("{e:#}"));
+    let pid = format!(".edgeup-{}", std::process::id());
+    let mutating: Vec<String> = commands
+        .iter()
+        .filter(|c| !fixture::is_read_only(c))
+        .map(|c| c.replace(&pid, ".edgeup-PID"))
+        .collect();
+    assert_eq!(
+        mutating,
+        [
+            // The original is checked before anything changes.
+            "haproxy -c -q -f /etc/haproxy/.haproxy.cfg.edgeup-PID",
+            "systemctl reload haproxy.service",
+            "firewall-cmd --permanent --remove-service=http",
+            "firewall-cmd --remove-service=http",
+            "firewall-cmd --permanent --remove-service=https",
+            "firewall-cmd --remove-service=https",
+            "setsebool -P haproxy_connect_any off",
+            // The dnf install enabled nothing: edgeup did, so it is undone.
+            "systemctl disable haproxy.service",
+            "systemctl stop haproxy.service",
+        ],
+        "{plan:#?}"
+    );
+    assert_eq!(fx.read("/etc/haproxy/haproxy.cfg"), original);
+    assert_eq!(
+        fx.read("/sys/fs/selinux/booleans/haproxy_connect_any"),
+        Some(b"0 0".to_vec())
+    );
+    let zone = String::from_utf8(
+        fx.read("/etc/firewalld/zones/public.xml")
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    assert!(
+        !zone.contains("\"http\"") && !zone.contains("\"https\""),
+        "{zone}"
+    );
+    assert!(!fx.exists("/var/lib/edgeup") && !fx.exists("/etc/edgeup"));
+    // Nothing left to undo.
+    let (again, result, _) = fx.uninstall(edgeup::uninstall::Options::default());
+    result.unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(again.actions.is_empty(), "{again:#?}");
+}

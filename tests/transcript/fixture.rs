@@ -298,6 +298,30 @@ impl Fixture {
         }
     }
 
+    /// `edgeup uninstall --yes` here: its plan, then the undoing of it (the
+    /// Debian/RHEL paths are the same), and the commands run.
+    pub fn uninstall(
+        &self,
+        opts: edgeup::uninstall::Options,
+    ) -> (edgeup::uninstall::Plan, anyhow::Result<()>, Vec<String>) {
+        let root = self.root().to_path_buf();
+        let runner = self.script(ScriptedRunner::new(root.clone()));
+        let log = runner.transcript();
+        let host = Host::new(root, Box::new(runner));
+        let layout = edgeup::uninstall::Layout {
+            haproxy_config: "/etc/haproxy/haproxy.cfg".into(),
+            haproxy_unit: "haproxy.service".into(),
+            certs_dir: "/etc/haproxy/certs".into(),
+            letsencrypt: "/etc/letsencrypt".into(),
+            state_dir: "/var/lib/edgeup".into(),
+        };
+        let plan =
+            edgeup::uninstall::plan(&host, &layout, &opts).unwrap_or_else(|e| panic!("{e:#}"));
+        let result = edgeup::uninstall::undo(&host, &layout, &opts, &plan, |_| {}).map(|_| ());
+        let commands = log.lock().map(|l| l.clone()).unwrap_or_default();
+        (plan, result, commands)
+    }
+
     /// The simulated tools of this family, then a catch-all that fails any
     /// command no rule knows (so nothing passes by accident).
     fn script(&self, runner: ScriptedRunner) -> ScriptedRunner {
@@ -875,6 +899,26 @@ fn firewall_cmd(root: &Path, cmd: &Cmd) -> Result<CmdOutput> {
         ["--list-services"] => Ok(CmdOutput::ok(
             &fs::read_to_string(host_file(root, RUNTIME_SERVICES)).unwrap_or_default(),
         )),
+        ["--permanent", remove] if remove.starts_with("--remove-service=") => {
+            let service = remove.trim_start_matches("--remove-service=");
+            let services: Vec<String> = zone_services(root)
+                .into_iter()
+                .filter(|s| s != service)
+                .collect();
+            write_zone(root, &services)?;
+            Ok(CmdOutput::ok("success\n"))
+        }
+        [remove] if remove.starts_with("--remove-service=") => {
+            let service = remove.trim_start_matches("--remove-service=");
+            let runtime: Vec<String> = fs::read_to_string(host_file(root, RUNTIME_SERVICES))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter(|s| *s != service)
+                .map(str::to_string)
+                .collect();
+            write_file(root, RUNTIME_SERVICES, &format!("{}\n", runtime.join(" ")))?;
+            Ok(CmdOutput::ok("success\n"))
+        }
         ["--permanent", adds @ ..] if !adds.is_empty() => {
             let mut services = zone_services(root);
             let mut warnings = String::new();
