@@ -108,6 +108,28 @@ pub enum Before {
     Edgeup,
 }
 
+impl Before {
+    /// The saved copy and the attributes the original had.
+    pub fn saved(&self) -> Option<(&str, crate::host::FileAttrs)> {
+        match self {
+            Before::Saved {
+                copy,
+                mode,
+                uid,
+                gid,
+            } => Some((
+                copy,
+                crate::host::FileAttrs {
+                    mode: *mode,
+                    uid: *uid,
+                    gid: *gid,
+                },
+            )),
+            _ => None,
+        }
+    }
+}
+
 impl Entry {
     /// Two entries with the same key describe the same thing: the first
     /// one recorded is the state before edgeup, and stays.

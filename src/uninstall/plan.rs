@@ -66,22 +66,15 @@ pub fn plan(host: &Host, layout: &Layout, opts: &Options) -> Result<Plan> {
             continue;
         }
         let action = match before {
-            Before::Saved {
-                copy,
-                mode,
-                uid,
-                gid,
-            } => {
-                let attrs = FileAttrs {
-                    mode: *mode,
-                    uid: *uid,
-                    gid: *gid,
+            Before::Saved { .. } => {
+                let Some((copy, attrs)) = before.saved() else {
+                    continue;
                 };
                 let same = host.read_no_follow(path)? == host.read(copy)?
                     && host.stat(path)?.is_some_and(|s| s.matches(&attrs));
                 (!same).then(|| Action::Restore {
                     path: path.clone(),
-                    copy: copy.clone(),
+                    copy: copy.to_string(),
                     attrs,
                 })
             }
@@ -230,22 +223,16 @@ fn config(
     };
     let current = host.read_no_follow(path)?;
     let from = match before {
-        Before::Saved {
-            copy,
-            mode,
-            uid,
-            gid,
-        } => {
+        Before::Saved { .. } => {
+            let Some((copy, attrs)) = before.saved() else {
+                return Ok(false);
+            };
             if current == host.read(copy)? {
                 return Ok(false);
             }
             Source::Saved {
-                copy: copy.clone(),
-                attrs: FileAttrs {
-                    mode: *mode,
-                    uid: *uid,
-                    gid: *gid,
-                },
+                copy: copy.to_string(),
+                attrs,
             }
         }
         Before::Absent if current.is_none() => return Ok(false),
