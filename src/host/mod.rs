@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 pub struct Host {
     root: PathBuf,
     runner: Box<dyn Runner>,
+    /// The edgeup binary of this run (None: it cannot be found).
+    running_binary: Option<PathBuf>,
 }
 
 impl Host {
@@ -28,7 +30,23 @@ impl Host {
     }
 
     pub fn new(root: PathBuf, runner: Box<dyn Runner>) -> Host {
-        Host { root, runner }
+        Host {
+            root,
+            runner,
+            running_binary: std::env::current_exe().ok(),
+        }
+    }
+
+    /// The same host, run by the edgeup at `path` (a file under a fixture
+    /// root in tests, where the running binary is the test's own).
+    pub fn with_running_binary(mut self, path: PathBuf) -> Host {
+        self.running_binary = Some(path);
+        self
+    }
+
+    /// The edgeup binary of this run, as the kernel names it (`/proc/self/exe`).
+    pub fn running_binary(&self) -> Option<&Path> {
+        self.running_binary.as_deref()
     }
 
     pub fn root(&self) -> &Path {
