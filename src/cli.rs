@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "edgeup",
-    version,
+    version = env!("EDGEUP_VERSION"),
     about = "Put a web app (e.g. Open WebUI) behind HAProxy with HTTPS, idempotently",
     after_help = "Exit codes: 0 ok, 1 a step failed, 2 invalid input (nothing changed), \
 3 plan has changes, 4 another run holds the lock, 5 host unsuitable (not root, no systemd, unsupported distro), \

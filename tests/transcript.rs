@@ -1035,6 +1035,55 @@ fn rocky_acme_with_the_builtin_client_issues_from_pebble_and_enables_edgeup_rene
     );
 }
 
+/// The same, run from the packaged /usr/bin/edgeup (a root-owned 0555
+/// file, as a package could leave it): the renewal unit runs /usr/bin/edgeup,
+/// nothing is copied to /usr/local/bin, and the packaged file is neither
+/// written nor chmodded; a re-run runs nothing mutating.
+#[test]
+fn run_from_the_packaged_binary_the_renewal_unit_runs_it_and_nothing_is_copied() {
+    use common::pebble::{Options, Pebble};
+    use edgeup::site::Directory;
+    let pebble = Pebble::start_with(Options::every_order_validated(984));
+    let mut fx = Fixture::rocky_9();
+    let site = &mut fx.config.sites[0];
+    site.email = Some("ops@widgets.dev".into());
+    site.acme.directory = Directory::Url(pebble.directory.clone());
+    site.acme.ca_bundle = Some(pebble.ca_bundle.clone());
+    site.acme.preflight = false;
+    site.listen.acme_responder = "127.0.0.1:984".parse().expect("responder");
+    fx.write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "1024\n");
+    fx.write("/usr/bin/edgeup", "the packaged edgeup\n");
+    fx.chmod("/usr/bin/edgeup", 0o555);
+    fx.running_binary = Some("/usr/bin/edgeup".into());
+
+    let run = fx.apply();
+    assert_eq!(run.recap().failed, 0, "{run:#?}");
+    assert_eq!(
+        run.status("edgeup at /usr/bin/edgeup for the renewal timer"),
+        Okay,
+        "{run:#?}"
+    );
+    let unit = String::from_utf8(
+        fx.read("/etc/systemd/system/edgeup-renew.service")
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    assert!(
+        unit.contains("ExecStart=/usr/bin/edgeup renew --quiet"),
+        "{unit}"
+    );
+    assert!(!fx.exists("/usr/local/bin/edgeup"), "edgeup copied itself");
+    assert_eq!(
+        fx.read("/usr/bin/edgeup"),
+        Some(b"the packaged edgeup\n".to_vec())
+    );
+    assert_eq!(fx.attrs("/usr/bin/edgeup"), (0o555, 0, 0));
+
+    let again = fx.apply();
+    assert_eq!(again.mutating(), Vec::<String>::new(), "{again:#?}");
+    assert!(!fx.exists("/usr/local/bin/edgeup"));
+}
+
 /// A CA that answers a new order with `rateLimited` (a loopback stand-in:
 /// Pebble cannot rate-limit): the builtin client reports the site failed,
 /// records the CA's retry time, and the next run asks the CA for no order

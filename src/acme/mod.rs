@@ -12,6 +12,7 @@ pub mod certbot;
 pub mod http;
 pub mod policy;
 pub mod preflight;
+pub mod renewal_binary;
 pub mod responder;
 
 use crate::distro::Distro;
@@ -19,9 +20,7 @@ use crate::site::{AcmeClient, Config, Site};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// The fixed, root-owned path of the edgeup that timers run (fleet installs
-/// it there too). No space or `%`: systemd takes it as written.
-pub const INSTALL_PATH: &str = "/usr/local/bin/edgeup";
+pub use renewal_binary::{INSTALL_PATH, PACKAGED_PATH, renewal_binary};
 
 /// What playbooks see as `acme`: what the sites' ACME settings add up to.
 #[derive(Debug, Clone, Serialize)]
@@ -32,8 +31,10 @@ pub struct AcmeVars {
     pub builtin: bool,
     /// Some site uses certbot (certbot's timer renews it).
     pub certbot: bool,
-    /// Where the renewal unit runs edgeup from (`steps::install_self` puts
-    /// this binary there).
+    /// Where the renewal unit runs edgeup from: `renewal_binary::renewal_binary`
+    /// (the packaged /usr/bin/edgeup when this run is it, else
+    /// /usr/local/bin/edgeup, where `steps::install_self` puts this binary).
+    /// `new` starts from the latter; `app::converge` sets it for the host.
     pub edgeup_binary: String,
     /// `edgeup renew --force`.
     pub force: bool,

@@ -238,6 +238,7 @@ fn prepare(
     validate_against_host(host, config, &distro)?;
     let facts = Facts::gather(host, Some(&distro))?;
     let mut vars = Vars::new(config, &distro, fact_vars(&facts), &retired(host, config)?)?;
+    vars.acme.edgeup_binary = crate::acme::renewal_binary(host).into();
     vars.acme.force = run.force_renew;
     vars.acme.renewing = run.only_tag.is_some();
     vars.record_text = target.record_text.clone();

@@ -1,5 +1,7 @@
 //! One host of a fleet run: probe, copy what changed (by checksum), run
-//! `edgeup --json apply|plan` remotely, and stream its events.
+//! `edgeup --json apply|plan` remotely, and stream its events. A host whose
+//! packaged `/usr/bin/edgeup` is already the binary fleet would send runs
+//! that one and gets no copy (fleet never writes the package's file).
 
 use super::inventory::Target;
 use super::ssh::{Ssh, quote};
@@ -9,6 +11,8 @@ use std::path::Path;
 
 /// Where the binary and the site live on every host.
 pub const REMOTE_BINARY: &str = crate::acme::INSTALL_PATH;
+/// The package's edgeup: run when it is the binary fleet would send.
+pub const PACKAGED_BINARY: &str = crate::acme::PACKAGED_PATH;
 pub const REMOTE_SITE: &str = "/etc/edgeup/site.yaml";
 
 /// How one host ended.
@@ -103,6 +107,14 @@ impl Probe {
             .find(|(p, _)| p == path)
             .map(|(_, s)| s.as_str())
     }
+
+    /// The edgeup already on the host that is the binary with `sha256`: the
+    /// packaged one first, then fleet's own copy; None: it must be copied.
+    fn installed_binary(&self, sha256: &str) -> Option<&'static str> {
+        [PACKAGED_BINARY, REMOTE_BINARY]
+            .into_iter()
+            .find(|path| self.sum(path) == Some(sha256))
+    }
 }
 
 impl Job<'_> {
@@ -114,7 +126,7 @@ impl Job<'_> {
         // checksums of what is installed (the site file is root's: sudo).
         let probe = self.ssh.run(&format!(
             "uname -m && id -u && mktemp -d {STAGING_TEMPLATE} && \
-             {sudo}sh -c 'sha256sum {REMOTE_BINARY} {REMOTE_SITE} 2>/dev/null; true'",
+             {sudo}sh -c 'sha256sum {PACKAGED_BINARY} {REMOTE_BINARY} {REMOTE_SITE} 2>/dev/null; true'",
             sudo = sudo(target)
         ))?;
         let parsed = Probe::parse(&probe.stdout);
@@ -152,8 +164,9 @@ impl Job<'_> {
         let install = self.command == "apply";
         let mut copied = Vec::new();
         let binary = self.binaries.for_arch(&probe.arch)?;
-        let mut remote_binary = REMOTE_BINARY.to_string();
-        if probe.sum(REMOTE_BINARY) != Some(binary.sha256.as_str()) {
+        let installed = probe.installed_binary(&binary.sha256);
+        let mut remote_binary = installed.unwrap_or(REMOTE_BINARY).to_string();
+        if installed.is_none() {
             let staged = format!("{}/edgeup", probe.staging);
             self.ssh.upload(&binary.path, &staged)?;
             if install {
@@ -292,6 +305,38 @@ fn explain_sudo(stderr: &str, target: &Target) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::{PACKAGED_BINARY, Probe, REMOTE_BINARY, REMOTE_SITE};
+
+    fn probe(sums: &[(&str, &str)]) -> Probe {
+        let mut out = String::from("x86_64\n0\n/tmp/edgeup.AbCdE12345\n");
+        for (path, sum) in sums {
+            out.push_str(&format!("{sum}  {path}\n"));
+        }
+        Probe::parse(&out).expect("probe")
+    }
+
+    #[test]
+    fn the_packaged_binary_runs_when_it_is_the_one_fleet_would_send() {
+        let both = probe(&[
+            (PACKAGED_BINARY, "aa"),
+            (REMOTE_BINARY, "aa"),
+            (REMOTE_SITE, "ss"),
+        ]);
+        assert_eq!(both.installed_binary("aa"), Some(PACKAGED_BINARY));
+        let packaged = probe(&[(PACKAGED_BINARY, "aa")]);
+        assert_eq!(packaged.installed_binary("aa"), Some(PACKAGED_BINARY));
+    }
+
+    #[test]
+    fn otherwise_fleet_runs_or_copies_its_own() {
+        let other_package = probe(&[(PACKAGED_BINARY, "bb"), (REMOTE_BINARY, "aa")]);
+        assert_eq!(other_package.installed_binary("aa"), Some(REMOTE_BINARY));
+        let stale = probe(&[(PACKAGED_BINARY, "bb"), (REMOTE_BINARY, "cc")]);
+        assert_eq!(stale.installed_binary("aa"), None);
+        assert_eq!(probe(&[(REMOTE_SITE, "aa")]).installed_binary("aa"), None);
+        assert_eq!(probe(&[]).installed_binary("aa"), None);
+    }
+
     #[test]
     fn only_what_mktemp_makes_is_a_staging_directory() {
         assert!(super::is_staging_dir("/tmp/edgeup.AbCdE12345"));

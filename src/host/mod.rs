@@ -21,6 +21,8 @@ pub struct Host {
     runner: Box<dyn Runner>,
     /// Set by `keep_ledger`: every change through this Host is recorded first.
     ledger: std::sync::OnceLock<Ledgered>,
+    /// The edgeup binary of this run (None: it cannot be found).
+    running_binary: Option<PathBuf>,
 }
 
 struct Ledgered {
@@ -39,7 +41,20 @@ impl Host {
             root,
             runner,
             ledger: std::sync::OnceLock::new(),
+            running_binary: std::env::current_exe().ok(),
         }
+    }
+
+    /// The same host, run by the edgeup at `path` (a file under a fixture
+    /// root in tests, where the running binary is the test's own).
+    pub fn with_running_binary(mut self, path: PathBuf) -> Host {
+        self.running_binary = Some(path);
+        self
+    }
+
+    /// The edgeup binary of this run, as the kernel names it (`/proc/self/exe`).
+    pub fn running_binary(&self) -> Option<&Path> {
+        self.running_binary.as_deref()
     }
 
     /// From now on, record the state before each change into the ledger

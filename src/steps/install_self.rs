@@ -1,13 +1,16 @@
-//! This edgeup at a fixed, root-owned path (`/usr/local/bin/edgeup`, 0755
-//! root), which the renewal unit runs: a timer must never run whatever file
-//! `apply` happened to be started from (a user-owned download, a path with a
-//! space or `%` that systemd would split or expand). Converged when the file
-//! there is a regular file (not a link), root's, writable by root only, and
-//! this binary: no read at all when edgeup runs from there already.
+//! This edgeup at the fixed, root-owned path the renewal unit runs
+//! (`acme::renewal_binary`): a timer must never run whatever file `apply`
+//! happened to be started from (a user-owned download, a path with a space
+//! or `%` that systemd would split or expand). For `/usr/local/bin/edgeup`
+//! (0755 root): converged when the file there is a regular file (not a
+//! link), root's, writable by root only, and this binary: no read at all
+//! when edgeup runs from there already. For the packaged `/usr/bin/edgeup`
+//! (chosen only when this run is that file): converged as it is; it is the
+//! package manager's, never written or chmodded here.
 
 use super::{Ctx, Drift, State, Step};
 use crate::host::FileAttrs;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -25,7 +28,11 @@ const ATTRS: FileAttrs = FileAttrs {
 impl InstallSelf {
     /// The running binary, when it is not `dest` itself (None: it is).
     fn source(&self, ctx: &Ctx) -> Result<Option<std::path::PathBuf>> {
-        let exe = std::env::current_exe().context("finding the running edgeup binary")?;
+        let exe = ctx
+            .host
+            .running_binary()
+            .context("finding the running edgeup binary")?
+            .to_path_buf();
         let dest = ctx.host.path(&self.dest);
         let same = match (exe.canonicalize(), dest.canonicalize()) {
             (Ok(a), Ok(b)) => a == b,
@@ -33,10 +40,32 @@ impl InstallSelf {
         };
         Ok((!same).then_some(exe))
     }
+
+    /// `dest` is the package's path: it must be this run (never written).
+    fn packaged(&self, ctx: &Ctx) -> Result<bool> {
+        if self.dest != crate::acme::PACKAGED_PATH {
+            return Ok(false);
+        }
+        if !crate::acme::renewal_binary::runs_packaged(ctx.host) {
+            bail!(
+                "{} belongs to the package manager and this edgeup is not it: edgeup never \
+                 writes it (the renewal unit runs {} for an edgeup not from the package)",
+                self.dest,
+                crate::acme::INSTALL_PATH
+            );
+        }
+        Ok(true)
+    }
 }
 
 impl Step for InstallSelf {
     fn check(&self, ctx: &Ctx) -> Result<State> {
+        if self.packaged(ctx)? {
+            return Ok(State::Converged(format!(
+                "{} is this edgeup, from its package",
+                self.dest
+            )));
+        }
         let mut changes = Vec::new();
         match ctx.host.stat(&self.dest)? {
             None => changes.push(format!("install this edgeup at {}", self.dest)),
@@ -73,6 +102,9 @@ impl Step for InstallSelf {
     }
 
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+        if self.packaged(ctx)? {
+            return Ok(());
+        }
         let bytes = match self.source(ctx)? {
             Some(exe) => {
                 std::fs::read(&exe).with_context(|| format!("reading {}", exe.display()))?

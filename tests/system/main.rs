@@ -7,6 +7,7 @@ mod common;
 mod container;
 mod dns01;
 mod hardening;
+mod package;
 mod robustness;
 mod sites;
 mod uninstall;

@@ -67,6 +67,9 @@ pub struct Fixture {
     pub behaviour: Behaviour,
     /// The sites converged (default: `site()` alone).
     pub config: edgeup::site::Config,
+    /// The edgeup binary the run is (a host path under the root; default:
+    /// the test binary itself, outside the root).
+    pub running_binary: Option<String>,
 }
 
 /// What one plan/apply did.
@@ -174,6 +177,7 @@ impl Fixture {
             config: edgeup::site::Config {
                 sites: vec![site()],
             },
+            running_binary: None,
         }
     }
 
@@ -269,7 +273,10 @@ impl Fixture {
         let root = self.root().to_path_buf();
         let runner = self.script(overrides(ScriptedRunner::new(root.clone())));
         let log = runner.transcript();
-        let host = Host::new(root, Box::new(runner));
+        let mut host = Host::new(root, Box::new(runner));
+        if let Some(exe) = &self.running_binary {
+            host = host.with_running_binary(self.path(exe));
+        }
         let mut reporter = Collect::default();
         let result = edgeup::app::converge::converge(
             &host,
