@@ -21,7 +21,9 @@ done
 case " $* " in *" -N "*|*" -O exit "*) exit 0;; esac
 recap() { printf '{"event":"recap","ok":%s,"changed":%s,"failed":%s,"skipped":0,"mode":"apply","duration_ms":1}\n' "$1" "$2" "$3"; }
 case "$script" in
-  "uname -m"*)
+  *"echo edgeup-fleet-probe"*)
+    # The first script: nothing of this edgeup is installed, so the probe.
+    echo edgeup-fleet-probe
     if [ "$addr" = staging ]; then printf 'x86_64\n0\n/\n'; else printf 'x86_64\n0\n/tmp/edgeup.AbCdE12345\n'; fi
     exit 0;;
   *"cat > "*) cat >/dev/null; exit 0;;

@@ -4,12 +4,14 @@ use crate::cli::FleetArgs;
 use crate::exit;
 use crate::fleet::host::{Job, Outcome};
 use crate::fleet::inventory::{self, Inventory};
+use crate::fleet::progress::Progress;
 use crate::fleet::ssh::Ssh;
 use crate::fleet::{Binaries, report, run_all};
 use anyhow::Result;
+use std::io::IsTerminal;
 use std::sync::Mutex;
 
-pub fn run(args: &FleetArgs, json: bool) -> Result<i32> {
+pub fn run(args: &FleetArgs, json: bool, verbose: bool) -> Result<i32> {
     let command = if args.plan { "plan" } else { "apply" };
     let mut inv = match &args.inventory {
         Some(path) => inventory::load(path).map_err(|e| exit::invalid(format!("{e:#}")))?,
@@ -37,7 +39,17 @@ pub fn run(args: &FleetArgs, json: bool) -> Result<i32> {
     let binaries = Binaries::discover(args.binary_dir.as_deref())?;
     let work = tempdir()?;
     let print = Mutex::new(());
+    // A person at a terminal gets the live summary, not every host's steps.
+    let progress = (!json && !verbose && std::io::stdout().is_terminal()).then(|| {
+        let width = targets.iter().map(|t| t.name.len()).max().unwrap_or(0);
+        Progress::new(targets.len(), width)
+    });
     let outcomes: Vec<Outcome> = run_all(&targets, args.forks, |target| {
+        let started = std::time::Instant::now();
+        if let Some(p) = &progress {
+            p.started();
+        }
+        let mut failures = Vec::new();
         let job = Job {
             ssh: Ssh {
                 target,
@@ -54,17 +66,34 @@ pub fn run(args: &FleetArgs, json: bool) -> Result<i32> {
                 let mut e = event.clone();
                 e["host"] = serde_json::Value::String(target.name.clone());
                 crate::outln!("{e}");
+            } else if progress.is_some() {
+                let worth = match event["event"].as_str() {
+                    Some("step") => event["status"] == "failed",
+                    Some("error" | "warning") => true,
+                    _ => false,
+                };
+                if worth && let Some(line) = report::event_line(&target.name, event) {
+                    failures.push(line);
+                }
             } else if let Some(line) = report::event_line(&target.name, event) {
                 crate::outln!("{line}");
             }
         };
         let result = job.run(&mut on_event).map_err(|e| format!("{e:#}"));
         job.ssh.close();
-        Outcome {
+        let outcome = Outcome {
             name: target.name.clone(),
             result,
+        };
+        if let Some(p) = &progress {
+            let _guard = print.lock();
+            p.finished(&outcome, &failures, started.elapsed());
         }
+        outcome
     });
+    if let Some(p) = &progress {
+        p.close();
+    }
     let _ = std::fs::remove_dir_all(&work);
     let totals = report::totals(&outcomes);
     if json {
@@ -83,6 +112,9 @@ pub fn run(args: &FleetArgs, json: bool) -> Result<i32> {
                 "changed": totals.changed, "failed": totals.failed, "skipped": totals.skipped,
                 "unreachable": totals.unreachable, "hosts_failed": totals.hosts_failed})
         );
+    } else if progress.is_some() {
+        // Each host's line is already up there, as it finished.
+        crate::outln!("{}", report::total_line(&outcomes));
     } else {
         crate::outln!();
         for line in report::recap_lines(&outcomes) {

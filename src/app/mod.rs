@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Plan(args) => converge::plan(&host, &assets, args, &out),
         Command::Apply(args) => converge::apply(&host, &assets, args, &out),
         Command::Renew(args) => renew::run(&host, &assets, args, &out),
-        Command::Fleet(args) => fleet::run(args, cli.json),
+        Command::Fleet(args) => fleet::run(args, cli.json, cli.verbose),
         Command::Init(args) => init::run(&host, &assets, args, &out),
         Command::Status(args) => status::run(&host, &assets, args, &out),
         Command::Site(crate::cli::SiteCommand::Add(args)) => site::add(&host, &assets, args, &out),

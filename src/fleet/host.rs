@@ -4,7 +4,7 @@
 //! that one and gets no copy (fleet never writes the package's file).
 
 use super::inventory::Target;
-use super::ssh::{Ssh, quote};
+use super::ssh::{Output, Ssh, quote};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::path::Path;
@@ -117,24 +117,47 @@ impl Probe {
     }
 }
 
+/// The first line a host prints when it cannot run at once and answers
+/// the probe instead.
+const PROBE_MARK: &str = "edgeup-fleet-probe";
+
+/// The most a probe answer may hold.
+const PROBE_MAX: usize = 64 * 1024;
+
 impl Job<'_> {
     pub fn run(&self, on_event: &mut dyn FnMut(&Value)) -> Result<Finished> {
         let target = self.ssh.target;
         self.ssh.connect()?;
-        // One round trip: architecture, uid, a private staging directory (never a
-        // predictable /tmp name that another local user could plant), and the
-        // checksums of what is installed (the site file is root's: sudo).
-        let probe = self.ssh.run(&format!(
-            "uname -m && id -u && mktemp -d {STAGING_TEMPLATE} && \
-             {sudo}sh -c 'sha256sum {PACKAGED_BINARY} {REMOTE_BINARY} {REMOTE_SITE} 2>/dev/null; true'",
-            sudo = sudo(target)
-        ))?;
-        let parsed = Probe::parse(&probe.stdout);
-        if probe.status != 0 {
+        let site_yaml = site_file_text(&target.config)?;
+        let site_sum = super::sha256_hex(site_yaml.as_bytes());
+        // One session: when the host already has this binary and this site,
+        // it runs them at once (a re-run costs one round trip); otherwise it
+        // answers the probe (after PROBE_MARK) and the copy path follows.
+        let mut recap = Value::Null;
+        let mut answer = String::new();
+        let mut probing = false;
+        let mut first = true;
+        let output = self.ssh.stream(&self.first_script(&site_sum), |line| {
+            if std::mem::take(&mut first) && line == PROBE_MARK {
+                probing = true;
+            } else if probing {
+                if answer.len() + line.len() < PROBE_MAX {
+                    answer.push_str(line);
+                    answer.push('\n');
+                }
+            } else {
+                event(line, &mut recap, on_event);
+            }
+        })?;
+        if !probing {
+            return self.finished(recap, output, Vec::new());
+        }
+        let parsed = Probe::parse(&answer);
+        if output.status != 0 {
             if let Ok(p) = &parsed {
                 self.remove_staging(&p.staging);
             }
-            bail!("{}", explain_sudo(&probe.stderr, target));
+            bail!("{}", explain_sudo(&output.stderr, target));
         }
         let probe = parsed?;
         if probe.uid != "0" && !target.sudo {
@@ -146,9 +169,33 @@ impl Job<'_> {
                 target.user
             );
         }
-        let result = self.converge(&probe, on_event);
+        let result = self.converge(&probe, &site_yaml, &site_sum, on_event);
         self.remove_staging(&probe.staging);
         result
+    }
+
+    fn first_script(&self, site_sum: &str) -> String {
+        first_script(self.ssh.target.sudo, self.binaries, self.command, site_sum)
+    }
+
+    fn arguments(&self, site: &str) -> String {
+        arguments(self.command, site)
+    }
+
+    fn finished(&self, recap: Value, output: Output, copied: Vec<String>) -> Result<Finished> {
+        if recap.is_null() {
+            bail!(
+                "edgeup on {} ended without a recap (exit {}): {}",
+                self.ssh.target.name,
+                output.status,
+                explain_sudo(&output.stderr, self.ssh.target)
+            );
+        }
+        Ok(Finished {
+            recap,
+            exit: output.status,
+            copied,
+        })
     }
 
     fn remove_staging(&self, staging: &str) {
@@ -159,7 +206,13 @@ impl Job<'_> {
     /// them. `plan` changes nothing on the host: what differs is run from the
     /// staging directory and never installed (the site file is the record
     /// `edgeup renew` and `status` read: a plan must not replace it).
-    fn converge(&self, probe: &Probe, on_event: &mut dyn FnMut(&Value)) -> Result<Finished> {
+    fn converge(
+        &self,
+        probe: &Probe,
+        site_yaml: &str,
+        site_sum: &str,
+        on_event: &mut dyn FnMut(&Value),
+    ) -> Result<Finished> {
         let target = self.ssh.target;
         let install = self.command == "apply";
         let mut copied = Vec::new();
@@ -177,10 +230,8 @@ impl Job<'_> {
             }
             copied.push(format!("edgeup ({})", probe.arch));
         }
-        let site_yaml = site_file_text(&target.config)?;
-        let site_sum = super::sha256_hex(site_yaml.as_bytes());
         let mut remote_site = REMOTE_SITE.to_string();
-        if probe.sum(REMOTE_SITE) != Some(site_sum.as_str()) {
+        if probe.sum(REMOTE_SITE) != Some(site_sum) {
             let local = self.work_dir.join(format!(
                 "site-{}.yaml",
                 super::sha256_hex(target.name.as_bytes())
@@ -191,9 +242,9 @@ impl Job<'_> {
             let _ = std::fs::remove_file(&local);
             uploaded?;
             if install {
-                self.install(&staged, &site_sum, REMOTE_SITE, "0600")?;
+                self.install(&staged, site_sum, REMOTE_SITE, "0600")?;
             } else {
-                self.verify(&staged, &site_sum, "true")?;
+                self.verify(&staged, site_sum, "true")?;
                 remote_site = staged;
             }
             copied.push("site.yaml".into());
@@ -201,36 +252,14 @@ impl Job<'_> {
         let mut recap = Value::Null;
         let output = self.ssh.stream(
             &format!(
-                "{sudo}{bin} --json {cmd} {yes}-f {site}",
+                "{sudo}{bin} {args}",
                 sudo = sudo(target),
                 bin = quote(&remote_binary),
-                cmd = self.command,
-                yes = if install { "--yes " } else { "" },
-                site = quote(&remote_site),
+                args = self.arguments(&remote_site),
             ),
-            |line| match serde_json::from_str::<Value>(line) {
-                Ok(event) if event.is_object() => {
-                    if event["event"] == "recap" {
-                        recap = event.clone();
-                    }
-                    on_event(&event);
-                }
-                _ => on_event(&serde_json::json!({"event": "output", "line": line})),
-            },
+            |line| event(line, &mut recap, on_event),
         )?;
-        if recap.is_null() {
-            bail!(
-                "edgeup on {} ended without a recap (exit {}): {}",
-                target.name,
-                output.status,
-                explain_sudo(&output.stderr, target)
-            );
-        }
-        Ok(Finished {
-            recap,
-            exit: output.status,
-            copied,
-        })
+        self.finished(recap, output, copied)
     }
 
     /// Checks what arrived in the staging directory against the local
@@ -263,6 +292,69 @@ impl Job<'_> {
             bail!("installing {remote}: {}", explain_sudo(&out.stderr, target));
         }
         Ok(())
+    }
+}
+
+/// The first (often only) command of a host's run: runs the installed
+/// edgeup when the host has exactly the binary (for its architecture) and
+/// the site this run would send, as root (or with sudo); else prints
+/// PROBE_MARK and the probe: architecture, uid, a private staging directory
+/// (never a predictable /tmp name another local user could plant) and the
+/// checksums of what is installed (the site file is root's: sudo). Every
+/// value put in the script is hex or a constant path.
+fn first_script(
+    with_sudo: bool,
+    binaries: &super::Binaries,
+    command: &str,
+    site_sum: &str,
+) -> String {
+    let sudo = if with_sudo { "sudo -n " } else { "" };
+    let arms: String = binaries
+        .all()
+        .filter(|(arch, _)| arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .map(|(arch, b)| format!("{arch}) want={};; ", b.sha256))
+        .collect();
+    let as_root = if with_sudo {
+        "true"
+    } else {
+        "[ \"$(id -u)\" = 0 ]"
+    };
+    format!(
+        "want=; case \"$(uname -m)\" in {arms}esac; \
+         if [ -n \"$want\" ] && {as_root}; then \
+           for bin in {PACKAGED_BINARY} {REMOTE_BINARY}; do \
+             if {sudo}sh -c \"echo '$want  $bin' | sha256sum -c --status && \
+                echo '{site_sum}  {REMOTE_SITE}' | sha256sum -c --status\" 2>/dev/null; then \
+               exec {sudo}\"$bin\" {args}; \
+             fi; \
+           done; \
+         fi; \
+         echo {PROBE_MARK}; \
+         uname -m && id -u && mktemp -d {STAGING_TEMPLATE} && \
+         {sudo}sh -c 'sha256sum {PACKAGED_BINARY} {REMOTE_BINARY} {REMOTE_SITE} 2>/dev/null; true'",
+        args = arguments(command, REMOTE_SITE),
+    )
+}
+
+/// `--json apply --yes -f SITE` (or `plan`).
+fn arguments(command: &str, site: &str) -> String {
+    format!(
+        "--json {command} {yes}-f {site}",
+        yes = if command == "apply" { "--yes " } else { "" },
+        site = quote(site),
+    )
+}
+
+/// One line of a remote run: an event (the recap kept), or plain output.
+fn event(line: &str, recap: &mut Value, on_event: &mut dyn FnMut(&Value)) {
+    match serde_json::from_str::<Value>(line) {
+        Ok(event) if event.is_object() => {
+            if event["event"] == "recap" {
+                *recap = event.clone();
+            }
+            on_event(&event);
+        }
+        _ => on_event(&serde_json::json!({"event": "output", "line": line})),
     }
 }
 
@@ -335,6 +427,48 @@ mod tests {
         assert_eq!(stale.installed_binary("aa"), None);
         assert_eq!(probe(&[(REMOTE_SITE, "aa")]).installed_binary("aa"), None);
         assert_eq!(probe(&[]).installed_binary("aa"), None);
+    }
+
+    /// The first script, run by a real sh (a stand-in sudo that runs its
+    /// command): on a host without this edgeup it answers the probe, which
+    /// parses, and ends well.
+    #[test]
+    fn the_first_script_answers_the_probe_when_nothing_is_installed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sudo = dir.path().join("sudo");
+        std::fs::write(&sudo, "#!/bin/sh\n[ \"$1\" = -n ] && shift\nexec \"$@\"\n").expect("sudo");
+        std::fs::set_permissions(&sudo, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let binaries = crate::fleet::Binaries {
+            by_arch: vec![(
+                std::env::consts::ARCH.to_string(),
+                crate::fleet::Binary {
+                    path: "/nonexistent".into(),
+                    sha256: "0".repeat(64),
+                },
+            )],
+        };
+        for with_sudo in [false, true] {
+            let script = super::first_script(with_sudo, &binaries, "apply", &"1".repeat(64));
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+                .output()
+                .expect("sh");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{script}\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let answer = stdout
+                .strip_prefix(&format!("{}\n", super::PROBE_MARK))
+                .unwrap_or_else(|| panic!("no probe mark: {stdout}"));
+            let probe = Probe::parse(answer).expect("the probe parses");
+            assert_eq!(probe.arch, std::env::consts::ARCH);
+            let _ = std::fs::remove_dir(&probe.staging);
+        }
     }
 
     #[test]

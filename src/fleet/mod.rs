@@ -4,6 +4,7 @@
 
 pub mod host;
 pub mod inventory;
+pub mod progress;
 pub mod report;
 pub mod ssh;
 
@@ -45,6 +46,11 @@ impl Binaries {
             by_arch.push((std::env::consts::ARCH.to_string(), binary(own)?));
         }
         Ok(Binaries { by_arch })
+    }
+
+    /// (architecture, build) pairs, in discovery order.
+    pub fn all(&self) -> impl Iterator<Item = (&str, &Binary)> {
+        self.by_arch.iter().map(|(a, b)| (a.as_str(), b))
     }
 
     pub fn for_arch(&self, arch: &str) -> Result<Binary> {

@@ -76,6 +76,15 @@ pub struct Totals {
     pub hosts_failed: usize,
 }
 
+/// The host did not converge: a step failed there, its edgeup did not end
+/// well, or it could not be run at all.
+pub fn failed(o: &Outcome) -> bool {
+    match &o.result {
+        Ok(done) => done.recap["failed"].as_u64().unwrap_or(0) > 0 || !matches!(done.exit, 0 | 3),
+        Err(_) => true,
+    }
+}
+
 pub fn totals(outcomes: &[Outcome]) -> Totals {
     let mut t = Totals::default();
     for o in outcomes {
@@ -87,7 +96,7 @@ pub fn totals(outcomes: &[Outcome]) -> Totals {
                 t.changed = t.changed.saturating_add(n("changed"));
                 t.failed = t.failed.saturating_add(n("failed"));
                 t.skipped = t.skipped.saturating_add(n("skipped"));
-                if n("failed") > 0 || !matches!(done.exit, 0 | 3) {
+                if failed(o) {
                     t.hosts_failed += 1;
                 }
             }
@@ -98,34 +107,42 @@ pub fn totals(outcomes: &[Outcome]) -> Totals {
     t
 }
 
+/// How one host ended, in one line (names padded to `width`).
+pub fn host_line(o: &Outcome, width: usize) -> String {
+    match &o.result {
+        Ok(done) => {
+            let n = |k: &str| done.recap[k].as_u64().unwrap_or(0);
+            let copied = if done.copied.is_empty() {
+                "copied nothing".to_string()
+            } else {
+                format!("copied {}", done.copied.join(", "))
+            };
+            // What the host reports about its run, and what we copied.
+            format!(
+                "{:width$}  ok={} changed={} failed={} skipped={} (as the host reports)  ({copied})",
+                o.name,
+                n("ok"),
+                n("changed"),
+                n("failed"),
+                n("skipped")
+            )
+        }
+        Err(e) => format!("{:width$}  {}", o.name, printable(e)),
+    }
+}
+
 /// One line per host, then the totals.
 pub fn recap_lines(outcomes: &[Outcome]) -> Vec<String> {
     let width = outcomes.iter().map(|o| o.name.len()).max().unwrap_or(0);
-    let mut lines = Vec::new();
-    for o in outcomes {
-        lines.push(match &o.result {
-            Ok(done) => {
-                let n = |k: &str| done.recap[k].as_u64().unwrap_or(0);
-                let copied = if done.copied.is_empty() {
-                    "copied nothing".to_string()
-                } else {
-                    format!("copied {}", done.copied.join(", "))
-                };
-                // What the host reports about its run, and what we copied.
-                format!(
-                    "{:width$}  ok={} changed={} failed={} skipped={} (as the host reports)  ({copied})",
-                    o.name,
-                    n("ok"),
-                    n("changed"),
-                    n("failed"),
-                    n("skipped")
-                )
-            }
-            Err(e) => format!("{:width$}  {}", o.name, printable(e)),
-        });
-    }
+    let mut lines: Vec<String> = outcomes.iter().map(|o| host_line(o, width)).collect();
+    lines.push(total_line(outcomes));
+    lines
+}
+
+/// The fleet's totals.
+pub fn total_line(outcomes: &[Outcome]) -> String {
     let t = totals(outcomes);
-    lines.push(format!(
+    format!(
         "total: {} hosts  ok={} changed={} failed={} skipped={} unreachable={}",
         outcomes.len(),
         t.ok,
@@ -133,6 +150,5 @@ pub fn recap_lines(outcomes: &[Outcome]) -> Vec<String> {
         t.failed,
         t.skipped,
         t.unreachable
-    ));
-    lines
+    )
 }

@@ -143,6 +143,12 @@ impl Ssh<'_> {
                  password: install a key for {user}, or set identity: in the inventory)",
                 user = self.target.user
             )
+        } else if stderr.is_empty() {
+            // ssh's 255 without a word: its connection ended, or the remote
+            // command was killed by a signal (ssh reports both as 255).
+            "unreachable: ssh ended with status 255 and no message (the connection was lost, \
+             or the remote command was killed by a signal)"
+                .to_string()
         } else {
             format!("unreachable: {stderr}")
         }

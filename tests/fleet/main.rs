@@ -7,6 +7,8 @@
 #[path = "../system/container.rs"]
 mod container;
 mod harness;
+#[path = "../common/tmux.rs"]
+mod tmux;
 
 use container::Netns;
 use harness::{Host, Operator, Spec, cert_names, https_get, served_cert};
@@ -360,6 +362,60 @@ fn fleet_converges_hosts_in_parallel_reruns_copy_nothing_and_reports_the_unreach
     for line in &tail[1..] {
         assert!(line.ends_with("(copied nothing)"), "{}", human.dump());
     }
+
+    // On a terminal: a live line while hosts run, then one line per host
+    // as it finishes (with its time) and the totals; no step lines. Every
+    // ssh call is made a second slower so the live line can be seen.
+    let slow = op.path("slowbin");
+    std::fs::create_dir_all(&slow).expect("slowbin");
+    std::fs::write(
+        slow.join("ssh"),
+        format!(
+            "#!/bin/sh\nsleep 1\nexec {} \"$@\"\n",
+            op.path("bin/ssh").display()
+        ),
+    )
+    .expect("slow ssh");
+    std::fs::set_permissions(
+        slow.join("ssh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let t = tmux::Tmux::start(
+        "fleet",
+        op.dir.path(),
+        &format!(
+            "PATH={}:$PATH TMPDIR={} {} fleet -i {inv} --limit up --forks 1; code=$?",
+            slow.display(),
+            op.dir.path().display(),
+            env!("CARGO_BIN_EXE_edgeup"),
+        ),
+    );
+    t.wait_for("hosts done, 1 running");
+    let code = t.exit_code();
+    let screen = t.screen(false);
+    assert_eq!(code, 0, "{screen}");
+    for name in REACHABLE {
+        assert!(
+            screen.lines().any(|l| l.starts_with(name)
+                && l.contains("changed=0 failed=0")
+                && l.trim_end().ends_with(" s)")),
+            "{name} has no line of its own:\n{screen}"
+        );
+    }
+    assert!(
+        screen.lines().any(|l| l.starts_with("total: 3 hosts  ok=")),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("[1/"),
+        "step lines on a terminal:\n{screen}"
+    );
+    assert!(
+        !screen.contains("hosts done,"),
+        "the live line is left on the screen:\n{screen}"
+    );
+    drop(t);
 
     // A changed host key is refused even with --accept-new-host-keys: the
     // error says so (not "unreachable"), nothing is copied or run there,
