@@ -5,7 +5,7 @@
 
 use super::{CaSettings, directory_key};
 use crate::host::{FileAttrs, Host};
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use instant_acme::{Account, AccountCredentials, ExternalAccountKey, NewAccount};
 
 pub const ACCOUNTS_DIR: &str = "/etc/edgeup/acme";
@@ -73,27 +73,11 @@ pub fn register(host: &Host, ca: &CaSettings) -> Result<()> {
     host.write_atomic(&path, json.as_bytes(), &root_only(0o600), None)
 }
 
+/// RFC 4648 base64url, padded or not (CAs hand out EAB keys both ways).
 fn decode_b64url(text: &str) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in text.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => bail!("acme.eab.hmac_key is not base64url"),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Ok(out)
+    data_encoding::BASE64URL_NOPAD
+        .decode(text.trim_end_matches('=').as_bytes())
+        .map_err(|_| anyhow!("acme.eab.hmac_key is not base64url"))
 }
 
 /// Whether `ca` has an account here (builtin: its credentials; certbot: its

@@ -215,7 +215,7 @@ impl ServerCertVerifier for AnyCertificate {
 
 /// A DER certificate as PEM text, so `pki` inspects it like a file's.
 fn pem_of(der: &[u8]) -> String {
-    let encoded = base64(der);
+    let encoded = data_encoding::BASE64.encode(der);
     let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
     for chunk in encoded.as_bytes().chunks(64) {
         pem.push_str(&String::from_utf8_lossy(chunk));
@@ -225,42 +225,18 @@ fn pem_of(der: &[u8]) -> String {
     pem
 }
 
-/// Standard base64 with padding (RFC 4648 section 4).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (input, expected) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(super::base64(input.as_bytes()), expected, "{input}");
-        }
+    fn pem_of_wraps_base64_at_64_columns_and_reads_back() {
+        let der: Vec<u8> = (0..=255u8).collect();
+        let pem = super::pem_of(&der);
+        let body: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(body.iter().all(|l| l.len() <= 64), "{pem}");
+        let back = data_encoding::BASE64
+            .decode(body.concat().as_bytes())
+            .unwrap_or_default();
+        assert_eq!(back, der);
     }
 }
