@@ -142,6 +142,15 @@ fn fleet_converges_hosts_in_parallel_reruns_copy_nothing_and_reports_the_unreach
     assert_eq!(first.code, 1, "one host is unreachable:\n{}", first.dump());
     assert_eq!(first.hosts(), ["alpha", "bravo", "charlie", "delta"]);
     for name in REACHABLE {
+        if first.host(name).get("error").is_some() {
+            // What the host itself saw, for a failure that ssh reports without words.
+            eprintln!(
+                "{name}'s journal:\n{}",
+                host(name)
+                    .c
+                    .ok("journalctl -n 60 --no-pager -o short-precise")
+            );
+        }
         let r = first.assert_converged(name);
         assert!(first.changed(name) > 0, "{name}: a fresh host changes: {r}");
         assert_eq!(
