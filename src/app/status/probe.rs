@@ -225,7 +225,6 @@ fn pem_of(der: &[u8]) -> String {
     pem
 }
 
-
 #[cfg(test)]
 mod tests {
     #[test]
