@@ -40,8 +40,9 @@ pub struct Job<'a> {
     pub work_dir: &'a Path,
 }
 
-fn sudo(target: &Target) -> &'static str {
-    if target.sudo { "sudo -n " } else { "" }
+/// What runs a remote command as root for a `become` host.
+fn sudo(with_sudo: bool) -> &'static str {
+    if with_sudo { "sudo -n " } else { "" }
 }
 
 /// `mktemp -d` makes the staging directory from this template.
@@ -253,7 +254,7 @@ impl Job<'_> {
         let output = self.ssh.stream(
             &format!(
                 "{sudo}{bin} {args}",
-                sudo = sudo(target),
+                sudo = sudo(target.sudo),
                 bin = quote(&remote_binary),
                 args = self.arguments(&remote_site),
             ),
@@ -285,7 +286,7 @@ impl Job<'_> {
         self.verify(staged, sha256, "true")?;
         let out = self.ssh.run(&format!(
             "{sudo}install -D -m {mode} -o root -g root {staged} {remote}",
-            sudo = sudo(target),
+            sudo = sudo(target.sudo),
             staged = quote(staged),
         ))?;
         if out.status != 0 {
@@ -308,7 +309,7 @@ fn first_script(
     command: &str,
     site_sum: &str,
 ) -> String {
-    let sudo = if with_sudo { "sudo -n " } else { "" };
+    let sudo = sudo(with_sudo);
     let arms: String = binaries
         .all()
         .filter(|(arch, _)| arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))

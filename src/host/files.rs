@@ -206,7 +206,7 @@ impl Host {
         if fs::symlink_metadata(self.path(host_path)).is_ok_and(|m| m.file_type().is_symlink()) {
             return Ok(None);
         }
-        let flat = host_path.trim_start_matches('/').replace('/', "%");
+        let flat = flat_name(host_path);
         let stamp = unique_stamp();
         let dir = format!("{state_dir}/backups");
         self.ensure_dir(
@@ -250,7 +250,7 @@ impl Host {
             },
             None,
         )?;
-        self.prune_backups(&dir, &flat)?;
+        self.prune_backups(host_path, state_dir)?;
         Ok(Some(backup))
     }
 
@@ -272,23 +272,42 @@ impl Host {
         )
     }
 
-    fn prune_backups(&self, dir: &str, flat: &str) -> Result<()> {
-        let mut found: Vec<PathBuf> = fs::read_dir(self.path(dir))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_prefix(flat))
+    /// The backups of `host_path` in `STATE_DIR/backups`, oldest first (host
+    /// paths); none when there is no backup directory.
+    pub fn backups_of(&self, host_path: &str, state_dir: &str) -> Result<Vec<String>> {
+        let dir = format!("{state_dir}/backups");
+        let flat = flat_name(host_path);
+        let entries = match fs::read_dir(self.path(&dir)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("reading {dir}")),
+        };
+        let mut found: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n.strip_prefix(&flat)
                     .is_some_and(|rest| rest.starts_with('.'))
             })
+            .map(|n| format!("{dir}/{n}"))
             .collect();
         found.sort();
-        while found.len() > BACKUPS_KEPT {
-            let oldest = found.remove(0);
-            let _ = fs::remove_file(oldest);
+        Ok(found)
+    }
+
+    fn prune_backups(&self, host_path: &str, state_dir: &str) -> Result<()> {
+        let found = self.backups_of(host_path, state_dir)?;
+        for oldest in found.iter().take(found.len().saturating_sub(BACKUPS_KEPT)) {
+            let _ = fs::remove_file(self.path(oldest));
         }
         Ok(())
     }
+}
+
+/// `host_path` as one file name (`/etc/haproxy/haproxy.cfg` becomes
+/// `etc%haproxy%haproxy.cfg`): how backups and the ledger's originals are named.
+pub fn flat_name(host_path: &str) -> String {
+    host_path.trim_start_matches('/').replace('/', "%")
 }
 
 /// Sortable, unique per call: seconds and nanoseconds since the epoch.

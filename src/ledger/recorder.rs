@@ -66,7 +66,7 @@ impl Recorder {
                     let copy = format!(
                         "{}/{}",
                         super::originals_dir(&self.state_dir),
-                        path.trim_start_matches('/').replace('/', "%")
+                        crate::host::files::flat_name(path)
                     );
                     host.ensure_dir(
                         &super::originals_dir(&self.state_dir),

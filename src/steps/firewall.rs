@@ -34,17 +34,23 @@ impl Firewall {
         }
     }
 
-    fn firewalld_missing(&self, ctx: &Ctx) -> Result<Vec<String>> {
-        let permanent = ctx
+    /// `firewall-cmd --permanent --list-services`.
+    fn permanent_services(ctx: &Ctx) -> Result<String> {
+        Ok(ctx
             .host
-            .run_ok(&Cmd::new("firewall-cmd").args(["--permanent", "--list-services"]))?;
+            .run_ok(&Cmd::new("firewall-cmd").args(["--permanent", "--list-services"]))?
+            .stdout)
+    }
+
+    fn firewalld_missing(&self, ctx: &Ctx) -> Result<Vec<String>> {
+        let permanent = Self::permanent_services(ctx)?;
         let runtime = ctx
             .host
             .run_ok(&Cmd::new("firewall-cmd").arg("--list-services"))?;
         let has = |list: &str, s: &str| list.split_whitespace().any(|x| x == s);
         let mut missing = Vec::new();
         for s in &self.services {
-            if !has(&permanent.stdout, s) {
+            if !has(&permanent, s) {
                 missing.push(format!("firewalld: allow service {s} (permanent)"));
             } else if !has(&runtime.stdout, s) {
                 missing.push(format!("firewalld: allow service {s} (runtime)"));
@@ -109,11 +115,9 @@ impl Step for Firewall {
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
         match self.backend(ctx)?.as_str() {
             "firewalld" => {
-                let permanent = ctx
-                    .host
-                    .run_ok(&Cmd::new("firewall-cmd").args(["--permanent", "--list-services"]))?;
+                let permanent = Self::permanent_services(ctx)?;
                 for service in &self.services {
-                    if !permanent.stdout.split_whitespace().any(|s| s == service) {
+                    if !permanent.split_whitespace().any(|s| s == service) {
                         ctx.host.note(crate::ledger::Entry::Firewalld {
                             service: service.clone(),
                         })?;

@@ -2,7 +2,7 @@
 //! port and the ACME responder). Read from selinuxfs, set persistently.
 
 use super::{Ctx, Drift, State, Step};
-use crate::host::Cmd;
+use crate::host::{Cmd, Host};
 use anyhow::Result;
 use serde::Deserialize;
 
@@ -13,15 +13,17 @@ pub struct SelinuxBoolean {
     pub value: bool,
 }
 
+/// The boolean's current value from selinuxfs (None: no such boolean).
+pub fn current(host: &Host, name: &str) -> Result<Option<bool>> {
+    // selinuxfs shows "current pending", e.g. "1 1".
+    Ok(host
+        .read_string(&format!("/sys/fs/selinux/booleans/{name}"))?
+        .and_then(|s| s.split_whitespace().next().map(|v| v == "1")))
+}
+
 impl Step for SelinuxBoolean {
     fn check(&self, ctx: &Ctx) -> Result<State> {
-        let path = format!("/sys/fs/selinux/booleans/{}", self.name);
-        // selinuxfs shows "current pending", e.g. "1 1".
-        let current = ctx
-            .host
-            .read_string(&path)?
-            .and_then(|s| s.split_whitespace().next().map(|v| v == "1"));
-        match current {
+        match current(ctx.host, &self.name)? {
             Some(v) if v == self.value => {
                 Ok(State::Converged(format!("{} is {}", self.name, on_off(v))))
             }

@@ -6,7 +6,7 @@
 use super::{Action, Layout, Options, Plan, Source};
 use crate::host::{Cmd, FileAttrs, Host};
 use crate::ledger::{self, Before, Doc, Entry};
-use crate::steps::{firewall, service};
+use crate::steps::{firewall, selinux, service};
 use anyhow::{Context, Result};
 
 const UNIT_DIR: &str = "/etc/systemd/system";
@@ -303,20 +303,7 @@ fn rejected(host: &Host, path: &str, content: &[u8]) -> Result<Option<String>> {
 }
 
 fn oldest_foreign_backup(host: &Host, layout: &Layout, path: &str) -> Result<Option<String>> {
-    let flat = path.trim_start_matches('/').replace('/', "%");
-    let dir = format!("{}/backups", layout.state_dir);
-    let mut found: Vec<String> = std::fs::read_dir(host.path(&dir))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.strip_prefix(&flat).is_some_and(|r| r.starts_with('.')))
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    for name in found {
-        let backup = format!("{dir}/{name}");
+    for backup in host.backups_of(path, &layout.state_dir)? {
         if !managed(host, &backup)? {
             return Ok(Some(backup));
         }
@@ -382,9 +369,7 @@ fn undo_entry(
             })
         }
         Entry::SelinuxBoolean { name, value } => {
-            let now = host
-                .read_string(&format!("/sys/fs/selinux/booleans/{name}"))?
-                .and_then(|s| s.split_whitespace().next().map(|v| v == "1"));
+            let now = selinux::current(host, name)?;
             (now.is_some_and(|v| v != *value)).then(|| Action::Selinux {
                 name: name.clone(),
                 value: *value,

@@ -33,6 +33,7 @@ pub fn undo(
     let mut archive = Archive {
         dir: format!("{ARCHIVE_PARENT}/edgeup-{}", stamp()),
         used: false,
+        lock: format!("{}/lock", layout.state_dir),
     };
     for action in &plan.actions {
         act(host, layout, opts, action, &mut archive)
@@ -192,6 +193,8 @@ fn unit_active(host: &Host, unit: &str) -> Result<bool> {
 struct Archive {
     dir: String,
     used: bool,
+    /// The run lock (held by this run): never archived.
+    lock: String,
 }
 
 impl Archive {
@@ -239,7 +242,7 @@ impl Archive {
                 .with_context(|| format!("reading {path}"))?;
             if kind.is_dir() {
                 self.take_tree(host, &path)?;
-            } else if kind.is_file() && path != format!("{}/lock", crate::render::STATE_DIR) {
+            } else if kind.is_file() && path != self.lock {
                 self.take(host, &path)?;
             }
         }
