@@ -49,9 +49,19 @@ impl Host {
         format!("{}.fleet.test", self.name)
     }
 
+    /// sshd's lines in the journal, selected by the identifier sshd puts in
+    /// each message. Not `-u ssh.service`: journald finds a message's unit
+    /// from the sender's /proc entry, and on a loaded machine an sshd
+    /// process that logged "Disconnected" and exited at once is gone by
+    /// then, so its last lines carry no unit (a CI run lost them that way).
+    fn sshd_log(&self, format: &str) -> String {
+        self.c
+            .ok(&format!("journalctl -t sshd --no-pager -o {format}"))
+    }
+
     /// How many public-key logins sshd has accepted so far.
     pub fn logins(&self) -> usize {
-        let log = self.c.ok("journalctl -u ssh.service --no-pager -o cat");
+        let log = self.sshd_log("cat");
         log.matches("Accepted publickey").count()
     }
 
@@ -64,9 +74,7 @@ impl Host {
         // bound flaked). A poll: it returns as soon as both lines are there.
         let deadline = Instant::now() + Duration::from_secs(45);
         loop {
-            let log = self
-                .c
-                .ok("journalctl -u ssh.service --no-pager -o short-unix");
+            let log = self.sshd_log("short-unix");
             let at = |needle: &str| {
                 log.lines()
                     .find(|l| l.contains(needle))
