@@ -1,15 +1,17 @@
 //! `edgeup fleet` against hosts that lie, flood and inject terminal escapes,
 //! through a fake `ssh` on PATH that plays each host (no network): each bad
 //! host fails alone, the controller neither crashes nor buffers without
-//! bound, prints no control characters, never acts on a staging path the
-//! host chose, shows a recap as the host's claim, and hands ssh the user as
-//! `-l USER` and the address after `--` (issue: hardening).
+//! bound, prints no control characters, never names a path the host chose,
+//! shows a recap as the host's claim, and hands ssh the user as `-l USER`
+//! and the address after `--` (issue: hardening).
 
 use std::path::Path;
 use std::process::Command;
 
-/// The fake ssh: logs its arguments, answers the connection and control
-/// commands, and plays the host named by the address.
+/// The fake ssh: logs its arguments, plays the host named by the address:
+/// answers the probe (nothing of this edgeup installed), logs the copy
+/// script it is sent and the end of what follows it on stdin (the site
+/// file is sent last), then prints that host's run.
 const FAKE_SSH: &str = r#"#!/bin/sh
 printf '%s\n' "$*" >> "$FAKE_SSH_LOG"
 seen=0; addr=""; script=""
@@ -18,27 +20,26 @@ for a in "$@"; do
   if [ "$seen" = 1 ]; then addr="$a"; seen=2; fi
   if [ "$a" = "--" ] && [ "$seen" = 0 ]; then seen=1; fi
 done
-case " $* " in *" -N "*|*" -O exit "*) exit 0;; esac
 recap() { printf '{"event":"recap","ok":%s,"changed":%s,"failed":%s,"skipped":0,"mode":"apply","duration_ms":1}\n' "$1" "$2" "$3"; }
 case "$script" in
-  *"echo edgeup-fleet-probe"*)
-    # The first script: nothing of this edgeup is installed, so the probe.
-    echo edgeup-fleet-probe
-    if [ "$addr" = staging ]; then printf 'x86_64\n0\n/\n'; else printf 'x86_64\n0\n/tmp/edgeup.AbCdE12345\n'; fi
-    exit 0;;
-  *"cat > "*) cat >/dev/null; exit 0;;
-  *"--json apply"*)
-    case "$addr" in
-      flood) head -c 3000000 /dev/zero | tr '\0' 'a'; echo; recap 1 0 0; exit 0;;
-      escape)
-        printf '{"event":"step","index":1,"total":1,"name":"\\u001b[2Jwiped","status":"failed","handler":false,"changes":[],"message":"\\u001b]0;pwned\\u0007 rang","duration_ms":1}\n'
-        printf 'raw \033[31mred\r\n'
-        recap 0 0 1; exit 1;;
-      lie) recap 18446744073709551615 18446744073709551615 0; exit 0;;
-      *) recap 3 0 0; exit 0;;
-    esac;;
+  *"echo edgeup-fleet-probe;"*) ;;
+  *) echo "not the session script" >&2; exit 1;;
 esac
-exit 0
+echo edgeup-fleet-probe
+if [ "$addr" = garbled ]; then printf 'x86 64\n0\n'; else printf 'x86_64\n0\n'; fi
+echo edgeup-fleet-probe-end
+IFS= read -r size || exit 0
+{ head -c "$size"; echo; } >> "$FAKE_SSH_LOG.scripts"
+tail -c 4096 >> "$FAKE_SSH_LOG.stdin"
+case "$addr" in
+  flood) head -c 3000000 /dev/zero | tr '\0' 'a'; echo; recap 1 0 0; exit 0;;
+  escape)
+    printf '{"event":"step","index":1,"total":1,"name":"\\u001b[2Jwiped","status":"failed","handler":false,"changes":[],"message":"\\u001b]0;pwned\\u0007 rang","duration_ms":1}\n'
+    printf 'raw \033[31mred\r\n'
+    recap 0 0 1; exit 1;;
+  lie) recap 18446744073709551615 18446744073709551615 0; exit 0;;
+  *) recap 3 0 0; exit 0;;
+esac
 "#;
 
 fn write_fake_ssh(dir: &Path) {
@@ -65,7 +66,7 @@ fn hostile_hosts_fail_alone_and_cannot_harm_the_controller() {
         .args(["fleet", "--forks", "5"])
         .args(["--domain", "chat.example.com", "--email", "ops@example.org"])
         .args(["--backend", "127.0.0.1:3000", "--acme-directory", "off"]);
-    for host in ["good", "flood", "escape", "lie", "staging"] {
+    for host in ["good", "flood", "escape", "lie", "garbled"] {
         cmd.args(["--host", &format!("root@{host}")]);
     }
     let out = cmd.output().expect("run edgeup fleet");
@@ -94,7 +95,7 @@ fn hostile_hosts_fail_alone_and_cannot_harm_the_controller() {
     assert!(line("good").contains("ok=3 changed=0 failed=0"), "{stdout}");
     assert!(line("flood").contains("longer than 1024 KiB"), "{stdout}");
     assert!(
-        line("staging").contains("unexpected answer to the probe"),
+        line("garbled").contains("unexpected answer to the probe"),
         "{stdout}"
     );
     assert!(line("lie").contains("(as the host reports)"), "{stdout}");
@@ -102,23 +103,31 @@ fn hostile_hosts_fail_alone_and_cannot_harm_the_controller() {
         stdout.contains("ok=18446744073709551615"),
         "the lying host's figures saturate, no overflow:\n{stdout}"
     );
-    // ssh got `-l USER ... -- ADDRESS`, and no command ever used a staging
-    // path the host chose.
+    // One ssh session per host, each given `-l USER ... -- ADDRESS`; the
+    // controller names no path on a host beyond its own constants (the
+    // staging directory is the host's shell variable).
     let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(calls.lines().count(), 5, "{calls}");
     assert!(
         calls
             .lines()
             .all(|l| l.contains(" -l root ") && l.contains(" -- ")),
         "{calls}"
     );
-    assert!(
-        !calls.contains("rm -rf / ") && !calls.lines().any(|l| l.ends_with("rm -rf /")),
-        "{calls}"
+    let scripts = std::fs::read_to_string(log.with_extension("log.scripts")).unwrap_or_default();
+    assert_eq!(
+        scripts.matches("receive edgeup ").count(),
+        4,
+        "every host but the garbled one was sent the binary:\n{scripts}"
     );
-    assert!(
-        calls.contains("rm -rf /tmp/edgeup.AbCdE12345"),
-        "the real staging dir is removed:\n{calls}"
-    );
+    for text in [&calls, &scripts] {
+        assert!(
+            !text
+                .replace("/tmp/edgeup.XXXXXXXXXX", "")
+                .contains("/tmp/edgeup."),
+            "{text}"
+        );
+    }
 }
 
 /// A site with an EAB key, sent to a host: the key travels in the uploaded
@@ -168,12 +177,16 @@ fn a_sites_secret_never_reaches_an_ssh_command_line_or_the_output() {
         );
     }
     let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    let scripts = std::fs::read_to_string(log.with_extension("log.scripts")).unwrap_or_default();
+    let stdin = std::fs::read(log.with_extension("log.stdin")).unwrap_or_default();
     assert!(
-        calls.contains("cat > /tmp/edgeup.AbCdE12345/site.yaml"),
-        "{calls}"
+        String::from_utf8_lossy(&stdin).contains(KEY),
+        "the site (with its key) did not travel on ssh's stdin"
     );
-    assert!(
-        !calls.contains(KEY),
-        "the key was on an ssh command line:\n{calls}"
-    );
+    for (what, text) in [
+        ("an ssh command line", &calls),
+        ("the copy script", &scripts),
+    ] {
+        assert!(!text.contains(KEY), "the key was in {what}:\n{text}");
+    }
 }

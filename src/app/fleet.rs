@@ -37,7 +37,6 @@ pub fn run(args: &FleetArgs, json: bool, verbose: bool) -> Result<i32> {
     let targets = inventory::targets(&inv, base_site.as_ref(), &limit)
         .map_err(|e| exit::invalid(format!("{e:#}")))?;
     let binaries = Binaries::discover(args.binary_dir.as_deref())?;
-    let work = tempdir()?;
     let print = Mutex::new(());
     // A person at a terminal gets the live summary, not every host's steps.
     let progress = (!json && !verbose && std::io::stdout().is_terminal()).then(|| {
@@ -54,11 +53,9 @@ pub fn run(args: &FleetArgs, json: bool, verbose: bool) -> Result<i32> {
             ssh: Ssh {
                 target,
                 accept_new_host_keys: args.accept_new_host_keys,
-                control_dir: work.clone(),
             },
             command,
             binaries: &binaries,
-            work_dir: &work,
         };
         let mut on_event = |event: &serde_json::Value| {
             let _guard = print.lock();
@@ -80,7 +77,6 @@ pub fn run(args: &FleetArgs, json: bool, verbose: bool) -> Result<i32> {
             }
         };
         let result = job.run(&mut on_event).map_err(|e| format!("{e:#}"));
-        job.ssh.close();
         let outcome = Outcome {
             name: target.name.clone(),
             result,
@@ -94,7 +90,6 @@ pub fn run(args: &FleetArgs, json: bool, verbose: bool) -> Result<i32> {
     if let Some(p) = &progress {
         p.close();
     }
-    let _ = std::fs::remove_dir_all(&work);
     let totals = report::totals(&outcomes);
     if json {
         for o in &outcomes {
@@ -128,41 +123,4 @@ pub fn run(args: &FleetArgs, json: bool, verbose: bool) -> Result<i32> {
     } else {
         exit::OK
     })
-}
-
-/// A private directory for ssh control sockets and staged site files:
-/// created fresh with a random name (never an existing directory, which
-/// another local user could have planted in /tmp).
-fn tempdir() -> Result<std::path::PathBuf> {
-    use anyhow::Context;
-    use std::os::unix::fs::DirBuilderExt;
-    // XDG_RUNTIME_DIR only when it is really ours: a directory (not a link)
-    // owned by this user that nobody else can enter.
-    let ours = |dir: &std::path::Path| {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::symlink_metadata(dir).is_ok_and(|m| {
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            m.is_dir() && m.uid() == unsafe { libc::geteuid() } && m.mode() & 0o077 == 0
-        })
-    };
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(std::path::PathBuf::from)
-        .filter(|dir| ours(dir))
-        .unwrap_or_else(std::env::temp_dir);
-    let mut last = None;
-    for _ in 0..8 {
-        let suffix = crate::random::hex(6, "a temporary directory name")?;
-        let dir = base.join(format!("edgeup-fleet-{suffix}"));
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => {
-                return Err(e).with_context(|| format!("creating {}", dir.display()));
-            }
-        }
-    }
-    Err(anyhow::anyhow!(
-        "could not create a private directory in {}: {last:?}",
-        base.display()
-    ))
 }

@@ -1,13 +1,17 @@
-//! One host of a fleet run: probe, copy what changed (by checksum), run
-//! `edgeup --json apply|plan` remotely, and stream its events. A host whose
-//! packaged `/usr/bin/edgeup` is already the binary fleet would send runs
-//! that one and gets no copy (fleet never writes the package's file).
+//! One host of a fleet run, in one ssh session: the host runs the edgeup
+//! and site it already has when they are what this run would send (a
+//! re-run), or answers the probe; then the controller sends what differs
+//! on the session's stdin with a script that checks it by SHA-256,
+//! installs it and runs `edgeup --json apply|plan`. Its events stream
+//! back. A host whose packaged `/usr/bin/edgeup` is already the binary
+//! fleet would send runs that one and gets no copy (fleet never writes the
+//! package's file).
 
 use super::inventory::Target;
-use super::ssh::{Output, Ssh, quote};
+use super::ssh::{Output, Session, Ssh, quote};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use std::path::Path;
+use std::io::Write;
 
 /// Where the binary and the site live on every host.
 pub const REMOTE_BINARY: &str = crate::acme::INSTALL_PATH;
@@ -37,7 +41,6 @@ pub struct Job<'a> {
     pub command: &'a str,
     /// Local edgeup binaries by architecture (`uname -m`).
     pub binaries: &'a super::Binaries,
-    pub work_dir: &'a Path,
 }
 
 /// What runs a remote command as root for a `become` host.
@@ -45,26 +48,19 @@ fn sudo(with_sudo: bool) -> &'static str {
     if with_sudo { "sudo -n " } else { "" }
 }
 
-/// `mktemp -d` makes the staging directory from this template.
+/// `mktemp -d` makes the host's staging directory from this template (on
+/// the host, for the host: the controller never names a path in it).
 const STAGING_TEMPLATE: &str = "/tmp/edgeup.XXXXXXXXXX";
 
-/// `path` is what `mktemp -d STAGING_TEMPLATE` returns: the prefix and ten
-/// letters or digits, nothing else (no `..`, no `/`, no spaces).
-fn is_staging_dir(path: &str) -> bool {
-    let prefix = STAGING_TEMPLATE.trim_end_matches('X');
-    path.strip_prefix(prefix).is_some_and(|rest| {
-        rest.len() == STAGING_TEMPLATE.len() - prefix.len()
-            && rest.chars().all(|c| c.is_ascii_alphanumeric())
-    })
-}
+/// The exit status of the copy script when a copy failed before edgeup
+/// ran (edgeup's own statuses are below 10).
+const COPY_FAILED: i32 = 97;
 
 /// What the probe found on the host.
 struct Probe {
     arch: String,
     /// The login user's uid.
     uid: String,
-    /// A private directory (mktemp -d, owned by the login user) for uploads.
-    staging: String,
     sums: Vec<(String, String)>,
 }
 
@@ -73,15 +69,10 @@ impl Probe {
         let mut lines = stdout.lines();
         let arch = lines.next().unwrap_or("").trim().to_string();
         let uid = lines.next().unwrap_or("").trim().to_string();
-        let staging = lines.next().unwrap_or("").trim().to_string();
-        // The controller uploads into, runs from and `rm -rf`s this path: it
-        // must be exactly what `mktemp -d STAGING_TEMPLATE` makes, never a
-        // path a hostile host chose.
         if arch.is_empty()
             || !arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             || !uid.chars().all(|c| c.is_ascii_digit())
             || uid.is_empty()
-            || !is_staging_dir(&staging)
         {
             bail!(
                 "unexpected answer to the probe: {}",
@@ -94,12 +85,7 @@ impl Probe {
                 Some((path.trim().to_string(), sum.to_string()))
             })
             .collect();
-        Ok(Probe {
-            arch,
-            uid,
-            staging,
-            sums,
-        })
+        Ok(Probe { arch, uid, sums })
     }
 
     fn sum(&self, path: &str) -> Option<&str> {
@@ -118,51 +104,82 @@ impl Probe {
     }
 }
 
-/// The first line a host prints when it cannot run at once and answers
-/// the probe instead.
+/// The line a host prints before its probe answer, when it cannot run at once.
 const PROBE_MARK: &str = "edgeup-fleet-probe";
+/// The line that ends the probe answer; the host then reads the copy script.
+const PROBE_END: &str = "edgeup-fleet-probe-end";
 
 /// The most a probe answer may hold.
 const PROBE_MAX: usize = 64 * 1024;
 
+/// What the controller sends after the probe: the script, then the bytes
+/// of each file it reads with `head -c`, in order.
+struct Copy {
+    script: String,
+    files: Vec<Payload>,
+    /// What is copied, as the report names it.
+    copied: Vec<String>,
+}
+
+enum Payload {
+    File(std::path::PathBuf, u64),
+    Bytes(Vec<u8>),
+}
+
 impl Job<'_> {
     pub fn run(&self, on_event: &mut dyn FnMut(&Value)) -> Result<Finished> {
         let target = self.ssh.target;
-        self.ssh.connect()?;
         let site_yaml = site_file_text(&target.config)?;
         let site_sum = super::sha256_hex(site_yaml.as_bytes());
-        // One session: when the host already has this binary and this site,
-        // it runs them at once (a re-run costs one round trip); otherwise it
-        // answers the probe (after PROBE_MARK) and the copy path follows.
+        let mut session = self.ssh.session(&first_script(
+            target.sudo,
+            self.binaries,
+            self.command,
+            &site_sum,
+        ))?;
         let mut recap = Value::Null;
-        let mut answer = String::new();
-        let mut probing = false;
-        let mut first = true;
-        let output = self.ssh.stream(&self.first_script(&site_sum), |line| {
-            if std::mem::take(&mut first) && line == PROBE_MARK {
-                probing = true;
-            } else if probing {
-                if answer.len() + line.len() < PROBE_MAX {
-                    answer.push_str(line);
-                    answer.push('\n');
+        match session.line()? {
+            Some(line) if line == PROBE_MARK => {}
+            first => {
+                // The host had this edgeup and this site: its run is streaming.
+                if let Some(line) = first {
+                    event(&line, &mut recap, on_event);
                 }
-            } else {
-                event(line, &mut recap, on_event);
+                while let Some(line) = session.line()? {
+                    event(&line, &mut recap, on_event);
+                }
+                return self.finished(recap, session.finish()?, Vec::new());
             }
-        })?;
-        if !probing {
-            return self.finished(recap, output, Vec::new());
         }
-        let parsed = Probe::parse(&answer);
-        if output.status != 0 {
-            if let Ok(p) = &parsed {
-                self.remove_staging(&p.staging);
+        let mut answer = String::new();
+        let mut ended = false;
+        while let Some(line) = session.line()? {
+            if line == PROBE_END {
+                ended = true;
+                break;
             }
-            bail!("{}", explain_sudo(&output.stderr, target));
+            if answer.len() + line.len() >= PROBE_MAX {
+                bail!(
+                    "{} sent a probe answer longer than {PROBE_MAX} bytes",
+                    target.name
+                );
+            }
+            answer.push_str(&line);
+            answer.push('\n');
         }
-        let probe = parsed?;
+        if !ended {
+            let output = session.finish()?;
+            if output.status != 0 {
+                bail!("{}", explain_sudo(&output.stderr, target));
+            }
+            bail!(
+                "unexpected answer to the probe (it ended early): {}",
+                super::report::printable(&format!("{answer:?}"))
+            );
+        }
+        // Leaving here closes the session's stdin: the host's script ends.
+        let probe = Probe::parse(&answer)?;
         if probe.uid != "0" && !target.sudo {
-            self.remove_staging(&probe.staging);
             bail!(
                 "{} logs in as {}, not root, and become is off: edgeup needs root there; \
                  log in as root, or set become: true (sudo -n) for this host",
@@ -170,17 +187,54 @@ impl Job<'_> {
                 target.user
             );
         }
-        let result = self.converge(&probe, &site_yaml, &site_sum, on_event);
-        self.remove_staging(&probe.staging);
-        result
+        let binary = self.binaries.for_arch(&probe.arch)?;
+        let copy = copy(
+            target.sudo,
+            self.command,
+            &probe,
+            &binary,
+            site_yaml,
+            &site_sum,
+        )?;
+        self.send_and_run(session, copy, on_event)
     }
 
-    fn first_script(&self, site_sum: &str) -> String {
-        first_script(self.ssh.target.sudo, self.binaries, self.command, site_sum)
-    }
-
-    fn arguments(&self, site: &str) -> String {
-        arguments(self.command, site)
+    /// Writes the copy script and the files on the session's stdin (in a
+    /// thread of its own: the host's output is read meanwhile, so neither
+    /// side can block the other) and streams the run's events.
+    fn send_and_run(
+        &self,
+        mut session: Session<'_>,
+        copy: Copy,
+        on_event: &mut dyn FnMut(&Value),
+    ) -> Result<Finished> {
+        let stdin = session.stdin();
+        let mut recap = Value::Null;
+        let (read, written) = std::thread::scope(|scope| {
+            let writer = scope.spawn(move || send(stdin, &copy.script, &copy.files));
+            let read = (|| {
+                while let Some(line) = session.line()? {
+                    event(&line, &mut recap, on_event);
+                }
+                session.finish()
+            })();
+            // A session that failed was cut off: the writer's next write fails.
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the thread sending files panicked")));
+            (read, written)
+        });
+        let output = read?;
+        if output.status == COPY_FAILED || (recap.is_null() && written.is_err()) {
+            let why = explain_sudo(&output.stderr, self.ssh.target);
+            return Err(match written {
+                Err(e) if why.is_empty() => {
+                    e.context(format!("sending files to {}", self.ssh.target.name))
+                }
+                _ => anyhow::anyhow!("copying to {} failed: {why}", self.ssh.target.name),
+            });
+        }
+        self.finished(recap, output, copy.copied)
     }
 
     fn finished(&self, recap: Value, output: Output, copied: Vec<String>) -> Result<Finished> {
@@ -198,111 +252,108 @@ impl Job<'_> {
             copied,
         })
     }
-
-    fn remove_staging(&self, staging: &str) {
-        let _ = self.ssh.run(&format!("rm -rf {}", quote(staging)));
-    }
-
-    /// `apply`: installs the binary and the site where they live, then runs
-    /// them. `plan` changes nothing on the host: what differs is run from the
-    /// staging directory and never installed (the site file is the record
-    /// `edgeup renew` and `status` read: a plan must not replace it).
-    fn converge(
-        &self,
-        probe: &Probe,
-        site_yaml: &str,
-        site_sum: &str,
-        on_event: &mut dyn FnMut(&Value),
-    ) -> Result<Finished> {
-        let target = self.ssh.target;
-        let install = self.command == "apply";
-        let mut copied = Vec::new();
-        let binary = self.binaries.for_arch(&probe.arch)?;
-        let installed = probe.installed_binary(&binary.sha256);
-        let mut remote_binary = installed.unwrap_or(REMOTE_BINARY).to_string();
-        if installed.is_none() {
-            let staged = format!("{}/edgeup", probe.staging);
-            self.ssh.upload(&binary.path, &staged)?;
-            if install {
-                self.install(&staged, &binary.sha256, REMOTE_BINARY, "0755")?;
-            } else {
-                self.verify(&staged, &binary.sha256, "chmod 0755")?;
-                remote_binary = staged;
-            }
-            copied.push(format!("edgeup ({})", probe.arch));
-        }
-        let mut remote_site = REMOTE_SITE.to_string();
-        if probe.sum(REMOTE_SITE) != Some(site_sum) {
-            let local = self.work_dir.join(format!(
-                "site-{}.yaml",
-                super::sha256_hex(target.name.as_bytes())
-            ));
-            write_private(&local, site_yaml.as_bytes())?;
-            let staged = format!("{}/site.yaml", probe.staging);
-            let uploaded = self.ssh.upload(&local, &staged);
-            let _ = std::fs::remove_file(&local);
-            uploaded?;
-            if install {
-                self.install(&staged, site_sum, REMOTE_SITE, "0600")?;
-            } else {
-                self.verify(&staged, site_sum, "true")?;
-                remote_site = staged;
-            }
-            copied.push("site.yaml".into());
-        }
-        let mut recap = Value::Null;
-        let output = self.ssh.stream(
-            &format!(
-                "{sudo}{bin} {args}",
-                sudo = sudo(target.sudo),
-                bin = quote(&remote_binary),
-                args = self.arguments(&remote_site),
-            ),
-            |line| event(line, &mut recap, on_event),
-        )?;
-        self.finished(recap, output, copied)
-    }
-
-    /// Checks what arrived in the staging directory against the local
-    /// checksum (a cut connection must not install half a binary), then runs `then`.
-    fn verify(&self, staged: &str, sha256: &str, then: &str) -> Result<()> {
-        let out = self.ssh.run(&format!(
-            "echo {sha256}'  '{path} | sha256sum -c --quiet --status && {then} {path}",
-            path = quote(staged)
-        ))?;
-        if out.status != 0 {
-            bail!(
-                "{staged} on {} does not match what was sent: {}",
-                self.ssh.target.name,
-                out.stderr.trim()
-            );
-        }
-        Ok(())
-    }
-
-    /// Verifies the staged file, then installs it with the wanted mode, owned by root.
-    fn install(&self, staged: &str, sha256: &str, remote: &str, mode: &str) -> Result<()> {
-        let target = self.ssh.target;
-        self.verify(staged, sha256, "true")?;
-        let out = self.ssh.run(&format!(
-            "{sudo}install -D -m {mode} -o root -g root {staged} {remote}",
-            sudo = sudo(target.sudo),
-            staged = quote(staged),
-        ))?;
-        if out.status != 0 {
-            bail!("installing {remote}: {}", explain_sudo(&out.stderr, target));
-        }
-        Ok(())
-    }
 }
 
-/// The first (often only) command of a host's run: runs the installed
-/// edgeup when the host has exactly the binary (for its architecture) and
-/// the site this run would send, as root (or with sudo); else prints
-/// PROBE_MARK and the probe: architecture, uid, a private staging directory
-/// (never a predictable /tmp name another local user could plant) and the
-/// checksums of what is installed (the site file is root's: sudo). Every
-/// value put in the script is hex or a constant path.
+/// The copy script for what differs. `apply` installs the binary and the
+/// site where they live, then runs them. `plan` changes nothing on the
+/// host: what differs is run from the staging directory and never
+/// installed (the site file is the record `edgeup renew` and `status`
+/// read: a plan must not replace it).
+fn copy(
+    with_sudo: bool,
+    command: &str,
+    probe: &Probe,
+    binary: &super::Binary,
+    site_yaml: String,
+    site_sum: &str,
+) -> Result<Copy> {
+    let sudo = sudo(with_sudo);
+    let install = command == "apply";
+    let mut script = format!(
+        "staging=$(mktemp -d {STAGING_TEMPLATE}) || exit {COPY_FAILED}; \
+         trap 'rm -rf \"$staging\"' EXIT; \
+         fail() {{ echo \"edgeup fleet: $*\" >&2; exit {COPY_FAILED}; }}; \
+         receive() {{ head -c \"$2\" > \"$staging/$1\" && \
+           echo \"$3  $staging/$1\" | sha256sum -c --status || \
+           fail \"$1 arrived damaged: what the host received is not what was sent\"; }}; "
+    );
+    let mut files = Vec::new();
+    let mut copied = Vec::new();
+    let mut remote_binary = quote(
+        probe
+            .installed_binary(&binary.sha256)
+            .unwrap_or(REMOTE_BINARY),
+    );
+    if probe.installed_binary(&binary.sha256).is_none() {
+        let size = std::fs::metadata(&binary.path)
+            .with_context(|| format!("reading {}", binary.path.display()))?
+            .len();
+        script.push_str(&format!("receive edgeup {size} {}; ", binary.sha256));
+        if install {
+            script.push_str(&format!(
+                "{sudo}install -D -m 0755 -o root -g root \"$staging/edgeup\" {REMOTE_BINARY} \
+                 </dev/null || fail 'installing {REMOTE_BINARY}'; "
+            ));
+        } else {
+            script.push_str("chmod 0755 \"$staging/edgeup\" || fail 'chmod'; ");
+            remote_binary = "\"$staging/edgeup\"".into();
+        }
+        files.push(Payload::File(binary.path.clone(), size));
+        copied.push(format!("edgeup ({})", probe.arch));
+    }
+    let mut remote_site = quote(REMOTE_SITE);
+    if probe.sum(REMOTE_SITE) != Some(site_sum) {
+        script.push_str(&format!(
+            "receive site.yaml {} {site_sum}; ",
+            site_yaml.len()
+        ));
+        if install {
+            script.push_str(&format!(
+                "{sudo}install -D -m 0600 -o root -g root \"$staging/site.yaml\" {REMOTE_SITE} \
+                 </dev/null || fail 'installing {REMOTE_SITE}'; "
+            ));
+        } else {
+            remote_site = "\"$staging/site.yaml\"".into();
+        }
+        files.push(Payload::Bytes(site_yaml.into_bytes()));
+        copied.push("site.yaml".into());
+    }
+    script.push_str(&format!(
+        "{sudo}{remote_binary} {} </dev/null",
+        arguments(command, &remote_site)
+    ));
+    Ok(Copy {
+        script,
+        files,
+        copied,
+    })
+}
+
+/// The copy script's length on a line, the script, then each file's bytes.
+fn send(stdin: Option<impl Write>, script: &str, files: &[Payload]) -> Result<()> {
+    let mut stdin = stdin.context("the session's stdin was already taken")?;
+    write!(stdin, "{}\n{script}", script.len())?;
+    for file in files {
+        match file {
+            Payload::Bytes(bytes) => stdin.write_all(bytes)?,
+            Payload::File(path, size) => {
+                let f = std::fs::File::open(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                // Never more than announced; a shorter file fails its checksum.
+                std::io::copy(&mut std::io::Read::take(f, *size), &mut stdin)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The session's script: runs the installed edgeup when the host has
+/// exactly the binary (for its architecture) and the site this run would
+/// send, as root (or with sudo); else prints PROBE_MARK, the probe
+/// (architecture, uid, checksums of what is installed; the site file is
+/// root's: sudo) and PROBE_END, then reads the copy script's length and
+/// the copy script from stdin and runs it (nothing, if stdin ends there).
+/// Every value put in the script is hex or a constant path.
 fn first_script(
     with_sudo: bool,
     binaries: &super::Binaries,
@@ -325,24 +376,28 @@ fn first_script(
          if [ -n \"$want\" ] && {as_root}; then \
            for bin in {PACKAGED_BINARY} {REMOTE_BINARY}; do \
              if {sudo}sh -c \"echo '$want  $bin' | sha256sum -c --status && \
-                echo '{site_sum}  {REMOTE_SITE}' | sha256sum -c --status\" 2>/dev/null; then \
-               exec {sudo}\"$bin\" {args}; \
+                echo '{site_sum}  {REMOTE_SITE}' | sha256sum -c --status\" </dev/null 2>/dev/null; then \
+               exec {sudo}\"$bin\" {args} </dev/null; \
              fi; \
            done; \
          fi; \
          echo {PROBE_MARK}; \
-         uname -m && id -u && mktemp -d {STAGING_TEMPLATE} && \
-         {sudo}sh -c 'sha256sum {PACKAGED_BINARY} {REMOTE_BINARY} {REMOTE_SITE} 2>/dev/null; true'",
-        args = arguments(command, REMOTE_SITE),
+         uname -m && id -u && \
+         {sudo}sh -c 'sha256sum {PACKAGED_BINARY} {REMOTE_BINARY} {REMOTE_SITE} 2>/dev/null; true' \
+           </dev/null || exit 1; \
+         echo {PROBE_END}; \
+         IFS= read -r size || exit 0; \
+         case \"$size\" in ''|*[!0-9]*) exit 1;; esac; \
+         next=$(head -c \"$size\") && eval \"$next\"",
+        args = arguments(command, &quote(REMOTE_SITE)),
     )
 }
 
-/// `--json apply --yes -f SITE` (or `plan`).
+/// `--json apply --yes -f SITE` (or `plan`); `site` is already a shell word.
 fn arguments(command: &str, site: &str) -> String {
     format!(
         "--json {command} {yes}-f {site}",
         yes = if command == "apply" { "--yes " } else { "" },
-        site = quote(site),
     )
 }
 
@@ -368,22 +423,6 @@ pub fn site_file_text(config: &crate::site::Config) -> Result<String> {
     ))
 }
 
-/// A new 0600 file (O_EXCL, never through a link: whatever is at `path` is
-/// an error, not something to write into).
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)?;
-    Ok(())
-}
-
 /// sudo's "a password is required" in words that say what to do.
 fn explain_sudo(stderr: &str, target: &Target) -> String {
     if stderr.contains("password is required") || stderr.contains("a terminal is required") {
@@ -398,10 +437,13 @@ fn explain_sudo(stderr: &str, target: &Target) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{PACKAGED_BINARY, Probe, REMOTE_BINARY, REMOTE_SITE};
+    use super::{PACKAGED_BINARY, PROBE_END, PROBE_MARK, Probe, REMOTE_BINARY, REMOTE_SITE};
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Command, Stdio};
 
     fn probe(sums: &[(&str, &str)]) -> Probe {
-        let mut out = String::from("x86_64\n0\n/tmp/edgeup.AbCdE12345\n");
+        let mut out = String::from("x86_64\n0\n");
         for (path, sum) in sums {
             out.push_str(&format!("{sum}  {path}\n"));
         }
@@ -430,63 +472,144 @@ mod tests {
         assert_eq!(probe(&[]).installed_binary("aa"), None);
     }
 
-    /// The first script, run by a real sh (a stand-in sudo that runs its
-    /// command): on a host without this edgeup it answers the probe, which
-    /// parses, and ends well.
     #[test]
-    fn the_first_script_answers_the_probe_when_nothing_is_installed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let sudo = dir.path().join("sudo");
-        std::fs::write(&sudo, "#!/bin/sh\n[ \"$1\" = -n ] && shift\nexec \"$@\"\n").expect("sudo");
-        std::fs::set_permissions(&sudo, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod");
-        let binaries = crate::fleet::Binaries {
-            by_arch: vec![(
-                std::env::consts::ARCH.to_string(),
-                crate::fleet::Binary {
-                    path: "/nonexistent".into(),
-                    sha256: "0".repeat(64),
-                },
-            )],
-        };
-        for with_sudo in [false, true] {
-            let script = super::first_script(with_sudo, &binaries, "apply", &"1".repeat(64));
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(&script)
-                .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
-                .output()
-                .expect("sh");
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "{script}\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let answer = stdout
-                .strip_prefix(&format!("{}\n", super::PROBE_MARK))
-                .unwrap_or_else(|| panic!("no probe mark: {stdout}"));
-            let probe = Probe::parse(answer).expect("the probe parses");
-            assert_eq!(probe.arch, std::env::consts::ARCH);
-            let _ = std::fs::remove_dir(&probe.staging);
+    fn a_probe_answer_that_is_not_one_is_refused() {
+        for bad in ["", "x86 64\n0\n", "x86_64\nroot\n", "x86_64\n"] {
+            assert!(Probe::parse(bad).is_err(), "{bad:?}");
         }
     }
 
-    #[test]
-    fn only_what_mktemp_makes_is_a_staging_directory() {
-        assert!(super::is_staging_dir("/tmp/edgeup.AbCdE12345"));
-        for bad in [
-            "/",
-            "/etc",
-            "/tmp/edgeup.AbCdE1234",
-            "/tmp/edgeup.AbCdE123456",
-            "/tmp/edgeup.../../../e",
-            "/tmp/edgeup.AbCdE 1234",
-            "/tmp/edgeup.AbCdE1234/",
-            "/tmp/edgeup.ÄbCdE1234",
-            "/var/edgeup.AbCdE12345",
-        ] {
-            assert!(!super::is_staging_dir(bad), "{bad}");
+    /// A stand-in sudo that runs its command, and a stand-in edgeup (the
+    /// "binary" sent) that prints its arguments, the site it was given, and
+    /// a recap.
+    fn stand_ins(dir: &std::path::Path) -> crate::fleet::Binary {
+        let sudo = dir.join("sudo");
+        std::fs::write(&sudo, "#!/bin/sh\n[ \"$1\" = -n ] && shift\nexec \"$@\"\n").expect("sudo");
+        std::fs::set_permissions(&sudo, PermissionsExt::from_mode(0o755)).expect("chmod");
+        let edgeup = dir.join("edgeup-build");
+        let text = "#!/bin/sh\necho \"args: $*\"\necho \"from: $0\"\nsed 's/^/site: /' \"$4\"\n\
+                    echo '{\"event\":\"recap\",\"ok\":1}'\n";
+        std::fs::write(&edgeup, text).expect("edgeup");
+        crate::fleet::Binary {
+            path: edgeup,
+            sha256: crate::fleet::sha256_hex(text.as_bytes()),
         }
+    }
+
+    /// The whole session against a real sh on a host where nothing is
+    /// installed, in plan mode (nothing installed, so no root needed): the
+    /// probe parses, the copy script and both files go over stdin, the
+    /// staged edgeup runs with the staged site, and the staging directory
+    /// is gone afterwards.
+    #[test]
+    fn a_session_probes_receives_checks_and_runs_what_was_sent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let binary = stand_ins(dir.path());
+        let binaries = crate::fleet::Binaries {
+            by_arch: vec![(std::env::consts::ARCH.to_string(), binary.clone())],
+        };
+        let site = "domain: chat.example.com\n".to_string();
+        let site_sum = crate::fleet::sha256_hex(site.as_bytes());
+        for with_sudo in [false, true] {
+            let script = super::first_script(with_sudo, &binaries, "plan", &site_sum);
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("sh");
+            let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+            let mut line = String::new();
+            out.read_line(&mut line).expect("read");
+            assert_eq!(line.trim_end(), PROBE_MARK);
+            let mut answer = String::new();
+            loop {
+                line.clear();
+                out.read_line(&mut line).expect("read");
+                if line.trim_end() == PROBE_END || line.is_empty() {
+                    break;
+                }
+                answer.push_str(&line);
+            }
+            let probe = Probe::parse(&answer).expect("the probe parses");
+            assert_eq!(probe.arch, std::env::consts::ARCH);
+            let copy = super::copy(with_sudo, "plan", &probe, &binary, site.clone(), &site_sum)
+                .expect("copy");
+            assert_eq!(copy.copied.len(), 2, "{:?}", copy.copied);
+            let stdin = child.stdin.take();
+            super::send(stdin, &copy.script, &copy.files).expect("send");
+            let mut rest = String::new();
+            std::io::Read::read_to_string(&mut out, &mut rest).expect("read");
+            let done = child.wait_with_output().expect("wait");
+            assert!(
+                done.status.success(),
+                "{rest}\n{}",
+                String::from_utf8_lossy(&done.stderr)
+            );
+            assert!(rest.contains("args: --json plan -f /tmp/edgeup."), "{rest}");
+            assert!(rest.contains("site: domain: chat.example.com"), "{rest}");
+            let from = rest
+                .lines()
+                .find_map(|l| l.strip_prefix("from: "))
+                .unwrap_or_default();
+            let staging = std::path::Path::new(from).parent().expect("staging");
+            assert!(staging.starts_with("/tmp"), "{from}");
+            assert!(!staging.exists(), "{} was left behind", staging.display());
+        }
+    }
+
+    /// A file that arrives different from what was announced is never run.
+    #[test]
+    fn a_damaged_copy_is_not_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut binary = stand_ins(dir.path());
+        binary.sha256 = "0".repeat(64);
+        let answer = format!("{}\n{}\n", std::env::consts::ARCH, 0);
+        let probe = Probe::parse(&answer).expect("probe");
+        let copy = super::copy(
+            false,
+            "plan",
+            &probe,
+            &binary,
+            "x\n".into(),
+            &"1".repeat(64),
+        )
+        .expect("copy");
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "next=$(head -c {}) && eval \"$next\"",
+                copy.script.len()
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let stdin = child.stdin.take();
+        // The script alone (the length line is the first script's to read).
+        let mut w = stdin.expect("stdin");
+        std::io::Write::write_all(&mut w, copy.script.as_bytes()).expect("write");
+        for f in &copy.files {
+            if let super::Payload::File(path, _) = f {
+                std::io::Write::write_all(&mut w, &std::fs::read(path).expect("read")).expect("w");
+            }
+        }
+        drop(w);
+        let done = child.wait_with_output().expect("wait");
+        let stdout = String::from_utf8_lossy(&done.stdout);
+        assert_eq!(done.status.code(), Some(super::COPY_FAILED), "{stdout}");
+        assert!(
+            !stdout.contains("args:"),
+            "the damaged binary ran: {stdout}"
+        );
+        assert!(
+            String::from_utf8_lossy(&done.stderr).contains("edgeup arrived damaged"),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
     }
 }

@@ -1,24 +1,21 @@
 //! OpenSSH as the transport: the operator's own ssh, their keys, ssh config
-//! and known_hosts, batch mode (never a password prompt), one multiplexed
-//! connection per host. Files travel over that connection too (`cat >`), so
-//! hosts need no sftp subsystem.
+//! and known_hosts, batch mode (never a password prompt), and one session
+//! per host and run. What a host needs copied travels on that session's
+//! stdin after the host has answered the probe (host.rs), so a run costs
+//! one login and one ssh process, and hosts need no sftp subsystem.
 
 use super::inventory::Target;
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
 
 pub struct Ssh<'a> {
     pub target: &'a Target,
     /// `accept-new` on first contact, else `yes` (known_hosts must already know the host).
     pub accept_new_host_keys: bool,
-    /// Directory for the multiplexing control sockets.
-    pub control_dir: PathBuf,
 }
 
 pub struct Output {
     pub status: i32,
-    pub stdout: String,
     pub stderr: String,
 }
 
@@ -27,8 +24,9 @@ const SSH_CONNECTION_FAILED: i32 = 255;
 /// The longest line of a remote run's event stream (edgeup's events are a
 /// few KiB; a diff of a big file tens).
 pub const MAX_LINE: usize = 1024 * 1024;
-/// The most a short remote command (probe, checks) may print.
-const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+/// What `finish` reads and drops of a session the controller stopped
+/// listening to, before it cuts the session off.
+const MAX_DRAIN: u64 = 4 * 1024 * 1024;
 /// The stderr kept of any remote command: its end, which explains a failure.
 const MAX_STDERR: usize = 16 * 1024;
 
@@ -39,14 +37,6 @@ fn tail(bytes: &[u8]) -> String {
 }
 
 impl Ssh<'_> {
-    /// One control socket per target: two inventory entries for the same
-    /// user@host:port must not share (the second master would fail to bind
-    /// and linger as a plain background connection).
-    fn control_path(&self) -> String {
-        let id = super::sha256_hex(self.target.name.as_bytes());
-        format!("{}/{}", self.control_dir.display(), &id[..16])
-    }
-
     fn options(&self) -> Vec<String> {
         let mut o: Vec<String> = [
             "-o",
@@ -55,6 +45,11 @@ impl Ssh<'_> {
             "ConnectTimeout=10",
             "-o",
             "ServerAliveInterval=15",
+            // Never become a control master that outlives the run (a
+            // ControlMaster/ControlPersist in the operator's config); an
+            // existing master of theirs is still used.
+            "-o",
+            "ControlMaster=no",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -68,8 +63,6 @@ impl Ssh<'_> {
                 "yes"
             }
         ));
-        o.push("-o".into());
-        o.push(format!("ControlPath={}", self.control_path()));
         if let Some(identity) = &self.target.identity {
             o.extend(["-o".into(), "IdentitiesOnly=yes".into(), "-i".into()]);
             o.push(identity.display().to_string());
@@ -89,32 +82,6 @@ impl Ssh<'_> {
             "--".into(),
             self.target.address.clone(),
         ]
-    }
-
-    /// Opens the shared connection (authenticates once). Its master process
-    /// detaches with no link to our pipes, so later commands never wait on it.
-    pub fn connect(&self) -> Result<()> {
-        let mut args = self.options();
-        args.extend([
-            "-o".into(),
-            "ControlMaster=yes".into(),
-            "-o".into(),
-            "ControlPersist=120".into(),
-            "-N".into(),
-            "-f".into(),
-        ]);
-        args.extend(self.destination());
-        let out = duct::cmd("ssh", args)
-            .stdin_null()
-            .stdout_null()
-            .stderr_capture()
-            .unchecked()
-            .run()
-            .context("could not start ssh (is openssh-client installed?)")?;
-        if !out.status.success() {
-            bail!(self.connection_error(&String::from_utf8_lossy(&out.stderr)));
-        }
-        Ok(())
     }
 
     /// Why ssh could not get a session, in words that say what to do. Only a
@@ -154,123 +121,90 @@ impl Ssh<'_> {
         }
     }
 
-    fn ssh_args(&self, script: &str) -> Vec<String> {
+    /// Starts `script` on the host: its stdout is read line by line, its
+    /// stdin is a pipe the caller may write to (or close).
+    pub fn session(&self, script: &str) -> Result<Session<'_>> {
         let mut args = self.options();
-        args.extend(["-o".into(), "ControlMaster=no".into()]);
         args.extend(self.destination());
         args.push(script.to_string());
-        args
-    }
-
-    /// Runs a shell command on the host.
-    pub fn run(&self, script: &str) -> Result<Output> {
-        let out = duct::cmd("ssh", self.ssh_args(script))
-            .stdin_null()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
-            .context("could not start ssh (is openssh-client installed?)")?;
-        if out.stdout.len() > MAX_OUTPUT {
-            bail!(
-                "{} answered with more than {} KiB; stopped",
-                self.target.name,
-                MAX_OUTPUT / 1024
-            );
-        }
-        let output = Output {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: tail(&out.stderr),
-        };
-        if output.status == SSH_CONNECTION_FAILED {
-            bail!(self.connection_error(&output.stderr));
-        }
-        Ok(output)
-    }
-
-    /// Runs a command and hands each stdout line to `line` as it arrives.
-    /// A host cannot make the controller buffer without bound: a line longer
-    /// than MAX_LINE fails this host (and only it); stderr keeps its last
-    /// MAX_STDERR bytes.
-    pub fn stream(&self, script: &str, mut line: impl FnMut(&str)) -> Result<Output> {
-        let reader = duct::cmd("ssh", self.ssh_args(script))
-            .stdin_null()
+        let (stdin_reader, stdin_writer) =
+            std::io::pipe().context("creating a pipe for ssh's stdin")?;
+        // The expression (and with it our copy of the pipe's read end) is
+        // dropped at the end of this statement: once ssh exits, a write to
+        // its stdin fails instead of blocking.
+        let reader = duct::cmd("ssh", args)
+            .stdin_file(stdin_reader)
             .stderr_capture()
             .unchecked()
             .reader()
-            .context("could not start ssh")?;
-        let mut buffered = BufReader::new(&reader);
+            .context("could not start ssh (is openssh-client installed?)")?;
+        Ok(Session {
+            ssh: self,
+            out: BufReader::new(reader),
+            stdin: Some(stdin_writer),
+        })
+    }
+}
+
+/// One running remote command. A host cannot make the controller buffer
+/// without bound: a line longer than MAX_LINE fails this host (and only
+/// it); stderr keeps its last MAX_STDERR bytes.
+pub struct Session<'a> {
+    ssh: &'a Ssh<'a>,
+    out: BufReader<duct::ReaderHandle>,
+    stdin: Option<std::io::PipeWriter>,
+}
+
+impl Session<'_> {
+    /// The next line of the remote stdout (without its line end), None at its end.
+    pub fn line(&mut self) -> Result<Option<String>> {
         let mut bytes = Vec::new();
-        loop {
-            bytes.clear();
-            let read = (&mut buffered)
-                .take(MAX_LINE as u64 + 1)
-                .read_until(b'\n', &mut bytes)
-                .context("reading the remote output")?;
-            if read == 0 {
-                break;
-            }
-            if bytes.len() > MAX_LINE {
-                let _ = reader.kill();
-                bail!(
-                    "{} sent an output line longer than {} KiB; stopped reading from it",
-                    self.target.name,
-                    MAX_LINE / 1024
-                );
-            }
-            line(String::from_utf8_lossy(&bytes).trim_end());
+        let read = (&mut self.out)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut bytes)
+            .context("reading the remote output")?;
+        if read == 0 {
+            return Ok(None);
         }
-        let out = reader
+        if bytes.len() > MAX_LINE {
+            let _ = self.out.get_ref().kill();
+            bail!(
+                "{} sent an output line longer than {} KiB; stopped reading from it",
+                self.ssh.target.name,
+                MAX_LINE / 1024
+            );
+        }
+        Ok(Some(String::from_utf8_lossy(&bytes).trim_end().to_string()))
+    }
+
+    /// The remote stdin, once; dropping it is the end of the input.
+    pub fn stdin(&mut self) -> Option<std::io::PipeWriter> {
+        self.stdin.take()
+    }
+
+    /// Closes the remote stdin, drops what is left of the output (a bounded
+    /// amount; then the session is cut off), and waits for ssh.
+    pub fn finish(mut self) -> Result<Output> {
+        drop(self.stdin.take());
+        let drained = std::io::copy(&mut (&mut self.out).take(MAX_DRAIN), &mut std::io::sink())
+            .context("reading the remote output")?;
+        if drained == MAX_DRAIN {
+            let _ = self.out.get_ref().kill();
+            let _ = std::io::copy(&mut self.out, &mut std::io::sink());
+        }
+        let out = self
+            .out
+            .get_ref()
             .try_wait()?
             .context("ssh did not finish after closing its output")?;
         let output = Output {
             status: out.status.code().unwrap_or(-1),
-            stdout: String::new(),
             stderr: tail(&out.stderr),
         };
         if output.status == SSH_CONNECTION_FAILED {
-            bail!(self.connection_error(&output.stderr));
+            bail!(self.ssh.connection_error(&output.stderr));
         }
         Ok(output)
-    }
-
-    /// Copies a local file to `remote` (a path the login user may write),
-    /// created with mode 0600, over the shared connection.
-    pub fn upload(&self, local: &Path, remote: &str) -> Result<()> {
-        let out = duct::cmd(
-            "ssh",
-            self.ssh_args(&format!("umask 077 && cat > {}", quote(remote))),
-        )
-        .stdin_path(local)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .context("could not start ssh (is openssh-client installed?)")?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        match out.status.code() {
-            Some(0) => Ok(()),
-            Some(SSH_CONNECTION_FAILED) => bail!(self.connection_error(&stderr)),
-            _ => bail!(
-                "copying {} to {remote} failed: {}",
-                local.display(),
-                stderr.trim()
-            ),
-        }
-    }
-
-    /// Closes the multiplexed connection.
-    pub fn close(&self) {
-        let mut args = self.options();
-        args.extend(["-O".into(), "exit".into()]);
-        args.extend(self.destination());
-        let _ = duct::cmd("ssh", args)
-            .stdin_null()
-            .stdout_null()
-            .stderr_null()
-            .unchecked()
-            .run();
     }
 }
 

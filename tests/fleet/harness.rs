@@ -66,10 +66,10 @@ impl Host {
     }
 
     /// When sshd accepted the first login and when that connection ended
-    /// (edgeup multiplexes one connection per host), in Unix seconds from
-    /// the journal (all containers share the kernel's clock).
+    /// (a run is one ssh session per host), in Unix seconds from the
+    /// journal (all containers share the kernel's clock).
     pub fn first_session(&self) -> (f64, f64) {
-        // sshd logs the disconnect a moment after the run closed its master;
+        // sshd logs the disconnect a moment after the run's session ended;
         // on a loaded 2-core machine the journal can lag by seconds (a 10 s
         // bound flaked). A poll: it returns as soon as both lines are there.
         let deadline = Instant::now() + Duration::from_secs(45);
@@ -97,8 +97,8 @@ impl Host {
 }
 
 /// The test's private ssh setup and scratch space. Dropping it ends any ssh
-/// process still referring to it (a control master of a run that failed
-/// half-way), then deletes it.
+/// process still referring to it (of a run that failed half-way), then
+/// deletes it.
 pub struct Operator {
     pub dir: tempfile::TempDir,
     pub public_key: String,
@@ -303,7 +303,7 @@ impl Operator {
     }
 
     /// Processes (other than this one) whose command line names the
-    /// operator's directory: ssh masters a run left behind.
+    /// operator's directory: ssh processes a run left behind.
     pub fn leftovers(&self) -> Vec<u32> {
         let needle = self.dir.path().to_string_lossy().into_owned();
         let me = std::process::id();

@@ -181,8 +181,13 @@ fn fleet_converges_hosts_in_parallel_reruns_copy_nothing_and_reports_the_unreach
         (&4.into(), &1.into(), &0.into(), &0.into()),
         "{totals}"
     );
-    // In parallel: all three connections were open at the same time (the
-    // last login came before the first disconnect).
+    // One login per host for the whole first run (probe, copy, install and
+    // apply share one session) ...
+    for h in &hosts {
+        assert_eq!(h.logins(), 1, "{}: logins in the first run", h.name);
+    }
+    // ... and in parallel: all three sessions were open at the same time
+    // (the last login came before the first disconnect).
     let sessions: Vec<(f64, f64)> = hosts.iter().map(Host::first_session).collect();
     let last_login = sessions.iter().map(|s| s.0).fold(f64::MIN, f64::max);
     let first_logout = sessions.iter().map(|s| s.1).fold(f64::MAX, f64::min);
@@ -260,6 +265,9 @@ fn fleet_converges_hosts_in_parallel_reruns_copy_nothing_and_reports_the_unreach
         assert_eq!(second.changed(name), 0, "{name}:\n{}", second.dump());
     }
     assert_eq!(second.host("delta")["unreachable"], true);
+    for h in &hosts {
+        assert_eq!(h.logins(), 2, "{}: one login for the re-run", h.name);
+    }
     assert_eq!(second.totals()["changed"], 0);
 
     // A login the host refuses is reported as such (not "unreachable");
