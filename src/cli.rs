@@ -1,7 +1,7 @@
 //! Command-line interface (clap). Subcommands map to `app::*`.
 
 use crate::app::site_input::Flags;
-use crate::site::{AcmeClient, Firewall};
+use crate::site::{AcmeClient, FirewallBackend};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -257,7 +257,7 @@ pub struct SiteArgs {
     pub routing: Option<String>,
     /// Which firewall to open ports 80 and 443 in.
     #[arg(long)]
-    pub firewall: Option<Firewall>,
+    pub firewall: Option<FirewallBackend>,
     /// Send Strict-Transport-Security (default: on with ACME, off with the placeholder).
     #[arg(long, value_name = "on|off")]
     pub hsts: Option<Switch>,

@@ -48,7 +48,7 @@ pub struct Paths {
     pub certs_dir: String,
     pub admin_socket: String,
     pub chroot: String,
-    pub letsencrypt: String,
+    pub certbot_dir: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

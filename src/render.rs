@@ -307,7 +307,7 @@ impl Vars {
             .map(|domain| Retired {
                 domain: domain.clone(),
                 cert_path: format!("{certs_dir}/{domain}.pem"),
-                hook_path: crate::acme::certbot::hook_path(&distro.paths.letsencrypt, domain),
+                hook_path: crate::acme::certbot::hook_path(&distro.paths.certbot_dir, domain),
             })
             .collect();
         Ok(Vars {

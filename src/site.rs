@@ -13,8 +13,8 @@ mod validate;
 
 pub use config::{Config, SiteFile};
 pub use model::{
-    Acme, AcmeClient, Challenge, Directory, Firewall, KeyType, Listen, Routing, Site, from_name,
-    names,
+    Acme, AcmeClient, Challenge, Directory, FirewallBackend, KeyType, Listen, Routing, Site,
+    from_name, names,
 };
 pub use raw::{Eab, RawAcme, RawDns, RawListen, RawNotify, RawSite};
 pub use validate::{

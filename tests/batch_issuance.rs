@@ -85,7 +85,7 @@ fn a_batch_overlaps_its_orders_within_the_bound_and_isolates_failures() {
             responder: &responder,
             validation_port: if i == SITES { closed } else { responder_port },
             preflight: i == SITES,
-            letsencrypt: "/etc/letsencrypt",
+            certbot_dir: "/etc/letsencrypt",
             key_pem: None,
             dns: None,
         })

@@ -257,7 +257,7 @@ paths:
   certs_dir: /etc/haproxy/certs
   admin_socket: /var/lib/haproxy/stats
   chroot: /var/lib/haproxy
-  letsencrypt: /etc/letsencrypt
+  certbot_dir: /etc/letsencrypt
 units:
   haproxy: haproxy
   certbot_timer: none
@@ -377,14 +377,14 @@ fn embedded_profiles_are_consistent() {
         assert_eq!(p.paths.haproxy_config, "/etc/haproxy/haproxy.cfg");
         assert_eq!(p.paths.certs_dir, "/etc/haproxy/certs");
         assert_eq!(p.paths.chroot, "/var/lib/haproxy");
-        assert_eq!(p.paths.letsencrypt, "/etc/letsencrypt");
+        assert_eq!(p.paths.certbot_dir, "/etc/letsencrypt");
         assert_eq!(p.units.haproxy, "haproxy.service");
         for path in [
             &p.paths.haproxy_config,
             &p.paths.certs_dir,
             &p.paths.admin_socket,
             &p.paths.chroot,
-            &p.paths.letsencrypt,
+            &p.paths.certbot_dir,
         ] {
             assert!(path.starts_with('/'), "{}: {path} is absolute", p.name);
         }

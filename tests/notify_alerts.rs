@@ -10,7 +10,7 @@
 use edgeup::host::Host;
 use edgeup::host::scripted::ScriptedRunner;
 use edgeup::notify::{
-    self, Attempt, Cert, Delivery, EventKind, Notifier, Outcome, Run, Settings, Target,
+    self, AlertKind, Attempt, Cert, Delivery, Notifier, Outcome, Run, Settings, Target,
 };
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -300,7 +300,7 @@ fn a_success_after_an_announced_failure_is_sent_as_renewed() -> TestResult {
     let report = notifier.after_renew(&host, STATE, &settings, &[cert(25)], &run(NOW));
     assert!(report.all_ok(), "{:#?}", report.lines());
     assert_eq!(report.deliveries.len(), 1);
-    assert_eq!(report.deliveries[0].event, EventKind::RenewalFailed);
+    assert_eq!(report.deliveries[0].event, AlertKind::RenewalFailed);
     assert_eq!(server.requests().len(), 1);
 
     let next = NOW + 12 * 3600;
@@ -363,7 +363,7 @@ fn a_hanging_hook_and_a_silent_webhook_are_cut_off_at_the_bound() -> TestResult 
     assert_no_secret(&report.deliveries);
 
     // renewal_failed timed out on both; expiry_near was not tried again.
-    let results: Vec<(EventKind, String, String)> = report
+    let results: Vec<(AlertKind, String, String)> = report
         .deliveries
         .iter()
         .map(|d| {
@@ -379,22 +379,22 @@ fn a_hanging_hook_and_a_silent_webhook_are_cut_off_at_the_bound() -> TestResult 
         results,
         [
             (
-                EventKind::RenewalFailed,
+                AlertKind::RenewalFailed,
                 format!("command {}", hang.display()),
                 "did not finish within 1 s and was killed".into()
             ),
             (
-                EventKind::RenewalFailed,
+                AlertKind::RenewalFailed,
                 format!("webhook http://127.0.0.1:{port}"),
                 "no answer within 1 s; request abandoned".into()
             ),
             (
-                EventKind::ExpiryNear,
+                AlertKind::ExpiryNear,
                 format!("command {}", hang.display()),
                 "not sent: this target timed out on an earlier event".into()
             ),
             (
-                EventKind::ExpiryNear,
+                AlertKind::ExpiryNear,
                 format!("webhook http://127.0.0.1:{port}"),
                 "not sent: this target timed out on an earlier event".into()
             ),
@@ -484,7 +484,7 @@ fn failing_targets_are_reported_with_what_they_said() -> TestResult {
         report
             .deliveries
             .iter()
-            .all(|d| d.event == EventKind::ExpiryNear)
+            .all(|d| d.event == AlertKind::ExpiryNear)
     );
     assert_eq!(server.requests().len(), 1);
     Ok(())

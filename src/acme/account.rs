@@ -82,11 +82,11 @@ fn decode_b64url(text: &str) -> Result<Vec<u8>> {
 
 /// Whether `ca` has an account here (builtin: its credentials; certbot: its
 /// account store). A corrupt credentials file is an error, never "no".
-pub fn registered(host: &Host, ca: &CaSettings, letsencrypt: &str) -> Result<bool> {
+pub fn registered(host: &Host, ca: &CaSettings, certbot_dir: &str) -> Result<bool> {
     match ca.client.as_str() {
         "certbot" => Ok(super::certbot::has_account(
             host,
-            letsencrypt,
+            certbot_dir,
             &ca.directory,
         )),
         _ => Ok(load(host, ca)?.is_some()),
@@ -95,12 +95,12 @@ pub fn registered(host: &Host, ca: &CaSettings, letsencrypt: &str) -> Result<boo
 
 /// Registers an account with `ca` unless there is one. Called only once the
 /// preflight has passed: nothing reaches the CA before that.
-pub fn ensure(host: &Host, ca: &CaSettings, letsencrypt: &str) -> Result<()> {
-    if registered(host, ca, letsencrypt)? {
+pub fn ensure(host: &Host, ca: &CaSettings, certbot_dir: &str) -> Result<()> {
+    if registered(host, ca, certbot_dir)? {
         return Ok(());
     }
     match ca.client.as_str() {
-        "certbot" => super::certbot::register(host, ca, letsencrypt),
+        "certbot" => super::certbot::register(host, ca, certbot_dir),
         _ => register(host, ca),
     }
 }

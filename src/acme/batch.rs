@@ -38,7 +38,7 @@ pub struct Job<'a> {
     pub validation_port: u16,
     pub preflight: bool,
     /// certbot's directory (`account::ensure` looks there for certbot accounts).
-    pub letsencrypt: &'a str,
+    pub certbot_dir: &'a str,
     /// From `builtin::new_key`: an RSA key, or None for a fresh P-256 key.
     pub key_pem: Option<String>,
     /// dns-01 through this provider; None: HTTP-01 on the responder.
@@ -234,7 +234,7 @@ fn dns_preflight(dns: &Dns01, domains: &[String]) -> anyhow::Result<()> {
 
 /// Registers the account unless there is one, then reads its credentials.
 fn ensure_account(host: &Host, job: &Job) -> anyhow::Result<AccountCredentials> {
-    account::ensure(host, job.ca, job.letsencrypt)?;
+    account::ensure(host, job.ca, job.certbot_dir)?;
     account::load(host, job.ca)?.ok_or_else(|| {
         anyhow!(
             "no ACME account for {} after registering it",
@@ -341,7 +341,7 @@ mod tests {
             responder,
             validation_port: port,
             preflight: true,
-            letsencrypt: "/etc/letsencrypt",
+            certbot_dir: "/etc/letsencrypt",
             key_pem: None,
             dns: None,
         }

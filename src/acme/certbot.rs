@@ -9,16 +9,16 @@ use anyhow::{Result, bail};
 
 /// certbot's account directory for a server URL:
 /// `<config>/accounts/<host[:port]>/<path>`.
-pub fn account_dir(letsencrypt: &str, directory: &str) -> String {
+pub fn account_dir(certbot_dir: &str, directory: &str) -> String {
     let rest = directory
         .trim_start_matches("https://")
         .trim_start_matches("http://");
-    format!("{letsencrypt}/accounts/{}", rest.trim_end_matches('/'))
+    format!("{certbot_dir}/accounts/{}", rest.trim_end_matches('/'))
 }
 
 /// Whether certbot has an account for this server (any id under its dir).
-pub fn has_account(host: &Host, letsencrypt: &str, directory: &str) -> bool {
-    let dir = host.path(&account_dir(letsencrypt, directory));
+pub fn has_account(host: &Host, certbot_dir: &str, directory: &str) -> bool {
+    let dir = host.path(&account_dir(certbot_dir, directory));
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -28,12 +28,12 @@ pub fn has_account(host: &Host, letsencrypt: &str, directory: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn base(ca: &CaSettings, letsencrypt: &str, verb: &str) -> Cmd {
+fn base(ca: &CaSettings, certbot_dir: &str, verb: &str) -> Cmd {
     let mut cmd = Cmd::new("certbot").arg(verb).args([
         "--non-interactive",
         "--agree-tos",
         "--config-dir",
-        letsencrypt,
+        certbot_dir,
         "--server",
         &ca.directory,
     ]);
@@ -54,21 +54,21 @@ fn base(ca: &CaSettings, letsencrypt: &str, verb: &str) -> Cmd {
 fn run_with_eab(
     host: &Host,
     ca: &CaSettings,
-    letsencrypt: &str,
+    certbot_dir: &str,
     cmd: Cmd,
 ) -> Result<(Cmd, crate::host::CmdOutput)> {
     let (Some(kid), Some(key)) = (&ca.eab_kid, &ca.eab_hmac_key) else {
         let out = host.run(&cmd)?;
         return Ok((cmd, out));
     };
-    let file = format!("{letsencrypt}/.edgeup-eab.ini");
+    let file = format!("{certbot_dir}/.edgeup-eab.ini");
     let root_only = crate::host::FileAttrs {
         mode: 0o600,
         uid: 0,
         gid: 0,
     };
     host.ensure_dir(
-        letsencrypt,
+        certbot_dir,
         &crate::host::FileAttrs {
             mode: 0o755,
             ..root_only
@@ -86,8 +86,8 @@ fn run_with_eab(
     Ok((cmd, out?))
 }
 
-pub fn register(host: &Host, ca: &CaSettings, letsencrypt: &str) -> Result<()> {
-    let (cmd, out) = run_with_eab(host, ca, letsencrypt, base(ca, letsencrypt, "register"))?;
+pub fn register(host: &Host, ca: &CaSettings, certbot_dir: &str) -> Result<()> {
+    let (cmd, out) = run_with_eab(host, ca, certbot_dir, base(ca, certbot_dir, "register"))?;
     out.success_of(&cmd)?;
     Ok(())
 }
@@ -96,7 +96,7 @@ pub fn register(host: &Host, ca: &CaSettings, letsencrypt: &str) -> Result<()> {
 pub fn certonly(
     host: &Host,
     ca: &CaSettings,
-    letsencrypt: &str,
+    certbot_dir: &str,
     domains: &[String],
     key_type: &str,
     responder: &str,
@@ -112,15 +112,15 @@ pub fn certonly(
         bail!("no domain to certify");
     };
     if host
-        .stat(&format!("{letsencrypt}/renewal/{name}.conf"))?
+        .stat(&format!("{certbot_dir}/renewal/{name}.conf"))?
         .is_none()
     {
         host.note(crate::ledger::Entry::CertbotLineage {
             name: name.clone(),
-            letsencrypt: letsencrypt.to_string(),
+            certbot_dir: certbot_dir.to_string(),
         })?;
     }
-    let mut cmd = base(ca, letsencrypt, "certonly").args([
+    let mut cmd = base(ca, certbot_dir, "certonly").args([
         "--standalone",
         "--preferred-challenges",
         "http",
@@ -141,7 +141,7 @@ pub fn certonly(
     if force {
         cmd = cmd.arg("--force-renewal");
     }
-    let (cmd, out) = run_with_eab(host, ca, letsencrypt, cmd)?;
+    let (cmd, out) = run_with_eab(host, ca, certbot_dir, cmd)?;
     if out.status != 0 {
         let tail = cmd.redact(&out.stderr_tail());
         if tail.contains("rateLimited") || tail.to_lowercase().contains("too many") {
@@ -155,17 +155,17 @@ pub fn certonly(
     Ok(())
 }
 
-pub fn live_dir(letsencrypt: &str, name: &str) -> String {
-    format!("{letsencrypt}/live/{name}")
+pub fn live_dir(certbot_dir: &str, name: &str) -> String {
+    format!("{certbot_dir}/live/{name}")
 }
 
-pub fn hook_path(letsencrypt: &str, name: &str) -> String {
-    format!("{letsencrypt}/renewal-hooks/deploy/edgeup-{name}")
+pub fn hook_path(certbot_dir: &str, name: &str) -> String {
+    format!("{certbot_dir}/renewal-hooks/deploy/edgeup-{name}")
 }
 
 /// Everything the deploy hook needs to know.
 pub struct HookSettings<'a> {
-    pub letsencrypt: &'a str,
+    pub certbot_dir: &'a str,
     pub domain: &'a str,
     pub pem: &'a str,
     pub stage_dir: &'a str,
@@ -186,7 +186,7 @@ pub fn deploy_hook(s: &HookSettings) -> String {
 # Managed by edgeup: after certbot renews {domain}, rebuild HAProxy's combined
 # PEM atomically, validate, and reload HAProxy (hitless). Edits are overwritten.
 set -eu
-lineage="{letsencrypt}/live/{domain}"
+lineage="{certbot_dir}/live/{domain}"
 [ "${{RENEWED_LINEAGE:-}}" = "$lineage" ] || exit 0
 dest="{pem}"
 tmp="{stage_dir}/.{domain}.pem.certbot-$$"
@@ -214,7 +214,7 @@ fi
 systemctl reload {unit}
 "#,
         domain = s.domain,
-        letsencrypt = s.letsencrypt,
+        certbot_dir = s.certbot_dir,
         pem = s.pem,
         stage_dir = s.stage_dir,
         state_dir = s.state_dir,

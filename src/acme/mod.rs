@@ -106,14 +106,14 @@ pub struct SiteAcme {
 
 impl SiteAcme {
     pub fn new(site: &Site, distro: &Distro, state_dir: &str) -> SiteAcme {
-        let letsencrypt = &distro.paths.letsencrypt;
+        let certbot_dir = &distro.paths.certbot_dir;
         let pem = site.cert_path(&distro.paths.certs_dir);
         let stage_dir = std::path::Path::new(&distro.paths.certs_dir)
             .parent()
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|| "/etc/haproxy".into());
         let hook = certbot::deploy_hook(&certbot::HookSettings {
-            letsencrypt,
+            certbot_dir,
             domain: &site.domain,
             pem: &pem,
             stage_dir: &stage_dir,
@@ -127,7 +127,7 @@ impl SiteAcme {
             enabled: site.acme.enabled(),
             ca: CaSettings::of(site),
             domains: site.names(),
-            hook_path: certbot::hook_path(letsencrypt, &site.domain),
+            hook_path: certbot::hook_path(certbot_dir, &site.domain),
             hook,
         }
     }

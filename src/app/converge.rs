@@ -24,14 +24,14 @@ pub struct Output {
 /// What to converge the host to: the configuration, and the text to record
 /// for it (a user's file or an edited record, comments and all; None: edgeup
 /// writes the configuration out itself).
-pub struct Target {
+pub struct Desired {
     pub config: Config,
     pub record_text: Option<String>,
 }
 
-impl From<super::site_input::Input> for Target {
-    fn from(input: super::site_input::Input) -> Target {
-        Target {
+impl From<super::site_input::Input> for Desired {
+    fn from(input: super::site_input::Input) -> Desired {
+        Desired {
             config: input.config,
             record_text: input.text,
         }
@@ -42,7 +42,7 @@ pub fn plan(host: &Host, assets: &Assets, args: &ConvergeArgs, out: &Output) -> 
     let flags = args.site.flags();
     let input = super::site_input::read(&flags)?;
     super::site_input::refuse_silent_removal(&flags, &input.config, args.replace)?;
-    let target = Target::from(input);
+    let target = Desired::from(input);
     let prepared = prepare(host, assets, &target, &args.playbook, Run::plan())?;
     let mut reporter = crate::report::for_output(out.json, out.verbosity, true);
     let recap = walk(host, assets, prepared, reporter.as_mut(), Run::plan())?;
@@ -65,7 +65,7 @@ pub fn apply(host: &Host, assets: &Assets, args: &ApplyArgs, out: &Output) -> Re
         yes: args.yes,
         diff: args.diff,
     };
-    apply_target(host, assets, &Target::from(input), &how, out)
+    apply_target(host, assets, &Desired::from(input), &how, out)
 }
 
 /// How `apply` (and `edgeup site add/remove`) runs.
@@ -82,7 +82,7 @@ pub struct ApplyHow<'a> {
 pub fn apply_target(
     host: &Host,
     assets: &Assets,
-    target: &Target,
+    target: &Desired,
     how: &ApplyHow,
     out: &Output,
 ) -> Result<i32> {
@@ -135,7 +135,7 @@ pub fn confirm(question: &str) -> Result<bool> {
 pub fn converge(
     host: &Host,
     assets: &Assets,
-    target: &Target,
+    target: &Desired,
     playbook_name: &str,
     run: Run,
     reporter: &mut dyn Reporter,
@@ -227,7 +227,7 @@ pub fn require_root(command: &str) -> Result<()> {
 fn prepare(
     host: &Host,
     assets: &Assets,
-    target: &Target,
+    target: &Desired,
     playbook_name: &str,
     run: Run,
 ) -> Result<Prepared> {

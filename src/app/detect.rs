@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 #[derive(Serialize)]
-struct Report {
+struct Detection {
     #[serde(flatten)]
     facts: Facts,
     versions: Versions,
@@ -44,7 +44,7 @@ pub fn run(host: &Host, assets: &Assets, json: bool) -> Result<i32> {
             .map(|v| format!("certbot {v} (package)"))
             .or_else(|| probes::tool_version(host, "certbot", &["--version"])),
     };
-    let report = Report {
+    let report = Detection {
         notes: profile
             .as_ref()
             .map(|p| p.notes.clone())
@@ -65,7 +65,7 @@ pub fn run(host: &Host, assets: &Assets, json: bool) -> Result<i32> {
     })
 }
 
-fn print_human(r: &Report) {
+fn print_human(r: &Detection) {
     let f = &r.facts;
     let na = |v: &Option<String>| v.clone().unwrap_or_else(|| "not installed".into());
     crate::outln!(

@@ -2,7 +2,7 @@
 
 use crate::cli::FleetArgs;
 use crate::exit;
-use crate::fleet::host::{Job, Outcome};
+use crate::fleet::host::{HostOutcome, HostRun};
 use crate::fleet::inventory::{self, Inventory};
 use crate::fleet::progress::Progress;
 use crate::fleet::ssh::Ssh;
@@ -43,13 +43,13 @@ pub fn run(args: &FleetArgs, json: bool, verbose: bool) -> Result<i32> {
         let width = targets.iter().map(|t| t.name.len()).max().unwrap_or(0);
         Progress::new(targets.len(), width)
     });
-    let outcomes: Vec<Outcome> = run_all(&targets, args.forks, |target| {
+    let outcomes: Vec<HostOutcome> = run_all(&targets, args.forks, |target| {
         let started = std::time::Instant::now();
         if let Some(p) = &progress {
             p.started();
         }
         let mut failures = Vec::new();
-        let job = Job {
+        let job = HostRun {
             ssh: Ssh {
                 target,
                 accept_new_host_keys: args.accept_new_host_keys,
@@ -77,7 +77,7 @@ pub fn run(args: &FleetArgs, json: bool, verbose: bool) -> Result<i32> {
             }
         };
         let result = job.run(&mut on_event).map_err(|e| format!("{e:#}"));
-        let outcome = Outcome {
+        let outcome = HostOutcome {
             name: target.name.clone(),
             result,
         };

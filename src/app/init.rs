@@ -149,7 +149,7 @@ fn plan_then_apply(
     // File diffs only with -v: the plan's step list is what a first-timer reads.
     let diffs = out.verbosity == crate::report::Verbosity::Verbose;
     let mut reporter = crate::report::for_output(false, out.verbosity, diffs);
-    let target = converge::Target {
+    let target = converge::Desired {
         config: config.clone(),
         record_text: None,
     };

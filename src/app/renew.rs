@@ -37,7 +37,7 @@ pub fn run(host: &Host, assets: &Assets, args: &RenewArgs, out: &Output) -> Resu
         return Ok(exit::OK);
     }
     let mut reporter = crate::report::for_output(out.json, out.verbosity, false);
-    let target = converge::Target {
+    let target = converge::Desired {
         config,
         record_text: None,
     };

@@ -4,7 +4,7 @@
 //! checked to describe exactly the intended sites, then applied (the site
 //! record step writes it only once the configuration is live).
 
-use super::converge::{self, ApplyHow, Output, Target};
+use super::converge::{self, ApplyHow, Desired, Output};
 use super::site_edit::{self, Change, Record};
 use super::site_input::{self, DEFAULT_SITE_FILE};
 use crate::cli::{SiteAddArgs, SiteRemoveArgs};
@@ -183,7 +183,7 @@ fn apply(
     converge::apply_target(
         host,
         assets,
-        &Target {
+        &Desired {
             config,
             record_text,
         },

@@ -4,7 +4,7 @@
 //! does not know the command line (`cli::SiteArgs::flags` makes them).
 
 use crate::exit;
-use crate::site::{self, AcmeClient, Config, Firewall, Problem, RawSite, SiteFile};
+use crate::site::{self, AcmeClient, Config, FirewallBackend, Problem, RawSite, SiteFile};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,7 @@ pub struct Flags {
     pub acme_ca_bundle: Option<PathBuf>,
     pub acme_client: Option<AcmeClient>,
     pub routing: Option<String>,
-    pub firewall: Option<Firewall>,
+    pub firewall: Option<FirewallBackend>,
     pub hsts: Option<bool>,
     pub skip_preflight: bool,
 }

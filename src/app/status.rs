@@ -21,7 +21,7 @@ use crate::pki::{self, CertInfo};
 use crate::site::{AcmeClient, Site};
 use anyhow::Result;
 use checks::{Check, Level, UnitState};
-use probe::{Probe, Target};
+use probe::{Endpoint, Probe};
 use serde::Serialize;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -30,7 +30,7 @@ use std::time::Duration;
 pub const WEBSOCKET_PATH: &str = "ws/socket.io/?EIO=4&transport=websocket";
 
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub struct SiteStatus {
     pub healthy: bool,
     pub domain: String,
     pub distro: Option<String>,
@@ -161,7 +161,7 @@ fn refuse_unreadable_default(args: &crate::cli::SiteArgs) -> Result<()> {
 }
 
 /// Everything status looks at for one site, judged (see `gather_site`).
-pub fn gather(host: &Host, assets: &Assets, site: &Site, options: &Options) -> Report {
+pub fn gather(host: &Host, assets: &Assets, site: &Site, options: &Options) -> SiteStatus {
     gather_site(host, &gather_host(host, assets), site, options)
 }
 
@@ -208,12 +208,12 @@ pub fn gather_host(host: &Host, assets: &Assets) -> HostFacts {
 
 /// One site's side (certificate, renewal, HTTPS and websocket probes with
 /// its SNI) after the host's checks. Never fails, like `gather_host`.
-pub fn gather_site(host: &Host, facts: &HostFacts, site: &Site, options: &Options) -> Report {
+pub fn gather_site(host: &Host, facts: &HostFacts, site: &Site, options: &Options) -> SiteStatus {
     let profile = &facts.profile;
     let systemd = facts.systemd.clone();
     let mut checks = facts.checks.clone();
     let host_checks = checks.len();
-    let target = Target {
+    let target = Endpoint {
         addr: options
             .connect
             .or_else(|| site.listen.https.first().map(|b| b.loopback()))
@@ -256,7 +256,7 @@ pub fn gather_site(host: &Host, facts: &HostFacts, site: &Site, options: &Option
     checks.push(checks::https(&https, &site.backends));
     checks.push(checks::websocket(&websocket));
 
-    Report {
+    SiteStatus {
         healthy: checks.iter().all(|c| c.level != Level::Fail),
         domain: site.domain.clone(),
         distro: facts.distro.clone(),

@@ -111,7 +111,7 @@ fn layout(host: &Host, assets: &Assets) -> Result<Layout> {
         haproxy_config: distro.paths.haproxy_config.clone(),
         haproxy_unit: distro.units.haproxy.clone(),
         certs_dir: distro.paths.certs_dir.clone(),
-        letsencrypt: distro.paths.letsencrypt.clone(),
+        certbot_dir: distro.paths.certbot_dir.clone(),
         state_dir: STATE_DIR.to_string(),
     })
 }

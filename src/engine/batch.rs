@@ -284,7 +284,7 @@ mod tests {
     fn certificate(site: Option<&str>, client: &str) -> String {
         let site = site.map(|s| format!("    site: {s}\n")).unwrap_or_default();
         format!(
-            "  - name: CA-issued certificate\n{site}    acme_certificate:\n      ca: {{client: {client}, directory: https://127.0.0.1:14000/dir}}\n      domains: [a.example.test]\n      path: /etc/haproxy/certs/a.example.test.pem\n      owner: root\n      group: root\n      key_type: ecdsa-p256\n      responder: 127.0.0.1:888\n      validation_port: 80\n      preflight: true\n      letsencrypt: /etc/letsencrypt\n"
+            "  - name: CA-issued certificate\n{site}    acme_certificate:\n      ca: {{client: {client}, directory: https://127.0.0.1:14000/dir}}\n      domains: [a.example.test]\n      path: /etc/haproxy/certs/a.example.test.pem\n      owner: root\n      group: root\n      key_type: ecdsa-p256\n      responder: 127.0.0.1:888\n      validation_port: 80\n      preflight: true\n      certbot_dir: /etc/letsencrypt\n"
         )
     }
 

@@ -19,7 +19,7 @@ pub struct Facts {
     pub family: Option<String>,
     pub package_manager: Option<String>,
     pub systemd: Systemd,
-    pub firewall: Firewall,
+    pub firewall: FirewallFacts,
     pub selinux: String,
     /// The host has IPv6: `:PORT` listeners are rendered dual-stack.
     pub ipv6: bool,
@@ -37,7 +37,7 @@ pub struct Systemd {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Firewall {
+pub struct FirewallFacts {
     /// `firewalld`, `ufw` or `none`: the one that is active.
     pub active: String,
     pub firewalld_installed: bool,

@@ -1,6 +1,6 @@
 //! Individual read-only probes of the host.
 
-use super::{Firewall, Systemd};
+use super::{FirewallFacts, Systemd};
 use crate::host::{Cmd, Host};
 use anyhow::Result;
 
@@ -32,7 +32,7 @@ pub fn selinux(host: &Host) -> String {
 
 /// The active firewall front-end. ufw state is read from its config file;
 /// firewalld is asked only when it is installed.
-pub fn firewall(host: &Host) -> Result<Firewall> {
+pub fn firewall(host: &Host) -> Result<FirewallFacts> {
     let firewalld_installed = host.has_program("firewall-cmd");
     let ufw_installed = host.has_program("ufw");
     let firewalld_active = firewalld_installed
@@ -51,7 +51,7 @@ pub fn firewall(host: &Host) -> Result<Firewall> {
     } else {
         "none"
     };
-    Ok(Firewall {
+    Ok(FirewallFacts {
         active: active.into(),
         firewalld_installed,
         ufw_installed,

@@ -7,8 +7,8 @@
 //! fleet would send runs that one and gets no copy (fleet never writes the
 //! package's file).
 
-use super::inventory::Target;
-use super::ssh::{Output, Session, Ssh, quote};
+use super::inventory::FleetHost;
+use super::ssh::{Ended, Session, Ssh, quote};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::io::Write;
@@ -21,7 +21,7 @@ pub const REMOTE_SITE: &str = "/etc/edgeup/site.yaml";
 
 /// How one host ended.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct HostOutcome {
     pub name: String,
     pub result: Result<Finished, String>,
 }
@@ -36,7 +36,7 @@ pub struct Finished {
     pub copied: Vec<String>,
 }
 
-pub struct Job<'a> {
+pub struct HostRun<'a> {
     pub ssh: Ssh<'a>,
     pub command: &'a str,
     /// Local edgeup binaries by architecture (`uname -m`).
@@ -57,15 +57,15 @@ const STAGING_TEMPLATE: &str = "/tmp/edgeup.XXXXXXXXXX";
 const COPY_FAILED: i32 = 97;
 
 /// What the probe found on the host.
-struct Probe {
+struct ProbeAnswer {
     arch: String,
     /// The login user's uid.
     uid: String,
     sums: Vec<(String, String)>,
 }
 
-impl Probe {
-    fn parse(stdout: &str) -> Result<Probe> {
+impl ProbeAnswer {
+    fn parse(stdout: &str) -> Result<ProbeAnswer> {
         let mut lines = stdout.lines();
         let arch = lines.next().unwrap_or("").trim().to_string();
         let uid = lines.next().unwrap_or("").trim().to_string();
@@ -85,7 +85,7 @@ impl Probe {
                 Some((path.trim().to_string(), sum.to_string()))
             })
             .collect();
-        Ok(Probe { arch, uid, sums })
+        Ok(ProbeAnswer { arch, uid, sums })
     }
 
     fn sum(&self, path: &str) -> Option<&str> {
@@ -126,7 +126,7 @@ enum Payload {
     Bytes(Vec<u8>),
 }
 
-impl Job<'_> {
+impl HostRun<'_> {
     pub fn run(&self, on_event: &mut dyn FnMut(&Value)) -> Result<Finished> {
         let target = self.ssh.target;
         let site_yaml = site_file_text(&target.config)?;
@@ -178,7 +178,7 @@ impl Job<'_> {
             );
         }
         // Leaving here closes the session's stdin: the host's script ends.
-        let probe = Probe::parse(&answer)?;
+        let probe = ProbeAnswer::parse(&answer)?;
         if probe.uid != "0" && !target.sudo {
             bail!(
                 "{} logs in as {}, not root, and become is off: edgeup needs root there; \
@@ -237,7 +237,7 @@ impl Job<'_> {
         self.finished(recap, output, copy.copied)
     }
 
-    fn finished(&self, recap: Value, output: Output, copied: Vec<String>) -> Result<Finished> {
+    fn finished(&self, recap: Value, output: Ended, copied: Vec<String>) -> Result<Finished> {
         if recap.is_null() {
             bail!(
                 "edgeup on {} ended without a recap (exit {}): {}",
@@ -262,7 +262,7 @@ impl Job<'_> {
 fn copy(
     with_sudo: bool,
     command: &str,
-    probe: &Probe,
+    probe: &ProbeAnswer,
     binary: &super::Binary,
     site_yaml: String,
     site_sum: &str,
@@ -424,7 +424,7 @@ pub fn site_file_text(config: &crate::site::Config) -> Result<String> {
 }
 
 /// sudo's "a password is required" in words that say what to do.
-fn explain_sudo(stderr: &str, target: &Target) -> String {
+fn explain_sudo(stderr: &str, target: &FleetHost) -> String {
     if stderr.contains("password is required") || stderr.contains("a terminal is required") {
         return format!(
             "sudo on {} needs a password for {} and edgeup never types one: allow passwordless \
@@ -437,17 +437,17 @@ fn explain_sudo(stderr: &str, target: &Target) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{PACKAGED_BINARY, PROBE_END, PROBE_MARK, Probe, REMOTE_BINARY, REMOTE_SITE};
+    use super::{PACKAGED_BINARY, PROBE_END, PROBE_MARK, ProbeAnswer, REMOTE_BINARY, REMOTE_SITE};
     use std::io::{BufRead, BufReader};
     use std::os::unix::fs::PermissionsExt;
     use std::process::{Command, Stdio};
 
-    fn probe(sums: &[(&str, &str)]) -> Probe {
+    fn probe(sums: &[(&str, &str)]) -> ProbeAnswer {
         let mut out = String::from("x86_64\n0\n");
         for (path, sum) in sums {
             out.push_str(&format!("{sum}  {path}\n"));
         }
-        Probe::parse(&out).expect("probe")
+        ProbeAnswer::parse(&out).expect("probe")
     }
 
     #[test]
@@ -475,7 +475,7 @@ mod tests {
     #[test]
     fn a_probe_answer_that_is_not_one_is_refused() {
         for bad in ["", "x86 64\n0\n", "x86_64\nroot\n", "x86_64\n"] {
-            assert!(Probe::parse(bad).is_err(), "{bad:?}");
+            assert!(ProbeAnswer::parse(bad).is_err(), "{bad:?}");
         }
     }
 
@@ -534,7 +534,7 @@ mod tests {
                 }
                 answer.push_str(&line);
             }
-            let probe = Probe::parse(&answer).expect("the probe parses");
+            let probe = ProbeAnswer::parse(&answer).expect("the probe parses");
             assert_eq!(probe.arch, std::env::consts::ARCH);
             let copy = super::copy(with_sudo, "plan", &probe, &binary, site.clone(), &site_sum)
                 .expect("copy");
@@ -568,7 +568,7 @@ mod tests {
         let mut binary = stand_ins(dir.path());
         binary.sha256 = "0".repeat(64);
         let answer = format!("{}\n{}\n", std::env::consts::ARCH, 0);
-        let probe = Probe::parse(&answer).expect("probe");
+        let probe = ProbeAnswer::parse(&answer).expect("probe");
         let copy = super::copy(
             false,
             "plan",

@@ -41,7 +41,7 @@ pub struct HostSettings {
 
 /// A host ready to be contacted.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Target {
+pub struct FleetHost {
     pub name: String,
     pub address: String,
     pub user: String,
@@ -112,7 +112,7 @@ pub fn targets(
     inv: &Inventory,
     base_site: Option<&Config>,
     limit: &[String],
-) -> Result<Vec<Target>> {
+) -> Result<Vec<FleetHost>> {
     let selected: Vec<&String> = inv
         .hosts
         .keys()
@@ -185,7 +185,7 @@ pub fn targets(
                 continue;
             }
         };
-        out.push(Target {
+        out.push(FleetHost {
             name: name.clone(),
             address,
             user,

@@ -3,7 +3,7 @@
 //! no step lines, which a large fleet would interleave into a wall. Off a
 //! terminal, with -v or --json, the step events stream as before.
 
-use super::host::Outcome;
+use super::host::HostOutcome;
 use super::report;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::Mutex;
@@ -61,7 +61,7 @@ impl Progress {
     }
 
     /// The host's line, the lines that say what failed on it, and how long it took.
-    pub fn finished(&self, outcome: &Outcome, failures: &[String], took: Duration) {
+    pub fn finished(&self, outcome: &HostOutcome, failures: &[String], took: Duration) {
         let failed = report::failed(outcome);
         self.bar.println(format!(
             "{}  ({:.1} s)",

@@ -1,7 +1,7 @@
 //! Fleet output: each host's step events as they stream in (prefixed with
 //! the host), then one recap line per host and the totals.
 
-use super::host::Outcome;
+use super::host::HostOutcome;
 use serde_json::Value;
 
 /// `text` safe for the operator's terminal: control characters (escape
@@ -78,14 +78,14 @@ pub struct Totals {
 
 /// The host did not converge: a step failed there, its edgeup did not end
 /// well, or it could not be run at all.
-pub fn failed(o: &Outcome) -> bool {
+pub fn failed(o: &HostOutcome) -> bool {
     match &o.result {
         Ok(done) => done.recap["failed"].as_u64().unwrap_or(0) > 0 || !matches!(done.exit, 0 | 3),
         Err(_) => true,
     }
 }
 
-pub fn totals(outcomes: &[Outcome]) -> Totals {
+pub fn totals(outcomes: &[HostOutcome]) -> Totals {
     let mut t = Totals::default();
     for o in outcomes {
         match &o.result {
@@ -108,7 +108,7 @@ pub fn totals(outcomes: &[Outcome]) -> Totals {
 }
 
 /// How one host ended, in one line (names padded to `width`).
-pub fn host_line(o: &Outcome, width: usize) -> String {
+pub fn host_line(o: &HostOutcome, width: usize) -> String {
     match &o.result {
         Ok(done) => {
             let n = |k: &str| done.recap[k].as_u64().unwrap_or(0);
@@ -132,7 +132,7 @@ pub fn host_line(o: &Outcome, width: usize) -> String {
 }
 
 /// One line per host, then the totals.
-pub fn recap_lines(outcomes: &[Outcome]) -> Vec<String> {
+pub fn recap_lines(outcomes: &[HostOutcome]) -> Vec<String> {
     let width = outcomes.iter().map(|o| o.name.len()).max().unwrap_or(0);
     let mut lines: Vec<String> = outcomes.iter().map(|o| host_line(o, width)).collect();
     lines.push(total_line(outcomes));
@@ -140,7 +140,7 @@ pub fn recap_lines(outcomes: &[Outcome]) -> Vec<String> {
 }
 
 /// The fleet's totals.
-pub fn total_line(outcomes: &[Outcome]) -> String {
+pub fn total_line(outcomes: &[HostOutcome]) -> String {
     let t = totals(outcomes);
     format!(
         "total: {} hosts  ok={} changed={} failed={} skipped={} unreachable={}",

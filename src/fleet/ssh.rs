@@ -4,17 +4,17 @@
 //! stdin after the host has answered the probe (host.rs), so a run costs
 //! one login and one ssh process, and hosts need no sftp subsystem.
 
-use super::inventory::Target;
+use super::inventory::FleetHost;
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader, Read};
 
 pub struct Ssh<'a> {
-    pub target: &'a Target,
+    pub target: &'a FleetHost,
     /// `accept-new` on first contact, else `yes` (known_hosts must already know the host).
     pub accept_new_host_keys: bool,
 }
 
-pub struct Output {
+pub struct Ended {
     pub status: i32,
     pub stderr: String,
 }
@@ -184,7 +184,7 @@ impl Session<'_> {
 
     /// Closes the remote stdin, drops what is left of the output (a bounded
     /// amount; then the session is cut off), and waits for ssh.
-    pub fn finish(mut self) -> Result<Output> {
+    pub fn finish(mut self) -> Result<Ended> {
         drop(self.stdin.take());
         let drained = std::io::copy(&mut (&mut self.out).take(MAX_DRAIN), &mut std::io::sink())
             .context("reading the remote output")?;
@@ -197,7 +197,7 @@ impl Session<'_> {
             .get_ref()
             .try_wait()?
             .context("ssh did not finish after closing its output")?;
-        let output = Output {
+        let output = Ended {
             status: out.status.code().unwrap_or(-1),
             stderr: tail(&out.stderr),
         };

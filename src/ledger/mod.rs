@@ -87,7 +87,9 @@ pub enum Entry {
     /// A certbot lineage (`--cert-name`) edgeup created.
     CertbotLineage {
         name: String,
-        letsencrypt: String,
+        /// certbot's config directory (`/etc/letsencrypt`).
+        #[serde(alias = "letsencrypt")]
+        certbot_dir: String,
     },
 }
 

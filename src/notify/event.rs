@@ -17,7 +17,7 @@ pub struct Cert {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum EventKind {
+pub enum AlertKind {
     /// A due (re)issuance failed.
     RenewalFailed,
     /// Fewer than `days_before_expiry` days left and no success in this run.
@@ -26,17 +26,17 @@ pub enum EventKind {
     Renewed,
 }
 
-impl EventKind {
+impl AlertKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            EventKind::RenewalFailed => "renewal_failed",
-            EventKind::ExpiryNear => "expiry_near",
-            EventKind::Renewed => "renewed",
+            AlertKind::RenewalFailed => "renewal_failed",
+            AlertKind::ExpiryNear => "expiry_near",
+            AlertKind::Renewed => "renewed",
         }
     }
 }
 
-impl std::fmt::Display for EventKind {
+impl std::fmt::Display for AlertKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -53,10 +53,10 @@ impl std::fmt::Display for EventKind {
 ///  "at":"2026-02-20T06:00:03Z"}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Event {
+pub struct Alert {
     /// `"event"`: `"renewal_failed"`, `"expiry_near"` or `"renewed"`.
     #[serde(rename = "event")]
-    pub kind: EventKind,
+    pub kind: AlertKind,
     /// `"domain"`: the site's domain (its certificate's first name).
     pub domain: String,
     /// `"names"`: every name the certificate covers, the domain first.
@@ -80,7 +80,7 @@ pub struct Event {
     pub at: i64,
 }
 
-impl Event {
+impl Alert {
     /// The JSON object hooks receive.
     pub fn to_json(&self) -> String {
         // Serializing strings, integers and a Vec<String> cannot fail.
@@ -146,10 +146,10 @@ pub fn events_for(
     state: &State,
     run: &Run,
     days_before_expiry: u32,
-) -> (Vec<Event>, State) {
+) -> (Vec<Alert>, State) {
     let mut next = state.clone();
     let mut events = Vec::new();
-    let event = |kind, at, error| Event {
+    let event = |kind, at, error| Alert {
         kind,
         domain: cert.domain.clone(),
         names: cert.names.clone(),
@@ -174,7 +174,7 @@ pub fn events_for(
         match &attempt.outcome {
             Outcome::Failed(error) => {
                 events.push(event(
-                    EventKind::RenewalFailed,
+                    AlertKind::RenewalFailed,
                     attempt.at,
                     Some(error.clone()),
                 ));
@@ -182,7 +182,7 @@ pub fn events_for(
             }
             Outcome::Renewed => {
                 if next.failing {
-                    events.push(event(EventKind::Renewed, attempt.at, None));
+                    events.push(event(AlertKind::Renewed, attempt.at, None));
                 }
                 next.failing = false;
             }
@@ -195,7 +195,7 @@ pub fn events_for(
     if let Some(not_after) = cert.not_after {
         let near = not_after - run.now < i64::from(days_before_expiry) * DAY;
         if near && !renewed_now && state.expiry_alerted_on.as_deref() != Some(today.as_str()) {
-            events.push(event(EventKind::ExpiryNear, run.now, None));
+            events.push(event(AlertKind::ExpiryNear, run.now, None));
             next.expiry_alerted_on = Some(today);
         }
     }
@@ -233,7 +233,7 @@ mod tests {
         Attempt::new(at, Outcome::Renewed)
     }
 
-    fn kinds(events: &[Event]) -> Vec<EventKind> {
+    fn kinds(events: &[Alert]) -> Vec<AlertKind> {
         events.iter().map(|e| e.kind).collect()
     }
 
@@ -250,7 +250,7 @@ mod tests {
         let (events, next) = events_for(&cert(25), &state, &run(), 14);
         assert_eq!(
             kinds(&events),
-            [EventKind::RenewalFailed, EventKind::RenewalFailed]
+            [AlertKind::RenewalFailed, AlertKind::RenewalFailed]
         );
         assert_eq!(events[0].error.as_deref(), Some("first"));
         assert_eq!(events[0].at, NOW - 50);
@@ -271,7 +271,7 @@ mod tests {
             ..State::default()
         };
         let (events, next) = events_for(&cert(89), &state, &run(), 14);
-        assert_eq!(kinds(&events), [EventKind::Renewed]);
+        assert_eq!(kinds(&events), [AlertKind::Renewed]);
         assert_eq!(events[0].at, NOW - 5);
         assert_eq!(events[0].error, None);
         assert_eq!(events[0].days_left, Some(89));
@@ -287,7 +287,7 @@ mod tests {
         let (events, next) = events_for(&cert(89), &state, &run(), 14);
         assert_eq!(
             kinds(&events),
-            [EventKind::RenewalFailed, EventKind::Renewed]
+            [AlertKind::RenewalFailed, AlertKind::Renewed]
         );
         assert!(!next.failing);
     }
@@ -313,10 +313,10 @@ mod tests {
             ..State::default()
         };
         let (first, mut next) = events_for(&cert(60), &failure, &run(), 14);
-        assert_eq!(kinds(&first), [EventKind::RenewalFailed]);
+        assert_eq!(kinds(&first), [AlertKind::RenewalFailed]);
         next.attempts.push(renewed(NOW - 5));
         let (second, last) = events_for(&cert(60), &next, &run(), 14);
-        assert_eq!(kinds(&second), [EventKind::Renewed]);
+        assert_eq!(kinds(&second), [AlertKind::Renewed]);
         assert!(last.attempts.iter().all(|a| a.announced));
     }
 
@@ -330,7 +330,7 @@ mod tests {
         let (events, next) = events_for(&cert(5), &state, &run(), 14);
         assert_eq!(
             kinds(&events),
-            [EventKind::RenewalFailed, EventKind::ExpiryNear]
+            [AlertKind::RenewalFailed, AlertKind::ExpiryNear]
         );
         let (again, last) = events_for(&cert(5), &next, &run(), 14);
         assert!(again.is_empty(), "{again:?}");
@@ -352,7 +352,7 @@ mod tests {
     fn expiry_near_once_per_utc_day_even_without_an_attempt() {
         let state = State::default();
         let (events, next) = events_for(&cert(10), &state, &run(), 14);
-        assert_eq!(kinds(&events), [EventKind::ExpiryNear]);
+        assert_eq!(kinds(&events), [AlertKind::ExpiryNear]);
         assert_eq!(events[0].at, NOW);
         assert_eq!(events[0].days_left, Some(10));
         assert_eq!(next.expiry_alerted_on.as_deref(), Some("2026-02-20"));
@@ -374,7 +374,7 @@ mod tests {
             ..run()
         };
         let (events, next) = events_for(&cert(10), &next, &tomorrow, 14);
-        assert_eq!(kinds(&events), [EventKind::ExpiryNear]);
+        assert_eq!(kinds(&events), [AlertKind::ExpiryNear]);
         assert_eq!(events[0].days_left, Some(9));
         assert_eq!(next.expiry_alerted_on.as_deref(), Some("2026-02-21"));
     }
@@ -395,7 +395,7 @@ mod tests {
             ..cert(0)
         };
         let (events, _) = events_for(&just_under, &State::default(), &run(), 14);
-        assert_eq!(kinds(&events), [EventKind::ExpiryNear]);
+        assert_eq!(kinds(&events), [AlertKind::ExpiryNear]);
         assert_eq!(events[0].days_left, Some(13));
         let expired = cert(-2);
         let (events, _) = events_for(&expired, &State::default(), &run(), 14);
@@ -411,7 +411,7 @@ mod tests {
         let (events, next) = events_for(&cert(5), &state, &run(), 14);
         assert_eq!(
             kinds(&events),
-            [EventKind::RenewalFailed, EventKind::ExpiryNear]
+            [AlertKind::RenewalFailed, AlertKind::ExpiryNear]
         );
         assert_eq!(events[1].error, None);
         assert!(next.failing);
@@ -441,7 +441,7 @@ mod tests {
             ..State::default()
         };
         let (events, _) = events_for(&none, &state, &run(), 14);
-        assert_eq!(kinds(&events), [EventKind::RenewalFailed]);
+        assert_eq!(kinds(&events), [AlertKind::RenewalFailed]);
         assert_eq!(events[0].not_after, None);
         assert_eq!(events[0].days_left, None);
     }

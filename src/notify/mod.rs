@@ -13,7 +13,7 @@ mod event;
 mod state;
 mod webhook;
 
-pub use event::{Cert, Event, EventKind, Run, events_for, rfc3339};
+pub use event::{Alert, AlertKind, Cert, Run, events_for, rfc3339};
 pub use state::{Attempt, Outcome, State, StateFile, last_attempt, one_line, record_attempt};
 
 use crate::host::Host;
@@ -77,7 +77,7 @@ impl Failure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub domain: String,
-    pub event: EventKind,
+    pub event: AlertKind,
     /// [`Target::label`]: no secret in it.
     pub target: String,
     /// Err: why it failed, one line (a command's output tail quoted).
@@ -101,12 +101,12 @@ impl std::fmt::Display for Delivery {
 /// What [`after_renew`] did: the deliveries, and what went wrong around
 /// them (the state file), each a line to print.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
+pub struct AlertRun {
     pub deliveries: Vec<Delivery>,
     pub problems: Vec<String>,
 }
 
-impl Report {
+impl AlertRun {
     /// One line per delivery, then one per problem.
     pub fn lines(&self) -> Vec<String> {
         self.lines_where(|_| true)
@@ -168,8 +168,8 @@ impl Notifier {
         settings: &Settings,
         certs: &[Cert],
         run: &Run,
-    ) -> Report {
-        let mut report = Report::default();
+    ) -> AlertRun {
+        let mut report = AlertRun::default();
         let (mut file, mut changed) = match StateFile::load(host, state_dir) {
             Ok(file) => (file, false),
             Err(e) => {
@@ -201,7 +201,7 @@ impl Notifier {
     /// by the timeout, and a target that timed out once is not tried again
     /// in this call (so a hanging target costs one bound, not one per event).
     /// The deliveries come back event by event, targets in settings order.
-    pub fn deliver(&self, events: &[Event], targets: &[Target]) -> Vec<Delivery> {
+    pub fn deliver(&self, events: &[Alert], targets: &[Target]) -> Vec<Delivery> {
         let per_target: Vec<Vec<Delivery>> = std::thread::scope(|scope| {
             let handles: Vec<_> = targets
                 .iter()
@@ -232,7 +232,7 @@ impl Notifier {
         out
     }
 
-    fn deliver_to(&self, events: &[Event], target: &Target) -> Vec<Delivery> {
+    fn deliver_to(&self, events: &[Alert], target: &Target) -> Vec<Delivery> {
         let mut timed_out = false;
         events
             .iter()
@@ -256,7 +256,7 @@ impl Notifier {
     }
 }
 
-fn delivery(event: &Event, target: &Target, result: Result<(), String>) -> Delivery {
+fn delivery(event: &Alert, target: &Target, result: Result<(), String>) -> Delivery {
     Delivery {
         domain: event.domain.clone(),
         event: event.kind,
@@ -274,7 +274,7 @@ pub fn after_renew(
     hostname: &str,
     run_started: i64,
     now: i64,
-) -> Report {
+) -> AlertRun {
     let run = Run {
         started: run_started,
         now,

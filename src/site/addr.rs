@@ -14,22 +14,22 @@ pub fn refuse(reason: impl Into<String>, fix: impl Into<String>) -> Refusal {
 
 /// A host to connect to: an IP address or a (lowercased) DNS name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Host {
+pub enum NameOrIp {
     Ip(IpAddr),
     Name(String),
 }
 
-impl Host {
+impl NameOrIp {
     /// Could a connection to this host land on a socket bound to `bind`?
     /// Only what is knowable without I/O: the same IP, a loopback address
     /// against the any-address of its family, or `localhost` against a
     /// loopback or any-address.
     pub fn reaches(&self, bind: IpAddr) -> bool {
         match self {
-            Host::Ip(ip) => {
+            NameOrIp::Ip(ip) => {
                 *ip == bind || (bind.is_unspecified() && ip.is_loopback() && same_family(*ip, bind))
             }
-            Host::Name(name) => {
+            NameOrIp::Name(name) => {
                 is_localhost_name(name) && (bind.is_unspecified() || bind.is_loopback())
             }
         }
@@ -39,7 +39,7 @@ impl Host {
 /// A parsed `HOST:PORT` backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPort {
-    pub host: Host,
+    pub host: NameOrIp,
     pub port: u16,
 }
 
@@ -76,12 +76,12 @@ impl Bind {
     }
 }
 
-impl fmt::Display for Host {
+impl fmt::Display for NameOrIp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
-            Host::Ip(ip) => write!(f, "{ip}"),
-            Host::Name(name) => f.write_str(name),
+            NameOrIp::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            NameOrIp::Ip(ip) => write!(f, "{ip}"),
+            NameOrIp::Name(name) => f.write_str(name),
         }
     }
 }
@@ -253,7 +253,7 @@ pub fn parse_backend(s: &str) -> Result<HostPort, Refusal> {
     let (host, bracketed, port) = split_host_port(s, EXAMPLE)?;
     let host = if bracketed {
         match host.parse::<Ipv6Addr>() {
-            Ok(ip) => Host::Ip(IpAddr::V6(ip)),
+            Ok(ip) => NameOrIp::Ip(IpAddr::V6(ip)),
             Err(_) => {
                 return Err(refuse(
                     format!("has [{host}], which is not an IPv6 address"),
@@ -267,14 +267,14 @@ pub fn parse_backend(s: &str) -> Result<HostPort, Refusal> {
             format!("name the host, e.g. 127.0.0.1{s} for an app on this machine"),
         ));
     } else if let Ok(ip) = host.parse::<Ipv4Addr>() {
-        Host::Ip(IpAddr::V4(ip))
+        NameOrIp::Ip(IpAddr::V4(ip))
     } else if looks_like_ipv4(host) {
         return Err(refuse(
             format!("has {host}, which is not a valid IPv4 address"),
             "use four numbers from 0 to 255, e.g. 127.0.0.1:3000",
         ));
     } else if is_hostname(host) {
-        Host::Name(host.to_ascii_lowercase())
+        NameOrIp::Name(host.to_ascii_lowercase())
     } else {
         return Err(refuse(
             format!("has {host:?}, which is not a valid host name"),
@@ -282,7 +282,7 @@ pub fn parse_backend(s: &str) -> Result<HostPort, Refusal> {
         ));
     };
     let port = parse_port(port, EXAMPLE)?;
-    if let Host::Ip(ip) = host
+    if let NameOrIp::Ip(ip) = host
         && ip.is_unspecified()
     {
         let lo = if ip.is_ipv4() { "127.0.0.1" } else { "[::1]" };

@@ -27,7 +27,7 @@ pub struct Site {
     pub routing: Routing,
     /// HTTP health-check path (e.g. `/health`).
     pub health: Option<String>,
-    pub firewall: Firewall,
+    pub firewall: FirewallBackend,
     /// Strict-Transport-Security as written (see `hsts_enabled`).
     pub hsts: Option<bool>,
     pub acme: Acme,
@@ -45,7 +45,7 @@ pub enum Routing {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Firewall {
+pub enum FirewallBackend {
     Auto,
     Firewalld,
     Ufw,
@@ -137,7 +137,7 @@ macro_rules! display_as_value_name {
         }
     )*};
 }
-display_as_value_name!(Firewall, AcmeClient, KeyType);
+display_as_value_name!(FirewallBackend, AcmeClient, KeyType);
 
 impl fmt::Display for Routing {
     /// `subdomain` or `path:/PREFIX/`, as the site file writes it.

@@ -99,7 +99,7 @@ pub fn validate(site: &RawSite) -> Vec<Problem> {
     out.check(
         "firewall",
         &site.firewall,
-        parse_choice::<model::Firewall>(&site.firewall),
+        parse_choice::<model::FirewallBackend>(&site.firewall),
     );
     if site.hsts == Some(true) && !site.acme.enabled() {
         out.push(

@@ -43,7 +43,7 @@ pub struct AcmeCertificate {
     /// Port the CA connects to for HTTP-01 (80 for public CAs).
     pub validation_port: u16,
     pub preflight: bool,
-    pub letsencrypt: String,
+    pub certbot_dir: String,
     /// Renew now whatever the policy says (`edgeup renew --force`); cleared
     /// once a certificate has been obtained so the re-check can converge.
     #[serde(default)]
@@ -205,7 +205,7 @@ impl AcmeCertificate {
                         responder: &cert.responder,
                         validation_port: cert.validation_port,
                         preflight: cert.preflight,
-                        letsencrypt: &cert.letsencrypt,
+                        certbot_dir: &cert.certbot_dir,
                         key_pem,
                         dns,
                     });
@@ -258,13 +258,13 @@ impl AcmeCertificate {
                 .map_err(Failure::Before)?;
         }
         // The first request to the CA: only after the preflight passed.
-        account::ensure(ctx.host, &self.ca, &self.letsencrypt).map_err(Failure::Before)?;
+        account::ensure(ctx.host, &self.ca, &self.certbot_dir).map_err(Failure::Before)?;
         self.certbot_obtain(ctx).map_err(Failure::Order)
     }
 
     fn certbot_obtain(&self, ctx: &Ctx) -> Result<Issued> {
         let name = self.primary()?;
-        let live = certbot::live_dir(&self.letsencrypt, name);
+        let live = certbot::live_dir(&self.certbot_dir, name);
         let read =
             |f: &str| -> Result<Option<String>> { ctx.host.read_string(&format!("{live}/{f}")) };
         // A valid, current lineage (e.g. the PEM was deleted): reuse it.
@@ -284,7 +284,7 @@ impl AcmeCertificate {
         certbot::certonly(
             ctx.host,
             &self.ca,
-            &self.letsencrypt,
+            &self.certbot_dir,
             &self.domains,
             &self.key_type,
             &self.responder,
@@ -416,7 +416,7 @@ impl Step for AcmeCertificate {
             .map(|p| format!("obtain a certificate{how}: {p}"));
         let content = problem.is_some();
         let mut drift = pem_file::drift(ctx, &self.path, &self.owner, &self.group, problem)?;
-        if content && !account::registered(ctx.host, &self.ca, &self.letsencrypt)? {
+        if content && !account::registered(ctx.host, &self.ca, &self.certbot_dir)? {
             drift.changes.push(format!(
                 "register a {} account with {} (once the preflight has passed)",
                 self.ca.client, self.ca.directory

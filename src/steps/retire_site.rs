@@ -20,12 +20,12 @@ pub struct RetireSite {
     pub archive_dir: String,
     pub certbot_hook: String,
     /// certbot's configuration directory (its lineage's renewal config lives there).
-    pub letsencrypt: String,
+    pub certbot_dir: String,
 }
 
 impl RetireSite {
     fn renewal_conf(&self) -> String {
-        format!("{}/renewal/{}.conf", self.letsencrypt, self.domain)
+        format!("{}/renewal/{}.conf", self.certbot_dir, self.domain)
     }
 }
 
@@ -88,7 +88,7 @@ impl Step for RetireSite {
             ctx.host.run_ok(
                 &Cmd::new("certbot")
                     .args(["delete", "--non-interactive", "--config-dir"])
-                    .arg(&self.letsencrypt)
+                    .arg(&self.certbot_dir)
                     .arg("--cert-name")
                     .arg(&self.domain),
             )?;

@@ -32,7 +32,7 @@ pub struct Layout {
     pub haproxy_config: String,
     pub haproxy_unit: String,
     pub certs_dir: String,
-    pub letsencrypt: String,
+    pub certbot_dir: String,
     pub state_dir: String,
 }
 
@@ -88,7 +88,7 @@ pub enum Action {
     },
     DeleteLineage {
         name: String,
-        letsencrypt: String,
+        certbot_dir: String,
     },
     RemovePackages {
         manager: String,

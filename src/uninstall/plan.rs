@@ -174,7 +174,7 @@ fn files(host: &Host, layout: &Layout, doc: &Doc) -> Result<Vec<(String, Before)
     for domain in recorded_domains(host) {
         known.push(format!("{}/{domain}.pem", layout.certs_dir));
         known.push(crate::acme::certbot::hook_path(
-            &layout.letsencrypt,
+            &layout.certbot_dir,
             &domain,
         ));
     }
@@ -375,19 +375,19 @@ fn undo_entry(
                 value: *value,
             })
         }
-        Entry::CertbotLineage { name, letsencrypt } => {
+        Entry::CertbotLineage { name, certbot_dir } => {
             let exists = host
-                .stat(&format!("{letsencrypt}/renewal/{name}.conf"))?
+                .stat(&format!("{certbot_dir}/renewal/{name}.conf"))?
                 .is_some();
             if exists && opts.purge {
                 Some(Action::DeleteLineage {
                     name: name.clone(),
-                    letsencrypt: letsencrypt.clone(),
+                    certbot_dir: certbot_dir.clone(),
                 })
             } else {
                 if exists {
                     notes.push(format!(
-                        "certbot lineage {name} (your certificate, in {letsencrypt}) is kept; \
+                        "certbot lineage {name} (your certificate, in {certbot_dir}) is kept; \
                          --purge deletes it"
                     ));
                 }
@@ -431,7 +431,7 @@ mod tests {
             haproxy_config: "/etc/haproxy/haproxy.cfg".into(),
             haproxy_unit: "haproxy.service".into(),
             certs_dir: "/etc/haproxy/certs".into(),
-            letsencrypt: "/etc/letsencrypt".into(),
+            certbot_dir: "/etc/letsencrypt".into(),
             state_dir: "/var/lib/edgeup".into(),
         }
     }

@@ -108,11 +108,11 @@ fn act(
             }))?;
             Ok(())
         }
-        Action::DeleteLineage { name, letsencrypt } => {
+        Action::DeleteLineage { name, certbot_dir } => {
             host.run_ok(
                 &Cmd::new("certbot")
                     .args(["delete", "--non-interactive", "--config-dir"])
-                    .arg(letsencrypt)
+                    .arg(certbot_dir)
                     .arg("--cert-name")
                     .arg(name),
             )?;

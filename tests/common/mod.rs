@@ -68,7 +68,7 @@ pub fn debian() -> Distro {
             certs_dir: "/etc/haproxy/certs".into(),
             admin_socket: "/run/haproxy/admin.sock".into(),
             chroot: "/var/lib/haproxy".into(),
-            letsencrypt: "/etc/letsencrypt".into(),
+            certbot_dir: "/etc/letsencrypt".into(),
         },
         units: Units {
             haproxy: "haproxy.service".into(),

@@ -281,7 +281,7 @@ impl Fixture {
         let result = edgeup::app::converge::converge(
             &host,
             &Assets::new(None),
-            &edgeup::app::converge::Target {
+            &edgeup::app::converge::Desired {
                 config: self.config.clone(),
                 record_text: None,
             },
@@ -319,7 +319,7 @@ impl Fixture {
             haproxy_config: "/etc/haproxy/haproxy.cfg".into(),
             haproxy_unit: "haproxy.service".into(),
             certs_dir: "/etc/haproxy/certs".into(),
-            letsencrypt: "/etc/letsencrypt".into(),
+            certbot_dir: "/etc/letsencrypt".into(),
             state_dir: "/var/lib/edgeup".into(),
         };
         let plan =

@@ -1,7 +1,7 @@
 //! `edgeup status` for people: one line per check, then the verdict. With
 //! several sites the host's checks come once, above the sites' blocks.
 
-use super::Report;
+use super::SiteStatus;
 use super::checks::{Check, Level};
 use crate::report::Verbosity;
 use crate::report::plain::color_enabled;
@@ -38,7 +38,7 @@ pub fn host(checks: &[Check], verbosity: Verbosity) {
 }
 
 /// One site's block; `host_shown`: the host's checks were printed above.
-pub fn human(report: &Report, verbosity: Verbosity, host_shown: bool) {
+pub fn human(report: &SiteStatus, verbosity: Verbosity, host_shown: bool) {
     if verbosity != Verbosity::Quiet {
         crate::outln!("edgeup status: {}", report.domain);
     }

@@ -20,7 +20,7 @@ const MAX_HEAD: usize = 16 * 1024;
 
 /// Where and how to probe: HAProxy's address, the site's name (SNI and Host).
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct Endpoint {
     pub addr: SocketAddr,
     pub domain: String,
     pub timeout: Duration,
@@ -47,7 +47,7 @@ pub struct Probe {
 }
 
 /// `GET PATH` over TLS with SNI = domain.
-pub fn https(target: &Target, path: &str) -> Probe {
+pub fn https(target: &Endpoint, path: &str) -> Probe {
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edgeup-status\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         target.domain
@@ -58,7 +58,7 @@ pub fn https(target: &Target, path: &str) -> Probe {
 /// A websocket upgrade (RFC 6455 handshake) of PATH; a working proxy path
 /// answers `101 Switching Protocols`. The key must decode to 16 bytes:
 /// HAProxy answers 400 to any other length.
-pub fn websocket(target: &Target, path: &str) -> Probe {
+pub fn websocket(target: &Endpoint, path: &str) -> Probe {
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edgeup-status\r\nConnection: Upgrade\r\n\
          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ZWRnZXVwLXN0YXR1cy0xNg==\r\n\r\n",
@@ -67,7 +67,7 @@ pub fn websocket(target: &Target, path: &str) -> Probe {
     exchange(target, path, &request)
 }
 
-fn exchange(target: &Target, path: &str, request: &str) -> Probe {
+fn exchange(target: &Endpoint, path: &str, request: &str) -> Probe {
     let mut probe = Probe {
         url: format!("https://{}{path}", target.domain),
         via: target.addr.to_string(),
@@ -95,7 +95,7 @@ fn exchange(target: &Target, path: &str, request: &str) -> Probe {
 
 /// Connects, handshakes (recording the leaf certificate), sends `request`
 /// and returns the response head. Errors are sentences for the user.
-fn talk(target: &Target, request: &str, leaf: &mut Option<CertInfo>) -> Result<String, String> {
+fn talk(target: &Endpoint, request: &str, leaf: &mut Option<CertInfo>) -> Result<String, String> {
     let addr = target.addr;
     let mut sock =
         TcpStream::connect_timeout(&addr, target.timeout).map_err(|e| match e.kind() {

@@ -5,8 +5,8 @@
 //! GET with a chosen status and websocket upgrades with 101.
 
 use super::checks::{self, Level};
-use super::probe::{self, Target};
-use super::{Options, Report, gather};
+use super::probe::{self, Endpoint};
+use super::{Options, SiteStatus, gather};
 use crate::assets::Assets;
 use crate::host::scripted::ScriptedRunner;
 use crate::host::{CmdOutput, Host};
@@ -195,7 +195,7 @@ fn tls_server(pem: &str, get_status: &'static str, websocket: bool) -> Server {
 fn probes_send_sni_and_read_status_and_certificate() {
     let pem = cert_pem(true, -1, 365);
     let server = tls_server(&pem, "200 OK", true);
-    let target = Target {
+    let target = Endpoint {
         addr: server.addr,
         domain: DOMAIN.into(),
         timeout: Duration::from_secs(5),
@@ -216,7 +216,7 @@ fn probe_of_a_closed_port_says_nothing_listens() {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let target = Target {
+    let target = Endpoint {
         addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         domain: DOMAIN.into(),
         timeout: Duration::from_secs(2),
@@ -302,7 +302,7 @@ impl Fixture {
         )
     }
 
-    fn status(&self, site: &Site, server: &Server) -> (Report, Vec<String>) {
+    fn status(&self, site: &Site, server: &Server) -> (SiteStatus, Vec<String>) {
         let (host, log) = self.host();
         let options = Options {
             connect: Some(server.addr),
@@ -328,7 +328,7 @@ fn site(acme_off: bool) -> Site {
     crate::site::parse_site(&raw).expect("valid")
 }
 
-fn levels(report: &Report) -> Vec<(String, Level)> {
+fn levels(report: &SiteStatus) -> Vec<(String, Level)> {
     report
         .checks
         .iter()
@@ -336,7 +336,7 @@ fn levels(report: &Report) -> Vec<(String, Level)> {
         .collect()
 }
 
-fn level_of(report: &Report, name: &str) -> Level {
+fn level_of(report: &SiteStatus, name: &str) -> Level {
     report
         .checks
         .iter()

@@ -780,7 +780,7 @@ fn a_valid_site_parses_into_types_and_writes_back_as_written() {
     );
     let site = parse_site(&raw).expect("valid");
     assert_eq!(site.routing, Routing::Path("/owui/".into()));
-    assert_eq!(site.firewall, model::Firewall::Ufw);
+    assert_eq!(site.firewall, model::FirewallBackend::Ufw);
     assert_eq!(site.acme.directory, Directory::Staging);
     assert!(site.acme.directory.is_letsencrypt());
     assert_eq!(site.acme.client, model::AcmeClient::Certbot);
