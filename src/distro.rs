@@ -18,8 +18,7 @@ pub struct Distro {
     /// os-release ID_LIKE entries this profile serves for unknown derivatives.
     #[serde(default)]
     pub like: Vec<String>,
-    /// `apt` or `dnf`.
-    pub package_manager: String,
+    pub package_manager: PackageManager,
     /// Packages installed by the packages step.
     pub packages: Vec<String>,
     /// Repository packages installed first (EPEL on RHEL-likes).
@@ -56,6 +55,30 @@ pub struct Paths {
 pub struct Units {
     pub haproxy: String,
     pub certbot_timer: String,
+}
+
+/// What a profile's packages are installed with (`apt` or `dnf` in the
+/// profile; any other word is refused when the profile is loaded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageManager {
+    Apt,
+    Dnf,
+}
+
+impl PackageManager {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageManager::Apt => "apt",
+            PackageManager::Dnf => "dnf",
+        }
+    }
+}
+
+impl std::fmt::Display for PackageManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 fn yes() -> bool {

@@ -242,13 +242,13 @@ fn override_dir_replaces_the_embedded_profile() {
     );
 }
 
-#[test]
-fn override_dir_can_add_a_profile() {
-    let alpine = r#"
+/// A profile for a distro edgeup does not ship, served by a package manager
+/// it knows (apt or dnf; any other is refused: the next test).
+const ALPINE: &str = r#"
 name: alpine
 family: alpine
 ids: [alpine]
-package_manager: apk
+package_manager: apt
 packages: [haproxy, certbot, openssl]
 haproxy_user: haproxy
 haproxy_group: haproxy
@@ -262,7 +262,10 @@ units:
   haproxy: haproxy
   certbot_timer: none
 "#;
-    let dir = data_dir(&[("alpine.yaml", alpine)]);
+
+#[test]
+fn override_dir_can_add_a_profile() {
+    let dir = data_dir(&[("alpine.yaml", ALPINE)]);
     let profiles = distro::load_all(&Assets::new(Some(dir.path().to_path_buf()))).unwrap();
     assert_eq!(profiles.len(), embedded().len() + 1);
     let added = profile(&profiles, "alpine");
@@ -273,6 +276,19 @@ units:
     );
     let os = OsRelease::from_file(&fixture("alpine-3.23")).unwrap();
     assert_eq!(distro::select(&profiles, &os).unwrap().name, "alpine");
+}
+
+#[test]
+fn a_package_manager_edgeup_cannot_drive_is_refused_naming_the_file() {
+    let apk = ALPINE.replace("package_manager: apt", "package_manager: apk");
+    let dir = data_dir(&[("alpine.yaml", &apk)]);
+    let err = distro::load_all(&Assets::new(Some(dir.path().to_path_buf()))).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("distros/alpine.yaml"), "{msg}");
+    assert!(
+        msg.contains("apk") && msg.contains("apt") && msg.contains("dnf"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -363,7 +379,7 @@ fn embedded_profiles_are_consistent() {
             "rhel" => "dnf",
             other => panic!("{}: unknown family {other}", p.name),
         };
-        assert_eq!(p.package_manager, expected_manager, "{}", p.name);
+        assert_eq!(p.package_manager.as_str(), expected_manager, "{}", p.name);
         for name in p.ids.iter().chain(&p.like) {
             assert_eq!(*name, name.to_lowercase(), "{}: ids are lowercase", p.name);
         }

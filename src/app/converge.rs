@@ -451,7 +451,7 @@ fn walk(
     warn_about(&p, reporter, mode);
     let distro = p.distro.clone();
     let refresh = move |host: &Host, vars: &mut Vars| -> Result<()> {
-        let installed = host.installed_packages(&distro.package_manager, &distro.packages)?;
+        let installed = host.installed_packages(distro.package_manager, &distro.packages)?;
         vars.set_haproxy_version(installed.get("haproxy").cloned());
         Ok(())
     };

@@ -78,7 +78,7 @@ fn print_human(r: &Detection) {
         (Some(p), _) => crate::outln!(
             "profile:         {p} (family {}, package manager {})",
             f.family.as_deref().unwrap_or("?"),
-            f.package_manager.as_deref().unwrap_or("?")
+            f.package_manager.map_or("?", |m| m.as_str())
         ),
         (None, Some(why)) => crate::outln!("profile:         none: {why}"),
         (None, None) => {}

@@ -17,7 +17,7 @@ pub struct Facts {
     /// Profile chosen for this host (None: unsupported distro).
     pub profile: Option<String>,
     pub family: Option<String>,
-    pub package_manager: Option<String>,
+    pub package_manager: Option<crate::distro::PackageManager>,
     pub systemd: Systemd,
     pub firewall: FirewallFacts,
     pub selinux: String,
@@ -48,14 +48,14 @@ impl Facts {
     pub fn gather(host: &Host, distro: Option<&Distro>) -> Result<Facts> {
         let os = OsRelease::read(host.root())?;
         let packages = match distro {
-            Some(d) => host.installed_packages(&d.package_manager, &d.packages)?,
+            Some(d) => host.installed_packages(d.package_manager, &d.packages)?,
             None => Default::default(),
         };
         Ok(Facts {
             os,
             profile: distro.map(|d| d.name.clone()),
             family: distro.map(|d| d.family.clone()),
-            package_manager: distro.map(|d| d.package_manager.clone()),
+            package_manager: distro.map(|d| d.package_manager),
             systemd: probes::systemd(host),
             firewall: probes::firewall(host)?,
             selinux: probes::selinux(host),

@@ -174,6 +174,7 @@ impl Host {
         let staged = Staged {
             temp: temp.clone(),
             dest: dest_path,
+            host_dest: dest.to_string(),
             committed: false,
         };
         fs::set_permissions(&temp, fs::Permissions::from_mode(attrs.mode))?;
@@ -185,7 +186,24 @@ impl Host {
         Ok(staged)
     }
 
-    /// Stage + commit in one go, for files that need no validation.
+    /// Backs up what is at the staged file's destination, renames the staged
+    /// file over it, and records the swap in `swaps`, so a failed reload can
+    /// put every file of the run back (engine rollback).
+    pub fn replace(
+        &self,
+        staged: Staged,
+        state_dir: &str,
+        swaps: &std::cell::RefCell<Vec<Swap>>,
+    ) -> Result<()> {
+        let dest = staged.host_dest.clone();
+        let backup = self.backup(&dest, state_dir)?;
+        staged.commit()?;
+        swaps.borrow_mut().push(Swap { dest, backup });
+        Ok(())
+    }
+
+    /// Stage + commit in one go, for files that need no validation and that
+    /// no reload depends on (state, records of edgeup's own).
     pub fn write_atomic(
         &self,
         dest: &str,
@@ -304,6 +322,14 @@ impl Host {
     }
 }
 
+/// A file replaced during a run, and where its previous content went.
+#[derive(Debug, Clone)]
+pub struct Swap {
+    pub dest: String,
+    /// None: the file did not exist before (rollback removes it).
+    pub backup: Option<String>,
+}
+
 /// `host_path` as one file name (`/etc/haproxy/haproxy.cfg` becomes
 /// `etc%haproxy%haproxy.cfg`): how backups and the ledger's originals are named.
 pub fn flat_name(host_path: &str) -> String {
@@ -318,10 +344,14 @@ fn unique_stamp() -> String {
     format!("{:011}.{:09}", now.as_secs(), now.subsec_nanos())
 }
 
-/// A temp file holding new content; removed unless committed.
+/// A temp file holding new content; removed unless committed. Only
+/// `Host::replace` (which records the swap) and `write_atomic` (files no
+/// reload depends on) commit one.
 pub struct Staged {
     temp: PathBuf,
     dest: PathBuf,
+    /// `dest` as the host names it (without the root).
+    host_dest: String,
     committed: bool,
 }
 
@@ -332,7 +362,7 @@ impl Staged {
     }
 
     /// Renames the temp file over the destination and fsyncs the directory.
-    pub fn commit(mut self) -> Result<()> {
+    fn commit(mut self) -> Result<()> {
         fs::rename(&self.temp, &self.dest).with_context(|| {
             format!(
                 "moving {} into place as {}",

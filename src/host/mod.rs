@@ -11,7 +11,7 @@ pub mod scripted;
 pub mod users;
 
 pub use command::{Cmd, CmdOutput, DuctRunner, Runner};
-pub use files::{FileAttrs, FileStat, Staged};
+pub use files::{FileAttrs, FileStat, Staged, Swap};
 
 use anyhow::Result;
 use std::path::{Path, PathBuf};

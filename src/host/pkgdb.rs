@@ -3,6 +3,7 @@
 //! one `rpm -q` answers for all packages at once.
 
 use super::{Cmd, Host};
+use crate::distro::PackageManager;
 use anyhow::Result;
 use std::collections::BTreeMap;
 
@@ -10,11 +11,14 @@ use std::collections::BTreeMap;
 pub type Installed = BTreeMap<String, String>;
 
 impl Host {
-    pub fn installed_packages(&self, manager: &str, names: &[String]) -> Result<Installed> {
+    pub fn installed_packages(
+        &self,
+        manager: PackageManager,
+        names: &[String],
+    ) -> Result<Installed> {
         match manager {
-            "apt" => self.dpkg_installed(names),
-            "dnf" => self.rpm_installed(names),
-            other => anyhow::bail!("unknown package manager '{other}' in the distro profile"),
+            PackageManager::Apt => self.dpkg_installed(names),
+            PackageManager::Dnf => self.rpm_installed(names),
         }
     }
 

@@ -62,7 +62,7 @@ pub enum Entry {
     /// Packages edgeup installed (and, on dpkg hosts, the dependencies that
     /// came with them).
     Packages {
-        manager: String,
+        manager: crate::distro::PackageManager,
         names: Vec<String>,
     },
     /// A unit's state before edgeup enabled/disabled/started/stopped it.
@@ -208,7 +208,7 @@ mod tests {
         }));
         assert_eq!(doc.file("/etc/haproxy/haproxy.cfg"), Some(&Before::Absent));
         let pkgs = |names: &[&str]| Entry::Packages {
-            manager: "apt".into(),
+            manager: crate::distro::PackageManager::Apt,
             names: names.iter().map(|s| s.to_string()).collect(),
         };
         assert!(doc.add(pkgs(&["haproxy"])));

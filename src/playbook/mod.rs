@@ -4,12 +4,7 @@
 
 use crate::assets::Assets;
 use crate::render::{self, Vars};
-use crate::steps::{
-    Step, acme_certificate::AcmeCertificate, alerts::Alerts, directory::Directory,
-    firewall::Firewall, install_self::InstallSelf, packages::Packages,
-    placeholder_cert::PlaceholderCert, retire_site::RetireSite, selinux::SelinuxBoolean,
-    service::DaemonReload, service::Service, site_record::SiteRecord, template::Template,
-};
+use crate::steps::{self, Step};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
@@ -26,54 +21,67 @@ pub struct Playbook {
     pub handlers: Vec<Entry>,
 }
 
-/// One step or handler: a name, optional condition/notifications/tags, and
-/// exactly one step kind.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Entry {
-    pub name: String,
-    /// The site (domain) this step belongs to; None for host-wide steps.
-    #[serde(default)]
-    pub site: Option<String>,
-    /// A minijinja expression; the step is skipped when it is false.
-    #[serde(default)]
-    pub when: Option<String>,
-    /// Handlers to run (once, at the end) when this step changes something.
-    #[serde(default)]
-    pub notify: Vec<String>,
-    /// Labels that select subsets of steps (e.g. `certificate` for `edgeup renew`).
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default)]
-    packages: Option<Packages>,
-    #[serde(default)]
-    directory: Option<Directory>,
-    #[serde(default)]
-    placeholder_cert: Option<PlaceholderCert>,
-    #[serde(default)]
-    template: Option<Template>,
-    #[serde(default)]
-    firewall: Option<Firewall>,
-    #[serde(default)]
-    selinux_boolean: Option<SelinuxBoolean>,
-    #[serde(default)]
-    service: Option<Service>,
-    #[serde(default)]
-    daemon_reload: Option<DaemonReload>,
-    #[serde(default)]
-    site_record: Option<SiteRecord>,
-    #[serde(default)]
-    acme_certificate: Option<AcmeCertificate>,
-    #[serde(default)]
-    retire_site: Option<RetireSite>,
-    #[serde(default)]
-    install_self: Option<InstallSelf>,
-    #[serde(default)]
-    alerts: Option<Alerts>,
-    /// Run the handlers notified so far, here (Ansible's `meta: flush_handlers`):
-    /// e.g. HAProxy must run the new config before the CA validates.
-    #[serde(default)]
-    flush_handlers: Option<FlushHandlers>,
+/// Declares `Entry` with one optional field per step kind, and
+/// `Entry::kinds`, from one list of `playbook key: spec type` pairs.
+macro_rules! step_kinds {
+    ($($key:ident: $kind:ty),+ $(,)?) => {
+        /// One step or handler: a name, optional condition/notifications/tags,
+        /// and exactly one step kind.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Entry {
+            pub name: String,
+            /// The site (domain) this step belongs to; None for host-wide steps.
+            #[serde(default)]
+            pub site: Option<String>,
+            /// A minijinja expression; the step is skipped when it is false.
+            #[serde(default)]
+            pub when: Option<String>,
+            /// Handlers to run (once, at the end) when this step changes something.
+            #[serde(default)]
+            pub notify: Vec<String>,
+            /// Labels that select subsets of steps (e.g. `certificate` for `edgeup renew`).
+            #[serde(default)]
+            pub tags: Vec<String>,
+            $(
+                #[serde(default)]
+                $key: Option<$kind>,
+            )+
+            /// Run the handlers notified so far, here (Ansible's `meta:
+            /// flush_handlers`): e.g. HAProxy must run the new config before
+            /// the CA validates.
+            #[serde(default)]
+            flush_handlers: Option<FlushHandlers>,
+        }
+
+        impl Entry {
+            /// The step kinds this entry names (a valid entry names one).
+            fn kinds(&self) -> Vec<&dyn Step> {
+                [$(self.$key.as_ref().map(|s| s as &dyn Step)),+]
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            }
+        }
+    };
+}
+
+// Every step kind, once. A new kind is its module in src/steps/ and one
+// line here.
+step_kinds! {
+    packages: steps::packages::Packages,
+    directory: steps::directory::Directory,
+    placeholder_cert: steps::placeholder_cert::PlaceholderCert,
+    template: steps::template::Template,
+    firewall: steps::firewall::Firewall,
+    selinux_boolean: steps::selinux::SelinuxBoolean,
+    service: steps::service::Service,
+    daemon_reload: steps::service::DaemonReload,
+    site_record: steps::site_record::SiteRecord,
+    acme_certificate: steps::acme_certificate::AcmeCertificate,
+    retire_site: steps::retire_site::RetireSite,
+    install_self: steps::install_self::InstallSelf,
+    alerts: steps::alerts::Alerts,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,24 +90,7 @@ pub struct FlushHandlers {}
 
 impl Entry {
     pub fn step(&self) -> Result<&dyn Step> {
-        let kinds: Vec<&dyn Step> = [
-            self.packages.as_ref().map(|s| s as &dyn Step),
-            self.directory.as_ref().map(|s| s as &dyn Step),
-            self.placeholder_cert.as_ref().map(|s| s as &dyn Step),
-            self.template.as_ref().map(|s| s as &dyn Step),
-            self.firewall.as_ref().map(|s| s as &dyn Step),
-            self.selinux_boolean.as_ref().map(|s| s as &dyn Step),
-            self.service.as_ref().map(|s| s as &dyn Step),
-            self.daemon_reload.as_ref().map(|s| s as &dyn Step),
-            self.site_record.as_ref().map(|s| s as &dyn Step),
-            self.acme_certificate.as_ref().map(|s| s as &dyn Step),
-            self.retire_site.as_ref().map(|s| s as &dyn Step),
-            self.install_self.as_ref().map(|s| s as &dyn Step),
-            self.alerts.as_ref().map(|s| s as &dyn Step),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let kinds = self.kinds();
         match kinds.as_slice() {
             [one] if !self.is_flush() => Ok(*one),
             [] if self.is_flush() => Ok(&FlushHandlers {}),

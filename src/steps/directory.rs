@@ -3,24 +3,49 @@
 use super::{Ctx, Drift, State, Step};
 use crate::host::FileAttrs;
 use anyhow::Result;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Directory {
     pub path: String,
-    /// Octal, as a string: "0700".
-    pub mode: String,
+    pub mode: Mode,
     pub owner: String,
     pub group: String,
 }
 
-/// Resolves owner/group names and the octal mode string of a managed path.
-pub fn attrs(ctx: &Ctx, mode: &str, owner: &str, group: &str) -> Result<FileAttrs> {
-    let mode = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
-        .map_err(|_| anyhow::anyhow!("mode '{mode}' is not an octal number such as 0640"))?;
+/// A permission mode, written in the playbook as an octal string ("0640").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode(pub u32);
+
+/// A private key's mode.
+pub const PRIVATE: Mode = Mode(0o600);
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
+        let text = String::deserialize(d)?;
+        u32::from_str_radix(text.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .map(Mode)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "mode '{text}' is not an octal number such as 0640"
+                ))
+            })
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+/// Resolves the owner and group names of a managed path.
+pub fn attrs(ctx: &Ctx, mode: Mode, owner: &str, group: &str) -> Result<FileAttrs> {
     Ok(FileAttrs {
-        mode,
+        mode: mode.0,
         uid: ctx.host.uid(owner)?,
         gid: ctx.host.gid(group)?,
     })
@@ -58,7 +83,7 @@ pub fn attr_changes(
 pub fn file_attr_drift(
     ctx: &Ctx,
     path: &str,
-    mode: &str,
+    mode: Mode,
     owner: &str,
     group: &str,
 ) -> Result<Vec<String>> {
@@ -84,7 +109,7 @@ impl Step for Directory {
         }
         // Before the package creates the owner, the wanted attrs are unknown:
         // that is drift (apply runs after the packages step), not an error.
-        let want = match attrs(ctx, &self.mode, &self.owner, &self.group) {
+        let want = match attrs(ctx, self.mode, &self.owner, &self.group) {
             Ok(want) => want,
             Err(e) => return Ok(State::Drift(Drift::one(format!("{e:#}")))),
         };
@@ -97,7 +122,33 @@ impl Step for Directory {
     }
 
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
-        let want = attrs(ctx, &self.mode, &self.owner, &self.group)?;
+        let want = attrs(ctx, self.mode, &self.owner, &self.group)?;
         ctx.host.ensure_dir(&self.path, &want)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Directory, Mode};
+
+    fn spec(mode: &str) -> Result<Directory, serde_saphyr::Error> {
+        serde_saphyr::from_str(&format!(
+            "path: /etc/haproxy/certs\nmode: {mode}\nowner: root\ngroup: root\n"
+        ))
+    }
+
+    #[test]
+    fn a_mode_is_an_octal_word_read_once() {
+        let d = spec("\"0750\"").expect("spec");
+        assert_eq!(d.mode, Mode(0o750));
+        assert_eq!(d.mode.to_string(), "0750");
+        assert_eq!(spec("\"0o600\"").expect("spec").mode, Mode(0o600));
+        for bad in ["\"0980\"", "\"rwx\"", "\"17777\"", "\"\""] {
+            let e = spec(bad).expect_err(bad).to_string();
+            assert!(
+                e.contains("is not an octal number such as 0640"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

@@ -33,12 +33,16 @@ pub struct Ctx<'a> {
     pub swaps: &'a RefCell<Vec<Swap>>,
 }
 
-#[derive(Debug, Clone)]
-pub struct Swap {
-    pub dest: String,
-    /// None: the file did not exist before (rollback removes it).
-    pub backup: Option<String>,
+impl Ctx<'_> {
+    /// The one way a step puts a file in place that a failed reload must be
+    /// able to undo: backs up what is there, renames the staged file over
+    /// it, and records the swap for the engine's rollback.
+    pub fn replace(&self, staged: crate::host::Staged) -> Result<()> {
+        self.host.replace(staged, self.state_dir, self.swaps)
+    }
 }
+
+pub use crate::host::Swap;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum State {

@@ -1,6 +1,7 @@
 //! Packages installed with the distro's package manager (apt or dnf).
 
 use super::{Ctx, Drift, State, Step};
+use crate::distro::PackageManager;
 use crate::host::Cmd;
 use anyhow::Result;
 use serde::Deserialize;
@@ -25,7 +26,7 @@ const APT_LISTS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 impl Packages {
     /// The entries whose package is not installed.
     fn missing(&self, ctx: &Ctx) -> Result<Vec<&str>> {
-        let manager = &ctx.vars.distro.package_manager;
+        let manager = ctx.vars.distro.package_manager;
         let names: Vec<String> = self.names.iter().map(|e| split(e).0.to_string()).collect();
         let installed = ctx.host.installed_packages(manager, &names)?;
         Ok(self
@@ -57,25 +58,23 @@ impl Step for Packages {
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
         let missing = self.missing(ctx)?;
         let sources: Vec<String> = missing.iter().map(|e| split(e).1.to_string()).collect();
-        let manager = ctx.vars.distro.package_manager.clone();
+        let manager = ctx.vars.distro.package_manager;
         // The ledger first names what is asked for, then (dpkg) everything
         // the install added: `uninstall --remove-packages` takes out exactly that.
         let noted = |names: Vec<String>| {
-            ctx.host.note(crate::ledger::Entry::Packages {
-                manager: manager.clone(),
-                names,
-            })
+            ctx.host
+                .note(crate::ledger::Entry::Packages { manager, names })
         };
         noted(missing.iter().map(|e| split(e).0.to_string()).collect())?;
-        match manager.as_str() {
-            "apt" => {
+        match manager {
+            PackageManager::Apt => {
                 let before = ctx.host.dpkg_all_installed()?;
                 let result = apt_install(ctx, &sources);
                 let added = ctx.host.dpkg_all_installed()?;
                 noted(added.difference(&before).cloned().collect())?;
                 result
             }
-            _ => {
+            PackageManager::Dnf => {
                 ctx.host
                     .run_ok(&Cmd::new("dnf").arg("install").arg("-y").args(sources))?;
                 Ok(())

@@ -4,8 +4,8 @@
 //! HAProxy loads every file there; backed up; swapped atomically; recorded
 //! for rollback).
 
-use super::directory::{attrs, file_attr_drift};
-use super::{Ctx, Diff, Drift, Swap};
+use super::directory::{PRIVATE, attrs, file_attr_drift};
+use super::{Ctx, Diff, Drift};
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -24,7 +24,7 @@ pub fn drift(
     }
     drift
         .changes
-        .extend(file_attr_drift(ctx, path, "0600", owner, group)?);
+        .extend(file_attr_drift(ctx, path, PRIVATE, owner, group)?);
     Ok(drift)
 }
 
@@ -35,13 +35,13 @@ pub fn content_drifted(drift: &Drift) -> bool {
 
 /// Mode and owner only (the content is right).
 pub fn fix_attrs(ctx: &Ctx, path: &str, owner: &str, group: &str) -> Result<()> {
-    let want = attrs(ctx, "0600", owner, group)?;
+    let want = attrs(ctx, PRIVATE, owner, group)?;
     ctx.host.set_attrs(path, &want)
 }
 
 /// Puts `pem` at `path`, 0600 owner:group, never exposing a partial file.
 pub fn install(ctx: &Ctx, path: &str, pem: &str, owner: &str, group: &str) -> Result<()> {
-    let want = attrs(ctx, "0600", owner, group)?;
+    let want = attrs(ctx, PRIVATE, owner, group)?;
     let stage_dir = Path::new(path)
         .parent()
         .and_then(Path::parent)
@@ -50,11 +50,5 @@ pub fn install(ctx: &Ctx, path: &str, pem: &str, owner: &str, group: &str) -> Re
     let staged = ctx
         .host
         .stage(path, pem.as_bytes(), &want, Some(&stage_dir))?;
-    let backup = ctx.host.backup(path, ctx.state_dir)?;
-    staged.commit()?;
-    ctx.swaps.borrow_mut().push(Swap {
-        dest: path.to_string(),
-        backup,
-    });
-    Ok(())
+    ctx.replace(staged)
 }

@@ -13,10 +13,8 @@ pub struct Service {
     pub name: String,
     #[serde(default)]
     pub enabled: Option<bool>,
-    /// `started`, `stopped`, `reloaded` or `restarted` (the last two act every
-    /// time they run, so they belong in handlers).
-    #[serde(default = "started")]
-    pub state: String,
+    #[serde(default)]
+    pub state: ServiceState,
     /// A reload counts only once the unit's main process has a child it did
     /// not have before. HAProxy's master forks new workers for a
     /// configuration that starts, and keeps the old workers (with
@@ -31,8 +29,38 @@ pub struct Service {
 /// hundreds of certificates on a busy host takes seconds).
 const NEW_WORKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
-fn started() -> String {
-    "started".into()
+/// What a service step makes of its unit. Reloaded and restarted act every
+/// time they run, so they belong in handlers.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    #[default]
+    Started,
+    Stopped,
+    Reloaded,
+    Restarted,
+}
+
+impl ServiceState {
+    /// The action's word, for messages.
+    fn verb(self) -> &'static str {
+        match self {
+            ServiceState::Started => "start",
+            ServiceState::Stopped => "stop",
+            ServiceState::Reloaded => "reload",
+            ServiceState::Restarted => "restart",
+        }
+    }
+
+    /// The state's own word (as the playbook spells it).
+    fn word(self) -> &'static str {
+        match self {
+            ServiceState::Started => "started",
+            ServiceState::Stopped => "stopped",
+            ServiceState::Reloaded => "reloaded",
+            ServiceState::Restarted => "restarted",
+        }
+    }
 }
 
 /// The message every systemd-needing action gives when systemd is not PID 1.
@@ -148,15 +176,13 @@ impl Step for Service {
             _ => {}
         }
         let active = get("ActiveState") == "active";
-        match self.state.as_str() {
-            "started" if !active => changes.push(format!("start {}", self.name)),
-            "stopped" if active => changes.push(format!("stop {}", self.name)),
-            "reloaded" => changes.push(format!("reload {}", self.name)),
-            "restarted" => changes.push(format!("restart {}", self.name)),
-            "started" | "stopped" => {}
-            other => {
-                bail!("service state '{other}' is not one of started, stopped, reloaded, restarted")
-            }
+        let acts = match self.state {
+            ServiceState::Started => !active,
+            ServiceState::Stopped => active,
+            ServiceState::Reloaded | ServiceState::Restarted => true,
+        };
+        if acts {
+            changes.push(format!("{} {}", self.state.verb(), self.name));
         }
         if changes.is_empty() {
             Ok(State::Converged(format!(
@@ -186,8 +212,10 @@ impl Step for Service {
             (self.enabled, enabled),
             (Some(true), false) | (Some(false), true)
         ) || matches!(
-            (self.state.as_str(), active),
-            ("started", false) | ("stopped", true) | ("reloaded", false)
+            (self.state, active),
+            (ServiceState::Started, false)
+                | (ServiceState::Stopped, true)
+                | (ServiceState::Reloaded, false)
         );
         if toggles {
             ctx.host.note(crate::ledger::Entry::Unit {
@@ -203,23 +231,23 @@ impl Step for Service {
         }
         // The processes before a reload, for the new-worker check after it.
         let mut before_reload = None;
-        match self.state.as_str() {
-            "started" if !active => systemctl("start")?,
-            "stopped" if active => systemctl("stop")?,
+        match self.state {
+            ServiceState::Started if !active => systemctl("start")?,
+            ServiceState::Stopped if active => systemctl("stop")?,
             // Reload keeps connections; a stopped unit has nothing to reload.
-            "reloaded" if active => {
+            ServiceState::Reloaded if active => {
                 before_reload = self
                     .new_workers_on_reload
                     .then(|| children(ctx.host, &props))
                     .flatten();
                 systemctl("reload")?
             }
-            "reloaded" => systemctl("start")?,
-            "restarted" => systemctl("restart")?,
-            _ => {}
+            ServiceState::Reloaded => systemctl("start")?,
+            ServiceState::Restarted => systemctl("restart")?,
+            ServiceState::Started | ServiceState::Stopped => {}
         }
-        if matches!(self.state.as_str(), "reloaded" | "restarted" | "started") {
-            wait_active(ctx.host, &self.name, &self.state)?;
+        if self.state != ServiceState::Stopped {
+            wait_active(ctx.host, &self.name, self.state.word())?;
         }
         if let Some(before) = before_reload {
             wait_new_worker(ctx.host, &self.name, &before)?;
@@ -251,5 +279,29 @@ impl Step for DaemonReload {
 
     fn needs_systemd(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Service, ServiceState};
+
+    #[test]
+    fn the_state_is_one_of_four_words_started_by_default() {
+        let parse = |yaml: &str| serde_saphyr::from_str::<Service>(yaml);
+        assert_eq!(
+            parse("name: haproxy.service\n").expect("spec").state,
+            ServiceState::Started
+        );
+        assert_eq!(
+            parse("name: haproxy.service\nstate: reloaded\n")
+                .expect("spec")
+                .state,
+            ServiceState::Reloaded
+        );
+        let e = parse("name: haproxy.service\nstate: reload\n")
+            .expect_err("a verb is not a state")
+            .to_string();
+        assert!(e.contains("reload"), "{e}");
     }
 }

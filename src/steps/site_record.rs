@@ -77,15 +77,8 @@ impl Step for SiteRecord {
                 },
             )?;
         }
-        let backup = ctx.host.backup(&self.path, ctx.state_dir)?;
-        ctx.host
-            .write_atomic(&self.path, text.as_bytes(), &ATTRS, None)?;
         // A reload that fails afterwards puts the previous record back with
         // the configuration: the record says what HAProxy serves.
-        ctx.swaps.borrow_mut().push(super::Swap {
-            dest: self.path.clone(),
-            backup,
-        });
-        Ok(())
+        ctx.replace(ctx.host.stage(&self.path, text.as_bytes(), &ATTRS, None)?)
     }
 }

@@ -3,7 +3,7 @@
 //! atomically. The swap is recorded so a failed reload can roll it back.
 
 use super::directory::{attrs, file_attr_drift};
-use super::{Ctx, Diff, Drift, State, Step, Swap, text_diff};
+use super::{Ctx, Diff, Drift, State, Step, text_diff};
 use crate::host::Cmd;
 use crate::render;
 use anyhow::{Context, Result, bail};
@@ -19,7 +19,7 @@ pub struct Template {
     #[serde(default)]
     pub content: Option<String>,
     pub dest: String,
-    pub mode: String,
+    pub mode: super::directory::Mode,
     pub owner: String,
     pub group: String,
     /// Command that must accept the staged file; `{}` is replaced by its path.
@@ -67,7 +67,7 @@ impl Step for Template {
         drift.changes.extend(file_attr_drift(
             ctx,
             &self.dest,
-            &self.mode,
+            self.mode,
             &self.owner,
             &self.group,
         )?);
@@ -80,7 +80,7 @@ impl Step for Template {
 
     fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
         let desired = self.desired(ctx)?;
-        let want = attrs(ctx, &self.mode, &self.owner, &self.group)?;
+        let want = attrs(ctx, self.mode, &self.owner, &self.group)?;
         let current = ctx.host.read_string(&self.dest)?;
         if current.as_deref() == Some(desired.as_str()) {
             // Only mode/owner differ: no need to touch the content.
@@ -92,13 +92,7 @@ impl Step for Template {
         if let Some(validate) = &self.validate {
             validate_staged(ctx, validate, staged.temp_path(), &self.dest)?;
         }
-        let backup = ctx.host.backup(&self.dest, ctx.state_dir)?;
-        staged.commit()?;
-        ctx.swaps.borrow_mut().push(Swap {
-            dest: self.dest.clone(),
-            backup,
-        });
-        Ok(())
+        ctx.replace(staged)
     }
 }
 

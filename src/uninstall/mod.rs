@@ -91,7 +91,7 @@ pub enum Action {
         certbot_dir: String,
     },
     RemovePackages {
-        manager: String,
+        manager: crate::distro::PackageManager,
         names: Vec<String>,
     },
     /// A directory edgeup created, when it is empty by then.

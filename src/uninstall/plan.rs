@@ -395,7 +395,7 @@ fn undo_entry(
             }
         }
         Entry::Packages { manager, names } => {
-            let still = host.installed_packages(manager, names)?;
+            let still = host.installed_packages(*manager, names)?;
             let names: Vec<String> = names
                 .iter()
                 .filter(|n| still.contains_key(*n))
@@ -405,7 +405,7 @@ fn undo_entry(
                 None
             } else if opts.remove_packages {
                 Some(Action::RemovePackages {
-                    manager: manager.clone(),
+                    manager: *manager,
                     names,
                 })
             } else {

@@ -4,6 +4,7 @@
 //! `--purge`.
 
 use super::{Action, Layout, Options, Plan, Source};
+use crate::distro::PackageManager;
 use crate::host::{Cmd, FileAttrs, Host};
 use crate::steps::service;
 use anyhow::{Context, Result, bail};
@@ -119,11 +120,11 @@ fn act(
             Ok(())
         }
         Action::RemovePackages { manager, names } => {
-            let cmd = match manager.as_str() {
-                "apt" => Cmd::new("apt-get")
+            let cmd = match manager {
+                PackageManager::Apt => Cmd::new("apt-get")
                     .env("DEBIAN_FRONTEND", "noninteractive")
                     .args(["purge", "-y"]),
-                _ => Cmd::new("dnf").args(["remove", "-y"]),
+                PackageManager::Dnf => Cmd::new("dnf").args(["remove", "-y"]),
             };
             host.run_ok(&cmd.args(names.iter().cloned()))?;
             Ok(())

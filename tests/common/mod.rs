@@ -56,7 +56,7 @@ pub fn debian() -> Distro {
         family: "debian".into(),
         ids: vec!["debian".into(), "ubuntu".into()],
         like: vec!["debian".into()],
-        package_manager: "apt".into(),
+        package_manager: edgeup::distro::PackageManager::Apt,
         packages: vec!["haproxy".into(), "certbot".into(), "openssl".into()],
         repo_packages: vec![],
         repo_packages_by_id: Default::default(),
@@ -86,7 +86,7 @@ pub fn rhel() -> Distro {
     d.family = "rhel".into();
     d.ids = vec!["rhel".into(), "rocky".into(), "almalinux".into()];
     d.like = vec!["rhel".into()];
-    d.package_manager = "dnf".into();
+    d.package_manager = edgeup::distro::PackageManager::Dnf;
     d.repo_packages = vec!["epel-release".into()];
     d.paths.admin_socket = "/var/lib/haproxy/stats".into();
     d.units.certbot_timer = "certbot-renew.timer".into();
