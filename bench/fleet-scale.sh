@@ -26,7 +26,11 @@
 # Environment: NS ("1 10 30"), ROUNDS (5), WARMUP (1), FIRST_ROUNDS (3),
 #   CHANGE_ROUNDS (3), BOOT_WAVE (8 containers booted at once),
 #   ANSIBLE_CORE_SPEC (ansible-core), PYINFRA_SPEC (pyinfra),
-#   VENVS (/var/cache/edgeup-test/bench-venvs), PLOT (bench/fleet-scale.png).
+#   VENVS (/var/cache/edgeup-test/bench-venvs), PLOT (bench/fleet-scale.png),
+#   TOOLS ("edgeup ansible pyinfra": a subset runs only those),
+#   KEX (unset: OpenSSH's default key exchange, sntrup761x25519-sha512 in
+#   9.2; e.g. curve25519-sha256 goes in the run's ssh config, which edgeup
+#   and Ansible use; pyinfra's paramiko has no post-quantum exchange).
 source "$(dirname "$0")/lib/common.sh"
 source "$BENCH_DIR/lib/fleet_hosts.sh"
 
@@ -41,7 +45,10 @@ VENVS=${VENVS:-$CACHE/bench-venvs}
 PLOT=${PLOT:-$BENCH_DIR/fleet-scale.png}
 FS="$PY $BENCH_DIR/lib/fleet_scale.py"
 EMAIL=ops@example.org
-TOOLS=(edgeup ansible pyinfra)
+read -r -a TOOLS <<<"${TOOLS:-edgeup ansible pyinfra}"
+for tool in "${TOOLS[@]}"; do
+  case $tool in edgeup | ansible | pyinfra) ;; *) die "TOOLS: unknown tool '$tool'" ;; esac
+done
 read -r -a NLIST <<<"$(tr ' ' '\n' <<<"$NS" | grep . | sort -n | uniq | tr '\n' ' ')"
 [ ${#NLIST[@]} -gt 0 ] || die "NS is empty"
 [ "${NLIST[-1]}" -le 250 ] || die "at most 250 hosts (10.232.1-250.0/24)"
@@ -107,6 +114,7 @@ IdentityFile $KEY
 IdentitiesOnly yes
 LogLevel ERROR
 EOF
+if [ -n "${KEX:-}" ]; then echo "KexAlgorithms $KEX" >>"$WORK/ssh_config"; fi
 mkdir -p "$WORK/bin" "$WORK/tmp" "$WORK/cp"
 printf '#!/bin/sh\nexec /usr/bin/ssh -F %s "$@"\n' "$WORK/ssh_config" >"$WORK/bin/ssh"
 chmod 755 "$WORK/bin/ssh"
@@ -333,7 +341,7 @@ versions=(
   "edgeup: $(edgeup_id)"
   "$("$VENVS/ansible/bin/ansible-playbook" --version | head -1) (Python $("$VENVS/ansible/bin/python" -c 'import sys; print(sys.version.split()[0])'))"
   "pyinfra $("$VENVS/pyinfra/bin/python" -c 'import importlib.metadata as m; print(m.version("pyinfra"), "+ paramiko", m.version("paramiko"))')"
-  "OpenSSH client: $(ssh -V 2>&1)"
+  "OpenSSH client: $(ssh -V 2>&1), key exchange ${KEX:-the OpenSSH default}"
   "hosts: $(cat "$BENCH_ROOTFS/etc/edgeup-bench-rootfs"), sshd $(chroot "$BENCH_ROOTFS" dpkg-query -W -f='${Version}' openssh-server), haproxy $(chroot "$BENCH_ROOTFS" dpkg-query -W -f='${Version}' haproxy)"
 )
 $PY - "$D/meta.json" "$started" "$ROUNDS" "$WARMUP" "$FIRST_ROUNDS" "$CHANGE_ROUNDS" "${versions[@]}" <<'EOF'
