@@ -123,8 +123,8 @@ TOOL_PATH=$WORK/bin:$PLAIN_PATH
 
 # The other tools' files. haproxy.cfg.j2 comes from edgeup's rendered
 # haproxy.cfg (below), as in bench/noop.sh.
-# bench/fleet/{playbook.yml,deploy.py} are benchmark 1's plus the sites map
-# (see their headers).
+# bench/fleet/{playbook.yml,deploy.py} are the one playbook and deploy of
+# benchmarks 1 and 8 (see their headers).
 mkdir -p "$WORK/ansible/templates" "$WORK/pyinfra"
 cp "$BENCH_DIR/fleet/playbook.yml" "$BENCH_DIR/fleet/ansible.cfg" "$WORK/ansible/"
 cp "$BENCH_DIR/fleet/deploy.py" "$WORK/pyinfra/"

@@ -7,6 +7,8 @@
 # times ROUNDS interleaved no-op runs of: edgeup apply, edgeup plan,
 # ansible-playbook, pyinfra, and the shell floor; then one ptrace'd run of
 # each for peak memory. Results: $BENCH_OUT/noop.json, noop-mem.json, noop.md.
+# Ansible's playbook and pyinfra's deploy are bench/fleet/{playbook.yml,
+# deploy.py} (shared with benchmark 8), Ansible with noop/ansible/ansible.cfg.
 #
 # Environment: ROUNDS (default 15), WARMUP (default 2),
 #   ANSIBLE_CORE_SPEC (default ansible-core), PYINFRA_SPEC (default pyinfra).
@@ -43,29 +45,52 @@ csh "python3 -m venv /opt/bench/ansible && /opt/bench/ansible/bin/$PIP '$ANSIBLE
 csh "python3 -m venv /opt/bench/pyinfra && /opt/bench/pyinfra/bin/$PIP '$PYINFRA_SPEC'" ||
   die "pip install pyinfra failed"
 
-# The tools' files, and haproxy.cfg.j2 for Ansible and pyinfra: edgeup's
-# rendered haproxy.cfg with the domain and the backend made variables again,
-# so all tools converge to the very same bytes (and never fight).
+# The tools' files: the one playbook and deploy (bench/fleet/, shared with
+# benchmark 8) with benchmark 1's local-connection ansible.cfg, and their
+# templates: haproxy.cfg.j2 is edgeup's rendered haproxy.cfg with the domain
+# and the backend made variables again, edgeup-sites.map.j2 edgeup's rendered
+# sites map with the domain made a variable, so all tools converge to the very
+# same bytes (and never fight). The map's mode and owner are edgeup's, read
+# from the container (map_mode, map_owner, map_group).
 B=$ROOT/root/bench
-mkdir -p "$B"
-cp -r "$BENCH_DIR/noop/ansible" "$BENCH_DIR/noop/pyinfra" "$BENCH_DIR/noop/shell" "$B/"
+mkdir -p "$B/ansible/templates" "$B/pyinfra"
+cp "$BENCH_DIR/fleet/playbook.yml" "$BENCH_DIR/noop/ansible/ansible.cfg" "$B/ansible/"
+cp "$BENCH_DIR/fleet/deploy.py" "$B/pyinfra/"
+cp -r "$BENCH_DIR/noop/shell" "$B/"
 cp "$BENCH_DIR/lib/measure.py" "$B/"
 cfg=$ROOT/etc/haproxy/haproxy.cfg
-if grep -qE '\{\{|\{%|\{#' "$cfg"; then die "the rendered haproxy.cfg contains Jinja2 syntax; cannot template it"; fi
-mkdir -p "$B/ansible/templates"
-sed -e "s/$BACKEND/{{ backend }}/g" -e "s/$DOMAIN/{{ domain }}/g" "$cfg" >"$B/ansible/templates/haproxy.cfg.j2"
-cp "$B/ansible/templates/haproxy.cfg.j2" "$B/pyinfra/haproxy.cfg.j2"
+map=$ROOT/etc/haproxy/edgeup-sites.map
+[ -f "$map" ] || die "edgeup left no /etc/haproxy/edgeup-sites.map (the playbook and deploy render it)"
+for f in "$cfg" "$map"; do
+  if grep -qE '\{\{|\{%|\{#' "$f"; then die "edgeup's $(basename "$f") contains Jinja2 syntax; cannot template it"; fi
+done
+if grep -qF "$BACKEND" "$map"; then die "edgeup's sites map names the backend address; its template makes only the domain a variable"; fi
+backend_re=${BACKEND//./\\.} domain_re=${DOMAIN//./\\.}
+sed -e "s/$backend_re/{{ backend }}/g" -e "s/$domain_re/{{ domain }}/g" "$cfg" >"$B/ansible/templates/haproxy.cfg.j2"
+sed -e "s/$domain_re/{{ domain }}/g" "$map" >"$B/ansible/templates/edgeup-sites.map.j2"
+cp "$B/ansible/templates/haproxy.cfg.j2" "$B/ansible/templates/edgeup-sites.map.j2" "$B/pyinfra/"
 cp "$cfg" "$B/shell/haproxy.cfg.expected"
-sed -i "s|src=\"haproxy.cfg.j2\"|src=\"/root/bench/pyinfra/haproxy.cfg.j2\"|" "$B/pyinfra/deploy.py"
+cp "$map" "$B/shell/edgeup-sites.map.expected"
+sed -i -e 's|src="haproxy.cfg.j2"|src="/root/bench/pyinfra/haproxy.cfg.j2"|' \
+  -e 's|src="edgeup-sites.map.j2"|src="/root/bench/pyinfra/edgeup-sites.map.j2"|' "$B/pyinfra/deploy.py"
+[ "$(grep -cF 'src="/root/bench/pyinfra/' "$B/pyinfra/deploy.py")" = 2 ] || die "could not point deploy.py at its templates"
+# Owner and group by the container's names (its /etc/passwd, /etc/group).
+read -r MAP_MODE MAP_OWNER MAP_GROUP <<<"$(cexec stat -c '%a %U %G' /etc/haproxy/edgeup-sites.map)"
+[ -n "$MAP_GROUP" ] || die "could not stat /etc/haproxy/edgeup-sites.map in the container"
 cp "$cfg" "$OUT_DIR/edgeup-haproxy.cfg"
+cp "$map" "$OUT_DIR/edgeup-sites.map"
 cp "$ROOT/etc/haproxy/certs/$DOMAIN.pem" "$OUT_DIR/edgeup-placeholder.pem"
 chmod 600 "$OUT_DIR/edgeup-placeholder.pem"
 
 ANSIBLE=(/opt/bench/ansible/bin/ansible-playbook -i "localhost," -c local /root/bench/ansible/playbook.yml
-  -e "domain=$DOMAIN" -e "backend=$BACKEND")
+  -e "domain=$DOMAIN" -e "backend=$BACKEND"
+  -e "map_mode=0$MAP_MODE" -e "map_owner=$MAP_OWNER" -e "map_group=$MAP_GROUP")
 PYINFRA=(/opt/bench/pyinfra/bin/pyinfra -y @local /root/bench/pyinfra/deploy.py
-  --data "domain=$DOMAIN" --data "backend=$BACKEND")
+  --data "domain=$DOMAIN" --data "backend=$BACKEND"
+  --data "map_mode=$MAP_MODE" --data "map_owner=$MAP_OWNER" --data "map_group=$MAP_GROUP")
 ANSIBLE_ENV=(ANSIBLE_CONFIG=/root/bench/ansible/ansible.cfg)
+SHELL_FLOOR=(/bin/sh /root/bench/shell/check.sh "$DOMAIN" /root/bench/shell/haproxy.cfg.expected
+  /root/bench/shell/edgeup-sites.map.expected)
 
 # First runs of Ansible and pyinfra: the host is converged for edgeup, so
 # they must change nothing either (pyinfra's first run creates its staged
@@ -79,28 +104,37 @@ cexec "${PYINFRA[@]}" >"$OUT_DIR/noop-pyinfra-first.log" 2>&1 ||
   die "pyinfra failed: $(tail -30 "$OUT_DIR/noop-pyinfra-first.log")"
 cexec "${PYINFRA[@]}" >"$OUT_DIR/noop-pyinfra-second.log" 2>&1 ||
   die "pyinfra failed: $(tail -30 "$OUT_DIR/noop-pyinfra-second.log")"
-grep -qiE 'No changes|Changed: *0\b' "$OUT_DIR/noop-pyinfra-second.log" ||
+# Converged: the results table's last row, `Grand total HOSTS SUCCESS ERROR
+# NO_CHANGE`, with no operation that changed something or failed ("-" = 0).
+# (Not the per-operation "No changes" lines: a run that changed some
+# operations prints those too.)
+grep -qE '^\s*Grand total\s+[0-9]+\s+-\s+-\s+[0-9]+\s*$' "$OUT_DIR/noop-pyinfra-second.log" ||
   die "pyinfra changed something on a converged host: $(tail -30 "$OUT_DIR/noop-pyinfra-second.log")"
-cexec /bin/sh /root/bench/shell/check.sh "$DOMAIN" /root/bench/shell/haproxy.cfg.expected >"$OUT_DIR/noop-shell.log" 2>&1 ||
+cexec "${SHELL_FLOOR[@]}" >"$OUT_DIR/noop-shell.log" 2>&1 ||
   die "the shell floor found drift: $(cat "$OUT_DIR/noop-shell.log")"
 cexec edgeup --json plan "${SITE[@]}" >"$OUT_DIR/noop-plan.json" 2>&1 ||
   die "edgeup plan found changes after the other tools ran: $(tail -5 "$OUT_DIR/noop-plan.json")"
 
-# The measurement spec (runs inside the container, no shell in between).
-$PY - "$B/spec.json" "$DOMAIN" "$BACKEND" <<'EOF'
+# The measurement spec (runs inside the container, no shell in between):
+# the very argv checked above.
+$PY - "$B/spec.json" "${SITE[@]}" -- "${SHELL_FLOOR[@]}" -- "${ANSIBLE_ENV[@]}" -- "${ANSIBLE[@]}" -- "${PYINFRA[@]}" <<'EOF'
 import json, sys
-path, domain, backend = sys.argv[1:4]
-site = ["--domain", domain, "--email", "ops@example.org", "--backend", backend, "--acme-directory", "off"]
+path, args = sys.argv[1], sys.argv[2:]
+parts, cur = [], []
+for a in args:
+    if a == "--" and len(parts) < 4:
+        parts.append(cur)
+        cur = []
+    else:
+        cur.append(a)
+parts.append(cur)
+site, shell, ansible_env, ansible, pyinfra = parts
 spec = [
     {"name": "edgeup apply", "argv": ["edgeup", "apply", "--yes"] + site},
     {"name": "edgeup plan", "argv": ["edgeup", "plan"] + site},
-    {"name": "shell floor", "argv": ["/bin/sh", "/root/bench/shell/check.sh", domain,
-                                     "/root/bench/shell/haproxy.cfg.expected"]},
-    {"name": "ansible-playbook", "env": {"ANSIBLE_CONFIG": "/root/bench/ansible/ansible.cfg"},
-     "argv": ["/opt/bench/ansible/bin/ansible-playbook", "-i", "localhost,", "-c", "local",
-              "/root/bench/ansible/playbook.yml", "-e", f"domain={domain}", "-e", f"backend={backend}"]},
-    {"name": "pyinfra", "argv": ["/opt/bench/pyinfra/bin/pyinfra", "-y", "@local", "/root/bench/pyinfra/deploy.py",
-                                 "--data", f"domain={domain}", "--data", f"backend={backend}"]},
+    {"name": "shell floor", "argv": shell},
+    {"name": "ansible-playbook", "env": dict(e.split("=", 1) for e in ansible_env), "argv": ansible},
+    {"name": "pyinfra", "argv": pyinfra},
 ]
 json.dump(spec, open(path, "w"), indent=1)
 # Context for the profile: what edgeup's no-op is made of.

@@ -1,18 +1,25 @@
-"""Benchmark 8 (bench/fleet-scale.sh): bench/noop/pyinfra/deploy.py plus the
-sites map that edgeup's haproxy.cfg reads (/etc/haproxy/edgeup-sites.map:
-without it `haproxy -c` fails on a fresh host; benchmark 1's host always has
-it from edgeup), rendered from edgeup's own map with edgeup's mode and owner
-(--data map_mode/map_owner/map_group from the script). The certificate
-directory and PEM are root's, as edgeup makes them now (benchmark 1's deploy
-still says haproxy:haproxy).
+"""The one pyinfra deploy of the benchmarks: benchmark 1 (bench/noop.sh,
+`@local` on one converged container) and benchmark 8 (bench/fleet-scale.sh,
+over ssh to N hosts).
 
 The same converge as `edgeup apply --acme-directory off` on Debian, as a
 pyinfra deploy: packages, certificate directory, placeholder certificate,
-haproxy.cfg from a template validated with `haproxy -c` before it goes live,
-firewall, SELinux, the haproxy service, and the reload (hook) when the
-certificate or the config changed.
+sites map, haproxy.cfg from a template validated with `haproxy -c` before it
+goes live, firewall, SELinux, the haproxy service, and the reload (hook) when
+the certificate, the map or the config changed.
+
+Its two templates are made by the scripts from what edgeup rendered, so
+every tool converges to the same bytes: haproxy.cfg.j2 (edgeup's haproxy.cfg,
+the domain and the backend made variables again) and edgeup-sites.map.j2
+(edgeup's /etc/haproxy/edgeup-sites.map, the domain made a variable); the
+scripts point `src=` at their absolute paths. The map gets edgeup's mode and
+owner (map_mode, map_owner, map_group: read with stat from edgeup's file).
+edgeup's haproxy.cfg looks every site up in that map, so `haproxy -c` of the
+staged config fails until the map exists (the map comes first). The
+certificate directory and PEM are root's (700, 600), as edgeup makes them.
 
 Run: pyinfra -y @local deploy.py --data domain=chat.example.test --data backend=127.0.0.1:PORT
+     --data map_mode=640 --data map_owner=root --data map_group=haproxy
 
 pyinfra's files.template has no validate option: the template is rendered to
 a staged file next to haproxy.cfg, checked with `haproxy -c`, and copied over
