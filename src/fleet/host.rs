@@ -279,45 +279,43 @@ fn copy(
     );
     let mut files = Vec::new();
     let mut copied = Vec::new();
-    let mut remote_binary = quote(
-        probe
-            .installed_binary(&binary.sha256)
-            .unwrap_or(REMOTE_BINARY),
-    );
-    if probe.installed_binary(&binary.sha256).is_none() {
-        let size = std::fs::metadata(&binary.path)
-            .with_context(|| format!("reading {}", binary.path.display()))?
-            .len();
-        script.push_str(&format!("receive edgeup {size} {}; ", binary.sha256));
+    // Receives one file into the staging directory; `apply` installs it at
+    // `dest` with `mode` (the path edgeup then runs with), `plan` leaves it
+    // staged and runs it from there.
+    let mut receive = |name: &str, size: u64, sum: &str, mode: &str, dest: &str| {
+        script.push_str(&format!("receive {name} {size} {sum}; "));
         if install {
             script.push_str(&format!(
-                "{sudo}install -D -m 0755 -o root -g root \"$staging/edgeup\" {REMOTE_BINARY} \
-                 </dev/null || fail 'installing {REMOTE_BINARY}'; "
+                "{sudo}install -D -m {mode} -o root -g root \"$staging/{name}\" {dest} \
+                 </dev/null || fail 'installing {dest}'; "
             ));
+            quote(dest)
         } else {
-            script.push_str("chmod 0755 \"$staging/edgeup\" || fail 'chmod'; ");
-            remote_binary = "\"$staging/edgeup\"".into();
-        }
-        files.push(Payload::File(binary.path.clone(), size));
-        copied.push(format!("edgeup ({})", probe.arch));
-    }
-    let mut remote_site = quote(REMOTE_SITE);
-    if probe.sum(REMOTE_SITE) != Some(site_sum) {
-        script.push_str(&format!(
-            "receive site.yaml {} {site_sum}; ",
-            site_yaml.len()
-        ));
-        if install {
             script.push_str(&format!(
-                "{sudo}install -D -m 0600 -o root -g root \"$staging/site.yaml\" {REMOTE_SITE} \
-                 </dev/null || fail 'installing {REMOTE_SITE}'; "
+                "chmod {mode} \"$staging/{name}\" || fail 'chmod'; "
             ));
-        } else {
-            remote_site = "\"$staging/site.yaml\"".into();
+            format!("\"$staging/{name}\"")
         }
+    };
+    let remote_binary = match probe.installed_binary(&binary.sha256) {
+        Some(installed) => quote(installed),
+        None => {
+            let size = std::fs::metadata(&binary.path)
+                .with_context(|| format!("reading {}", binary.path.display()))?
+                .len();
+            files.push(Payload::File(binary.path.clone(), size));
+            copied.push(format!("edgeup ({})", probe.arch));
+            receive("edgeup", size, &binary.sha256, "0755", REMOTE_BINARY)
+        }
+    };
+    let remote_site = if probe.sum(REMOTE_SITE) == Some(site_sum) {
+        quote(REMOTE_SITE)
+    } else {
+        let size = site_yaml.len() as u64;
         files.push(Payload::Bytes(site_yaml.into_bytes()));
         copied.push("site.yaml".into());
-    }
+        receive("site.yaml", size, site_sum, "0600", REMOTE_SITE)
+    };
     script.push_str(&format!(
         "{sudo}{remote_binary} {} </dev/null",
         arguments(command, &remote_site)
