@@ -36,8 +36,6 @@ pub struct AcmeVars {
     /// /usr/local/bin/edgeup, where `steps::install_self` puts this binary).
     /// `new` starts from the latter; `app::converge` sets it for the host.
     pub edgeup_binary: String,
-    /// `edgeup renew --force`.
-    pub force: bool,
     /// `edgeup renew`: also ask the CA for its renewal window (ARI).
     pub renewing: bool,
     /// The private CA bundle certbot's renewal unit must trust (its timer
@@ -69,7 +67,6 @@ impl AcmeVars {
             builtin: enabled.iter().any(|s| s.acme.client == AcmeClient::Builtin),
             certbot: enabled.iter().any(|s| s.acme.client == AcmeClient::Certbot),
             edgeup_binary: INSTALL_PATH.into(),
-            force: false,
             renewing: false,
             run_started: crate::pki::now(),
             notify: config.shared().and_then(|s| s.to_raw().notify),

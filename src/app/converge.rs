@@ -239,7 +239,6 @@ fn prepare(
     let facts = Facts::gather(host, Some(&distro))?;
     let mut vars = Vars::new(config, &distro, fact_vars(&facts), &retired(host, config)?)?;
     vars.acme.edgeup_binary = crate::acme::renewal_binary(host).into();
-    vars.acme.force = run.force_renew;
     vars.acme.renewing = run.only_tag.is_some();
     vars.record_text = target.record_text.clone();
     let playbook = playbook::load(assets, playbook_name, &vars)?;
@@ -466,6 +465,7 @@ fn walk(
         refresh: &refresh,
         only_tag: run.only_tag,
         only_site: run.only_site,
+        force: run.force_renew,
     };
     engine.run(&p.playbook, &mut p.vars, mode)
 }

@@ -14,7 +14,7 @@
 //! responder, an account per CA) is theirs alone. `plan` and the certbot
 //! client take the ordinary one-step-at-a-time path.
 
-use super::{Engine, Recap, Scope, pending};
+use super::{Engine, Recap, pending};
 use crate::playbook::Entry;
 use crate::render::Vars;
 use crate::report::{Event, Status};
@@ -96,11 +96,7 @@ impl Engine<'_> {
         pending: &mut BTreeSet<String>,
         recap: &mut Recap,
     ) -> Result<()> {
-        let scope = Scope {
-            host: self.host,
-            assets: self.assets,
-            state_dir: self.state_dir,
-        };
+        let scope = self.scope();
         if let Some(entry) = run.first() {
             self.reporter.begin(first + 1, total, &entry.name);
         }
@@ -170,7 +166,9 @@ impl Engine<'_> {
                             let finished = cert.finish(&scope.ctx(vars, swaps), got);
                             match finished.and_then(|()| (self.refresh)(self.host, vars)) {
                                 Err(e) => Line::failed(changes, diff, format!("{e:#}")),
-                                Ok(()) => recheck(cert, &scope.ctx(vars, swaps), changes, diff),
+                                Ok(()) => {
+                                    recheck(cert, &scope.settled().ctx(vars, swaps), changes, diff)
+                                }
                             }
                         }
                     }

@@ -55,6 +55,8 @@ pub struct Engine<'a> {
     pub only_tag: Option<&'a str>,
     /// Only this site's steps (and the host-wide ones), e.g. `edgeup renew DOMAIN`.
     pub only_site: Option<&'a str>,
+    /// `edgeup renew --force`: steps act even where they look converged (`Ctx::force`).
+    pub force: bool,
 }
 
 /// The run-wide part of a step's `Ctx` (copied out of the engine so the
@@ -64,9 +66,18 @@ struct Scope<'a> {
     host: &'a Host,
     assets: &'a Assets,
     state_dir: &'a str,
+    force: bool,
 }
 
 impl<'a> Scope<'a> {
+    /// The scope for the re-check after apply: nothing is forced there.
+    fn settled(self) -> Scope<'a> {
+        Scope {
+            force: false,
+            ..self
+        }
+    }
+
     fn ctx<'b>(self, vars: &'b Vars, swaps: &'b RefCell<Vec<Swap>>) -> Ctx<'b>
     where
         'a: 'b,
@@ -77,6 +88,7 @@ impl<'a> Scope<'a> {
             assets: self.assets,
             state_dir: self.state_dir,
             swaps,
+            force: self.force,
         }
     }
 }
@@ -91,6 +103,17 @@ pub fn steps_needing_systemd<'p>(playbook: &'p Playbook, vars: &Vars) -> Vec<&'p
         .filter(|e| e.step().is_ok_and(|s| s.needs_systemd()))
         .map(|e| e.name.as_str())
         .collect()
+}
+
+impl<'a> Engine<'a> {
+    fn scope(&self) -> Scope<'a> {
+        Scope {
+            host: self.host,
+            assets: self.assets,
+            state_dir: self.state_dir,
+            force: self.force,
+        }
+    }
 }
 
 impl Engine<'_> {
@@ -221,11 +244,7 @@ impl Engine<'_> {
         pending: &mut BTreeSet<String>,
     ) -> Result<Status> {
         let started = Instant::now();
-        let scope = Scope {
-            host: self.host,
-            assets: self.assets,
-            state_dir: self.state_dir,
-        };
+        let scope = self.scope();
         self.reporter.begin(index, total, &entry.name);
         let mut report = |status: Status, changes: Vec<String>, diff, message: Option<String>| {
             self.reporter.event(&Event::Step {
@@ -294,7 +313,7 @@ impl Engine<'_> {
                 Some(format!("{e:#}")),
             ));
         }
-        let ctx = scope.ctx(vars, swaps);
+        let ctx = scope.settled().ctx(vars, swaps);
         match step.check(&ctx) {
             Ok(State::Converged(_)) => {
                 let warning = step.warning();
@@ -342,12 +361,7 @@ impl Engine<'_> {
             }
             let started = Instant::now();
             self.reporter.begin(i + 1, total, &handler.name);
-            let ctx = Scope {
-                host: self.host,
-                assets: self.assets,
-                state_dir: self.state_dir,
-            }
-            .ctx(vars, swaps);
+            let ctx = self.scope().settled().ctx(vars, swaps);
             let step = handler.step()?;
             let (status, message) = if mode == Mode::Plan {
                 (Status::Changed, Some("pending from an earlier run".into()))

@@ -22,7 +22,6 @@ use crate::pki;
 use crate::site::RawDns;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
-use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,10 +43,6 @@ pub struct AcmeCertificate {
     pub validation_port: u16,
     pub preflight: bool,
     pub certbot_dir: String,
-    /// Renew now whatever the policy says (`edgeup renew --force`); cleared
-    /// once a certificate has been obtained so the re-check can converge.
-    #[serde(default)]
-    pub force: Cell<bool>,
     /// Ask the CA for its renewal window (ARI; builtin client, `edgeup renew`).
     #[serde(default)]
     pub ari: bool,
@@ -73,7 +68,7 @@ impl AcmeCertificate {
 
     /// Why the certificate must be (re)issued, or None.
     fn content_problem(&self, ctx: &Ctx) -> Result<Option<String>> {
-        if self.force.get() {
+        if ctx.force {
             return Ok(Some("renewal forced".into()));
         }
         let Some(pem) = ctx.host.read_no_follow(&self.path)? else {
@@ -139,7 +134,7 @@ impl AcmeCertificate {
         let now = pki::now();
         if let Some(until) = policy::retry_after(ctx.host, ctx.state_dir, domain)?
             && until > now
-            && !self.force.get()
+            && !ctx.force
         {
             bail!(
                 "the CA rate-limited the last order; not retrying for another {} minutes \
@@ -277,7 +272,7 @@ impl AcmeCertificate {
             }
             _ => None,
         };
-        if let Some(issued) = reusable.filter(|_| !self.force.get()) {
+        if let Some(issued) = reusable.filter(|_| !ctx.force) {
             return Ok(issued);
         }
         let lineage_exists = read("fullchain.pem")?.is_some();
@@ -288,7 +283,7 @@ impl AcmeCertificate {
             &self.domains,
             &self.key_type,
             &self.responder,
-            self.force.get() || lineage_exists,
+            ctx.force || lineage_exists,
         )?;
         match (read("fullchain.pem")?, read("privkey.pem")?) {
             (Some(chain_pem), Some(key_pem)) => Ok(Issued { chain_pem, key_pem }),
@@ -363,7 +358,6 @@ impl AcmeCertificate {
             &record_attrs,
             None,
         )?;
-        self.force.set(false);
         policy::clear_backoff(ctx.host, ctx.state_dir, domain)
     }
 }

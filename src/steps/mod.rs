@@ -31,6 +31,10 @@ pub struct Ctx<'a> {
     pub state_dir: &'a str,
     /// Files replaced during this run, so a failed reload can put them back.
     pub swaps: &'a RefCell<Vec<Swap>>,
+    /// Act even where the host looks converged (`edgeup renew --force`).
+    /// The engine's re-check after apply sees it false: it judges what
+    /// apply left, so a forced step converges.
+    pub force: bool,
 }
 
 impl Ctx<'_> {
