@@ -155,9 +155,12 @@ fn cert(days_left: i64) -> Cert {
     }
 }
 
+/// Each run of these tests records its attempts under this id.
+const RUN: &str = "the run";
+
 fn run(now: i64) -> Run<'static> {
     Run {
-        started: now - 60,
+        id: RUN,
         now,
         hostname: "web1",
     }
@@ -168,6 +171,7 @@ fn failed_attempt(at: i64) -> Attempt {
         at,
         Outcome::Failed("ordering the certificate: rateLimited: too many certificates".into()),
     )
+    .in_run(RUN)
 }
 
 fn assert_no_secret(deliveries: &[Delivery]) {
@@ -304,7 +308,7 @@ fn a_success_after_an_announced_failure_is_sent_as_renewed() -> TestResult {
     assert_eq!(server.requests().len(), 1);
 
     let next = NOW + 12 * 3600;
-    let renewed = Attempt::new(next - 20, Outcome::Renewed);
+    let renewed = Attempt::new(next - 20, Outcome::Renewed).in_run(RUN);
     notify::record_attempt(&host, STATE, "chat.example.com", &renewed)?;
     assert_eq!(
         notify::last_attempt(&host, STATE, "chat.example.com")?,
@@ -329,7 +333,7 @@ fn a_success_after_an_announced_failure_is_sent_as_renewed() -> TestResult {
 
     // A plain success later: nothing.
     let third = next + 12 * 3600;
-    let ok = Attempt::new(third - 20, Outcome::Renewed);
+    let ok = Attempt::new(third - 20, Outcome::Renewed).in_run(RUN);
     notify::record_attempt(&host, STATE, "chat.example.com", &ok)?;
     let report = notifier.after_renew(&host, STATE, &settings, &[cert(90)], &run(third));
     assert!(report.deliveries.is_empty(), "{:#?}", report.lines());

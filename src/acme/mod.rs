@@ -45,9 +45,10 @@ pub struct AcmeVars {
     pub certbot_ca_bundle: Option<String>,
     /// The drop-in of certbot's renewal unit that says so.
     pub certbot_dropin: String,
-    /// When this run started (unix seconds): the alerts step counts the
-    /// certificate attempts recorded since as this run's.
-    pub run_started: i64,
+    /// This run's id, recorded with each certificate attempt: the alerts
+    /// step announces the attempts of its own run (a start time cannot tell
+    /// an earlier run in the same second from this one).
+    pub run_id: String,
     /// The host's `notify:` as the file spells it (None: no alerts).
     pub notify: Option<crate::site::RawNotify>,
 }
@@ -68,10 +69,19 @@ impl AcmeVars {
             certbot: enabled.iter().any(|s| s.acme.client == AcmeClient::Certbot),
             edgeup_binary: INSTALL_PATH.into(),
             renewing: false,
-            run_started: crate::pki::now(),
+            run_id: run_id(),
             notify: config.shared().and_then(|s| s.to_raw().notify),
         }
     }
+}
+
+/// Unique per run on this host: the time in nanoseconds and the process.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos}-{}", std::process::id())
 }
 
 /// The drop-in for certbot's renewal unit. The path is validated to need

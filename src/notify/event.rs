@@ -126,8 +126,8 @@ fn rfc3339_opt<S: Serializer>(unix: &Option<i64>, s: S) -> Result<S::Ok, S::Erro
 /// The run the events are decided for.
 #[derive(Debug, Clone, Copy)]
 pub struct Run<'a> {
-    /// Unix seconds when the run began: attempts from then on are this run's.
-    pub started: i64,
+    /// The run's id: the attempts recorded with it are this run's.
+    pub id: &'a str,
     pub now: i64,
     /// Goes into every event's `host`.
     pub hostname: &'a str,
@@ -159,13 +159,9 @@ pub fn events_for(
         host: run.hostname.to_string(),
         at,
     };
-    let this_run: Vec<&Attempt> = state
-        .attempts
-        .iter()
-        .filter(|a| a.at >= run.started)
-        .collect();
+    let this_run: Vec<&Attempt> = state.attempts.iter().filter(|a| a.run == run.id).collect();
     for (place, attempt) in state.attempts.iter().enumerate() {
-        if attempt.at < run.started || attempt.announced {
+        if attempt.run != run.id || attempt.announced {
             continue;
         }
         if let Some(decided) = next.attempts.get_mut(place) {
@@ -217,20 +213,33 @@ mod tests {
         }
     }
 
+    /// The run under test began a minute before NOW.
+    const STARTED: i64 = NOW - 60;
+
     fn run() -> Run<'static> {
         Run {
-            started: NOW - 60,
+            id: "this run",
             now: NOW,
             hostname: "web1",
         }
     }
 
+    /// An attempt at `at`: the run's own from STARTED on, an earlier run's before.
+    fn attempt(at: i64, outcome: Outcome) -> Attempt {
+        let run = if at >= STARTED {
+            "this run"
+        } else {
+            "an earlier run"
+        };
+        Attempt::new(at, outcome).in_run(run)
+    }
+
     fn failed(at: i64, error: &str) -> Attempt {
-        Attempt::new(at, Outcome::Failed(error.into()))
+        attempt(at, Outcome::Failed(error.into()))
     }
 
     fn renewed(at: i64) -> Attempt {
-        Attempt::new(at, Outcome::Renewed)
+        attempt(at, Outcome::Renewed)
     }
 
     fn kinds(events: &[Alert]) -> Vec<AlertKind> {
@@ -306,6 +315,22 @@ mod tests {
     }
 
     #[test]
+    fn an_earlier_runs_failure_in_the_same_second_is_not_this_runs() {
+        // `apply` failed (nothing announced) and `renew` began in the same
+        // second: only renew's own failure is told.
+        let state = State {
+            attempts: vec![
+                Attempt::new(NOW - 5, Outcome::Failed("apply's".into())).in_run("apply"),
+                failed(NOW - 5, "renew's"),
+            ],
+            ..State::default()
+        };
+        let (events, _) = events_for(&cert(60), &state, &run(), 14);
+        assert_eq!(kinds(&events), [AlertKind::RenewalFailed]);
+        assert_eq!(events[0].error.as_deref(), Some("renew's"));
+    }
+
+    #[test]
     fn attempts_in_the_same_second_are_each_announced_once() {
         // A failed renew and the recovery in the same second: both told.
         let failure = State {
@@ -359,7 +384,7 @@ mod tests {
 
         // The second timer run the same day: nothing.
         let later = Run {
-            started: NOW + 43_000,
+            id: "a later run",
             now: NOW + 43_200,
             ..run()
         };
@@ -369,7 +394,7 @@ mod tests {
 
         // The next UTC day: again.
         let tomorrow = Run {
-            started: NOW + 86_000,
+            id: "tomorrow's run",
             now: NOW + 86_400,
             ..run()
         };

@@ -2,7 +2,7 @@
 //! events, as JSON on a command's stdin or POSTed to a webhook.
 //!
 //! The ACME step records each (re)issuance with [`record_attempt`]; after
-//! its run, `renew` calls [`after_renew`] with every site it looked at,
+//! its run, `renew` calls [`Notifier::after_renew`] with every site it looked at,
 //! which decides the events ([`events_for`], pure), saves the state and
 //! delivers each event to every target, bounded in time; it returns one
 //! [`Delivery`] per event and target for the caller to print, and never
@@ -98,7 +98,7 @@ impl std::fmt::Display for Delivery {
     }
 }
 
-/// What [`after_renew`] did: the deliveries, and what went wrong around
+/// What [`Notifier::after_renew`] did: the deliveries, and what went wrong around
 /// them (the state file), each a line to print.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertRun {
@@ -265,24 +265,6 @@ fn delivery(event: &Alert, target: &Target, result: Result<(), String>) -> Deliv
     }
 }
 
-/// [`Notifier::after_renew`] with the default bound of 10 s per delivery.
-pub fn after_renew(
-    host: &Host,
-    state_dir: &str,
-    settings: &Settings,
-    certs: &[Cert],
-    hostname: &str,
-    run_started: i64,
-    now: i64,
-) -> AlertRun {
-    let run = Run {
-        started: run_started,
-        now,
-        hostname,
-    };
-    Notifier::new().after_renew(host, state_dir, settings, certs, &run)
-}
-
 /// This machine's hostname (gethostname(2)); `localhost` if it has none.
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];
@@ -320,7 +302,7 @@ mod tests {
             not_after: Some(1_000 + 3 * 86_400),
         };
         let run = Run {
-            started: 900,
+            id: "a run",
             now: 1_000,
             hostname: "h",
         };

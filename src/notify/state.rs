@@ -27,6 +27,10 @@ pub struct Attempt {
     /// in time the attempts are).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub announced: bool,
+    /// The run that made it (`AcmeVars::run_id`); empty from an edgeup
+    /// that did not record it, which no later run takes for its own.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run: String,
 }
 
 impl Attempt {
@@ -36,6 +40,15 @@ impl Attempt {
             at,
             outcome,
             announced: false,
+            run: String::new(),
+        }
+    }
+
+    /// The same attempt, made by run `id`.
+    pub fn in_run(self, id: &str) -> Attempt {
+        Attempt {
+            run: id.to_string(),
+            ..self
         }
     }
 }

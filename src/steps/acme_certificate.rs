@@ -304,7 +304,7 @@ impl AcmeCertificate {
                 Ok(()) => notify::Outcome::Renewed,
                 Err(e) => notify::Outcome::failed(e),
             };
-            let attempt = notify::Attempt::new(pki::now(), outcome);
+            let attempt = notify::Attempt::new(pki::now(), outcome).in_run(&ctx.vars.acme.run_id);
             let _ = self
                 .primary()
                 .and_then(|d| notify::record_attempt(ctx.host, ctx.state_dir, d, &attempt));

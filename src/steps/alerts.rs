@@ -18,8 +18,6 @@ use std::cell::RefCell;
 pub struct Alerts {
     /// `notify:` as the site file spells it.
     pub notify: RawNotify,
-    /// When this run started (unix seconds): attempts since are this run's.
-    pub run_started: i64,
     pub certificates: Vec<Certificate>,
     #[serde(skip)]
     failed: RefCell<Vec<String>>,
@@ -46,9 +44,9 @@ impl Alerts {
     }
 
     /// This run, as of now.
-    fn run<'a>(&self, hostname: &'a str) -> Run<'a> {
+    fn run<'a>(ctx: &'a Ctx, hostname: &'a str) -> Run<'a> {
         Run {
-            started: self.run_started,
+            id: &ctx.vars.acme.run_id,
             now: pki::now(),
             hostname,
         }
@@ -82,7 +80,7 @@ impl Alerts {
 impl Step for Alerts {
     fn check(&self, ctx: &Ctx) -> Result<State> {
         let (settings, certs, hostname) = self.inputs(ctx)?;
-        let run = self.run(&hostname);
+        let run = Self::run(ctx, &hostname);
         let file = StateFile::load(ctx.host, ctx.state_dir).unwrap_or_else(|_| StateFile::empty());
         let to: Vec<String> = settings.targets.iter().map(|t| t.label()).collect();
         let mut changes = Vec::new();
@@ -114,7 +112,7 @@ impl Step for Alerts {
             ctx.state_dir,
             &settings,
             &certs,
-            &self.run(&hostname),
+            &Self::run(ctx, &hostname),
         );
         *self.failed.borrow_mut() = report.failures();
         Ok(())
