@@ -8,7 +8,7 @@
 //! and reported in playbook order, one line each, exactly as if it had run
 //! alone. A site's failure is its own, as everywhere.
 //!
-//! The engine knows this one kind by its type (`Step` is `Any`) rather than
+//! The engine knows this one kind by its type (`AnyStep` is `Any`) rather than
 //! through a `Step` method every kind would carry: only certificates have a
 //! slow, remote part worth overlapping, and what their batch shares (the
 //! responder, an account per CA) is theirs alone. `plan` and the certbot
@@ -19,7 +19,8 @@ use crate::playbook::Entry;
 use crate::render::Vars;
 use crate::report::{Event, Status};
 use crate::steps::acme_certificate::AcmeCertificate;
-use crate::steps::{Diff, Drift, State, Step, Swap};
+use crate::steps::acme_certificate::CertDrift;
+use crate::steps::{Describe, Diff, State, Step, Swap};
 use anyhow::Result;
 use std::any::Any;
 use std::cell::RefCell;
@@ -53,7 +54,7 @@ enum Verdict<'p> {
     /// Drifted: it acts, in the batch.
     Acts {
         cert: &'p AcmeCertificate,
-        drift: Drift,
+        drift: CertDrift,
     },
 }
 
@@ -121,7 +122,7 @@ impl Engine<'_> {
             .collect();
         // Persist notifications before acting: if we die mid-apply, the
         // next run still reloads.
-        let acting: Vec<(&AcmeCertificate, &Drift)> = checked
+        let acting: Vec<(&AcmeCertificate, &CertDrift)> = checked
             .iter()
             .filter_map(|c| match &c.verdict {
                 Verdict::Acts { cert, drift } => Some((*cert, drift)),
@@ -158,7 +159,7 @@ impl Engine<'_> {
                 },
                 Verdict::Acts { cert, drift } => {
                     self.reporter.begin(index, total, &c.entry.name);
-                    let Drift { changes, diff } = drift;
+                    let (changes, diff) = (drift.lines(), drift.diff());
                     match obtained.next() {
                         None => Line::failed(changes, diff, "no result for this step".into()),
                         Some(got) => {
@@ -267,7 +268,7 @@ fn recheck(
             diff,
             format!(
                 "applied, but the step still does not converge: {}",
-                still.changes.join("; ")
+                still.lines().join("; ")
             ),
         ),
         Err(e) => Line::failed(changes, diff, format!("re-check after apply failed: {e:#}")),

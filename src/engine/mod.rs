@@ -10,7 +10,7 @@ use crate::host::Host;
 use crate::playbook::{Entry, Playbook};
 use crate::render::Vars;
 use crate::report::{Event, Reporter, Status};
-use crate::steps::{Ctx, Drift, State, Swap};
+use crate::steps::{AnyStep, Ctx, State, Swap};
 use anyhow::Result;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -296,7 +296,7 @@ impl Engine<'_> {
             pending.extend(entry.notify.iter().cloned());
             pending::save(self.host, self.state_dir, pending)?;
         }
-        let Drift { changes, diff } = drift.clone();
+        let (changes, diff) = (drift.changes.clone(), drift.diff.clone());
         if let Err(e) = step.apply(&ctx, &drift) {
             return Ok(report(
                 Status::Failed,
@@ -393,7 +393,7 @@ impl Engine<'_> {
     }
 }
 
-fn run_handler(step: &dyn crate::steps::Step, ctx: &Ctx) -> Result<()> {
+fn run_handler(step: &dyn AnyStep, ctx: &Ctx) -> Result<()> {
     match step.check(ctx)? {
         State::Converged(_) => Ok(()),
         State::Drift(drift) => step.apply(ctx, &drift),
@@ -403,7 +403,7 @@ fn run_handler(step: &dyn crate::steps::Step, ctx: &Ctx) -> Result<()> {
 /// A handler (reload) failed after files were swapped in this run: put the
 /// previous files back and run the handler again so the service keeps
 /// running on what worked before. Returns the message for the report.
-fn rollback(ctx: &Ctx, step: &dyn crate::steps::Step, error: anyhow::Error) -> String {
+fn rollback(ctx: &Ctx, step: &dyn AnyStep, error: anyhow::Error) -> String {
     let swaps: Vec<Swap> = ctx.swaps.borrow().clone();
     if swaps.is_empty() {
         return format!("{error:#}");

@@ -4,7 +4,7 @@
 
 use crate::assets::Assets;
 use crate::render::{self, Vars};
-use crate::steps::{self, Step};
+use crate::steps::{self, AnyStep, Step};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
@@ -56,8 +56,8 @@ macro_rules! step_kinds {
 
         impl Entry {
             /// The step kinds this entry names (a valid entry names one).
-            fn kinds(&self) -> Vec<&dyn Step> {
-                [$(self.$key.as_ref().map(|s| s as &dyn Step)),+]
+            fn kinds(&self) -> Vec<&dyn AnyStep> {
+                [$(self.$key.as_ref().map(|s| s as &dyn AnyStep)),+]
                     .into_iter()
                     .flatten()
                     .collect()
@@ -89,7 +89,7 @@ step_kinds! {
 pub struct FlushHandlers {}
 
 impl Entry {
-    pub fn step(&self) -> Result<&dyn Step> {
+    pub fn step(&self) -> Result<&dyn AnyStep> {
         let kinds = self.kinds();
         match kinds.as_slice() {
             [one] if !self.is_flush() => Ok(*one),
@@ -146,11 +146,13 @@ pub fn load(assets: &Assets, name: &str, vars: &Vars) -> Result<Playbook> {
 
 /// Never checked or applied: the engine runs pending handlers at its place.
 impl Step for FlushHandlers {
-    fn check(&self, _ctx: &crate::steps::Ctx) -> Result<crate::steps::State> {
+    type Drift = std::convert::Infallible;
+
+    fn check(&self, _ctx: &crate::steps::Ctx) -> Result<crate::steps::State<Self::Drift>> {
         Ok(crate::steps::State::Converged("handlers flushed".into()))
     }
 
-    fn apply(&self, _ctx: &crate::steps::Ctx, _drift: &crate::steps::Drift) -> Result<()> {
-        Ok(())
+    fn apply(&self, _ctx: &crate::steps::Ctx, never: &Self::Drift) -> Result<()> {
+        match *never {}
     }
 }

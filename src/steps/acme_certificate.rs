@@ -11,7 +11,8 @@
 //! `finish` (one entry's checks and swap, in playbook order). `apply` is
 //! the same two calls for one entry. certbot goes one at a time.
 
-use super::{Ctx, Drift, State, Step, pem_file};
+use super::pem_file::PemDrift;
+use super::{Ctx, Describe, Diff, State, Step, pem_file};
 use crate::acme::batch::{self, Failure};
 use crate::acme::builtin::Issued;
 use crate::acme::responder;
@@ -168,13 +169,13 @@ impl AcmeCertificate {
     /// and key, then every preflight and order together (acme::batch: one
     /// responder, the account ensured once after a preflight passed). One
     /// result per entry, in order; nothing is installed yet (`finish`).
-    pub fn obtain_together(ctx: &Ctx, members: &[(&AcmeCertificate, &Drift)]) -> Vec<Obtained> {
+    pub fn obtain_together(ctx: &Ctx, members: &[(&AcmeCertificate, &CertDrift)]) -> Vec<Obtained> {
         let mut obtained: Vec<Option<Obtained>> = members.iter().map(|_| None).collect();
         let mut places = Vec::new();
         let mut jobs = Vec::new();
         for (place, (cert, drift)) in members.iter().enumerate() {
             let started = Instant::now();
-            let before_ca = if pem_file::content_drifted(drift) {
+            let before_ca = if drift.pem.content.is_some() {
                 cert.may_order(ctx).and_then(|()| {
                     Ok((
                         builtin::new_key(ctx.host, &cert.key_type)?,
@@ -232,9 +233,9 @@ impl AcmeCertificate {
 
     /// certbot's way, one entry: the checks, the preflight on a responder of
     /// its own (gone before certbot binds the port), the account, certbot.
-    fn obtain_alone(&self, ctx: &Ctx, drift: &Drift) -> Obtained {
+    fn obtain_alone(&self, ctx: &Ctx, drift: &CertDrift) -> Obtained {
         let started = Instant::now();
-        let result = if pem_file::content_drifted(drift) {
+        let result = if drift.pem.content.is_some() {
             self.certbot_issue(ctx).map(Some)
         } else {
             Ok(None)
@@ -392,8 +393,31 @@ fn lineage_current(chain: &str, key: &str, domains: &[String]) -> bool {
         })
 }
 
+/// What differs about a CA-issued certificate: the PEM (a new
+/// certificate is needed, or only its mode/owner), and the account that
+/// must be registered first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertDrift {
+    pub pem: PemDrift,
+    pub register: Option<String>,
+}
+
+impl Describe for CertDrift {
+    fn lines(&self) -> Vec<String> {
+        let mut lines = self.pem.lines();
+        lines.extend(self.register.clone());
+        lines
+    }
+
+    fn diff(&self) -> Option<Diff> {
+        self.pem.diff()
+    }
+}
+
 impl Step for AcmeCertificate {
-    fn check(&self, ctx: &Ctx) -> Result<State> {
+    type Drift = CertDrift;
+
+    fn check(&self, ctx: &Ctx) -> Result<State<CertDrift>> {
         let how = match &self.dns {
             Some(dns) => format!(
                 " (dns-01 through {} {})",
@@ -409,23 +433,24 @@ impl Step for AcmeCertificate {
             .content_problem(ctx)?
             .map(|p| format!("obtain a certificate{how}: {p}"));
         let content = problem.is_some();
-        let mut drift = pem_file::drift(ctx, &self.path, &self.owner, &self.group, problem)?;
-        if content && !account::registered(ctx.host, &self.ca, &self.certbot_dir)? {
-            drift.changes.push(format!(
-                "register a {} account with {} (once the preflight has passed)",
-                self.ca.client, self.ca.directory
-            ));
-        }
-        if drift.changes.is_empty() {
+        let pem = pem_file::drift(ctx, &self.path, &self.owner, &self.group, problem)?;
+        let register = (content && !account::registered(ctx.host, &self.ca, &self.certbot_dir)?)
+            .then(|| {
+                format!(
+                    "register a {} account with {} (once the preflight has passed)",
+                    self.ca.client, self.ca.directory
+                )
+            });
+        if pem.is_empty() {
             return Ok(State::Converged(format!(
                 "CA-issued certificate for {} in place",
                 self.domains.join(", ")
             )));
         }
-        Ok(State::Drift(drift))
+        Ok(State::Drift(CertDrift { pem, register }))
     }
 
-    fn apply(&self, ctx: &Ctx, drift: &Drift) -> Result<()> {
+    fn apply(&self, ctx: &Ctx, drift: &CertDrift) -> Result<()> {
         // Decided from check's drift: asking again would repeat the PEM parse
         // and, under `renew`, the CA's renewal-window request.
         let obtained = if self.batchable() {

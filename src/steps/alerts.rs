@@ -5,7 +5,7 @@
 //! bounded) is a warning, never a failed step: an alert must not turn a
 //! renewal into a failure, nor stop the next site's.
 
-use super::{Ctx, Drift, State, Step};
+use super::{Ctx, Describe, State, Step};
 use crate::notify::{self, Cert, Notifier, Run, StateFile};
 use crate::pki;
 use crate::site::RawNotify;
@@ -77,35 +77,48 @@ impl Alerts {
     }
 }
 
+/// The alerts due, and the targets they go to.
+#[derive(Debug, Clone)]
+pub struct Due {
+    to: Vec<String>,
+    alerts: Vec<notify::Alert>,
+}
+
+impl Describe for Due {
+    fn lines(&self) -> Vec<String> {
+        self.alerts
+            .iter()
+            .map(|a| format!("tell {} of {}: {}", self.to.join(", "), a.domain, a.kind))
+            .collect()
+    }
+}
+
 impl Step for Alerts {
-    fn check(&self, ctx: &Ctx) -> Result<State> {
+    type Drift = Due;
+
+    fn check(&self, ctx: &Ctx) -> Result<State<Due>> {
         let (settings, certs, hostname) = self.inputs(ctx)?;
         let run = Self::run(ctx, &hostname);
         let file = StateFile::load(ctx.host, ctx.state_dir).unwrap_or_else(|_| StateFile::empty());
-        let to: Vec<String> = settings.targets.iter().map(|t| t.label()).collect();
-        let mut changes = Vec::new();
+        let mut due = Due {
+            to: settings.targets.iter().map(|t| t.label()).collect(),
+            alerts: Vec::new(),
+        };
         for cert in &certs {
             let state = file.domains.get(&cert.domain).cloned().unwrap_or_default();
             let (events, _) = notify::events_for(cert, &state, &run, settings.days_before_expiry);
-            for event in events {
-                changes.push(format!(
-                    "tell {} of {}: {}",
-                    to.join(", "),
-                    cert.domain,
-                    event.kind
-                ));
-            }
+            due.alerts.extend(events);
         }
-        if changes.is_empty() {
+        if due.alerts.is_empty() {
             return Ok(State::Converged("no alert due".into()));
         }
-        Ok(State::Drift(Drift {
-            changes,
-            diff: None,
-        }))
+        Ok(State::Drift(due))
     }
 
-    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+    /// Decides again as it delivers (`Notifier::after_renew` marks each
+    /// attempt announced under the state file): what `due` listed is what
+    /// the state said a moment ago.
+    fn apply(&self, ctx: &Ctx, _due: &Due) -> Result<()> {
         let (settings, certs, hostname) = self.inputs(ctx)?;
         let report = Notifier::new().after_renew(
             ctx.host,

@@ -1,6 +1,6 @@
 //! A directory with a given mode and owner (e.g. /etc/haproxy/certs, 0700 haproxy).
 
-use super::{Ctx, Drift, State, Step};
+use super::{Ctx, Describe, State, Step};
 use crate::host::FileAttrs;
 use anyhow::Result;
 use serde::{Deserialize, Deserializer};
@@ -51,29 +51,62 @@ pub fn attrs(ctx: &Ctx, mode: Mode, owner: &str, group: &str) -> Result<FileAttr
     })
 }
 
-/// Lines describing how a path's mode/owner differ from what is wanted.
+/// One way a path's mode or owner differs from what is wanted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrChange {
+    Mode {
+        path: String,
+        from: u32,
+        to: u32,
+    },
+    /// Owners as `user:group` names.
+    Owner {
+        path: String,
+        from: String,
+        to: String,
+    },
+    /// The wanted owner or group does not exist yet (its package creates
+    /// it): drift until then, not an error.
+    Unresolved(String),
+}
+
+impl std::fmt::Display for AttrChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttrChange::Mode { path, from, to } => write!(f, "{path}: mode {from:04o} -> {to:04o}"),
+            AttrChange::Owner { path, from, to } => write!(f, "{path}: owner {from} -> {to}"),
+            AttrChange::Unresolved(why) => f.write_str(why),
+        }
+    }
+}
+
+/// The report lines of some attribute changes.
+pub fn attr_lines(changes: &[AttrChange]) -> impl Iterator<Item = String> + '_ {
+    changes.iter().map(ToString::to_string)
+}
+
+/// How a path's mode/owner differ from what is wanted.
 pub fn attr_changes(
     host: &crate::host::Host,
     stat: &crate::host::FileStat,
     want: &FileAttrs,
     path: &str,
-) -> Vec<String> {
+) -> Vec<AttrChange> {
     let mut out = Vec::new();
     if stat.mode & 0o7777 != want.mode {
-        out.push(format!(
-            "{path}: mode {:04o} -> {:04o}",
-            stat.mode & 0o7777,
-            want.mode
-        ));
+        out.push(AttrChange::Mode {
+            path: path.to_string(),
+            from: stat.mode & 0o7777,
+            to: want.mode,
+        });
     }
     if stat.uid != want.uid || stat.gid != want.gid {
-        out.push(format!(
-            "{path}: owner {}:{} -> {}:{}",
-            host.user_name(stat.uid),
-            host.group_name(stat.gid),
-            host.user_name(want.uid),
-            host.group_name(want.gid)
-        ));
+        let name = |uid, gid| format!("{}:{}", host.user_name(uid), host.group_name(gid));
+        out.push(AttrChange::Owner {
+            path: path.to_string(),
+            from: name(stat.uid, stat.gid),
+            to: name(want.uid, want.gid),
+        });
     }
     out
 }
@@ -86,20 +119,38 @@ pub fn file_attr_drift(
     mode: Mode,
     owner: &str,
     group: &str,
-) -> Result<Vec<String>> {
+) -> Result<Vec<AttrChange>> {
     let Some(stat) = ctx.host.stat(path)? else {
         return Ok(Vec::new());
     };
     Ok(match attrs(ctx, mode, owner, group) {
         Ok(want) => attr_changes(ctx.host, &stat, &want, path),
-        Err(e) => vec![format!("{e:#}")],
+        Err(e) => vec![AttrChange::Unresolved(format!("{e:#}"))],
     })
 }
 
+/// What differs about a managed directory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DirectoryDrift {
+    Missing(String),
+    Attrs(Vec<AttrChange>),
+}
+
+impl Describe for DirectoryDrift {
+    fn lines(&self) -> Vec<String> {
+        match self {
+            DirectoryDrift::Missing(path) => vec![format!("create {path}")],
+            DirectoryDrift::Attrs(changes) => attr_lines(changes).collect(),
+        }
+    }
+}
+
 impl Step for Directory {
-    fn check(&self, ctx: &Ctx) -> Result<State> {
+    type Drift = DirectoryDrift;
+
+    fn check(&self, ctx: &Ctx) -> Result<State<DirectoryDrift>> {
         let Some(stat) = ctx.host.stat(&self.path)? else {
-            return Ok(State::Drift(Drift::one(format!("create {}", self.path))));
+            return Ok(State::Drift(DirectoryDrift::Missing(self.path.clone())));
         };
         if !stat.is_dir {
             anyhow::bail!(
@@ -109,19 +160,19 @@ impl Step for Directory {
         }
         // Before the package creates the owner, the wanted attrs are unknown:
         // that is drift (apply runs after the packages step), not an error.
-        let want = match attrs(ctx, self.mode, &self.owner, &self.group) {
-            Ok(want) => want,
-            Err(e) => return Ok(State::Drift(Drift::one(format!("{e:#}")))),
+        let changes = match attrs(ctx, self.mode, &self.owner, &self.group) {
+            Ok(want) => attr_changes(ctx.host, &stat, &want, &self.path),
+            Err(e) => vec![AttrChange::Unresolved(format!("{e:#}"))],
         };
-        let changes = attr_changes(ctx.host, &stat, &want, &self.path);
         if changes.is_empty() {
             Ok(State::Converged(format!("{} {}", self.path, self.mode)))
         } else {
-            Ok(State::Drift(Drift::new(changes)))
+            Ok(State::Drift(DirectoryDrift::Attrs(changes)))
         }
     }
 
-    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+    /// Created or fixed alike: `ensure_dir` sets what is wanted.
+    fn apply(&self, ctx: &Ctx, _drift: &DirectoryDrift) -> Result<()> {
         let want = attrs(ctx, self.mode, &self.owner, &self.group)?;
         ctx.host.ensure_dir(&self.path, &want)
     }

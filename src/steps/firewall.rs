@@ -1,7 +1,7 @@
 //! Ports 80 and 443 open in whichever firewall front-end is active
 //! (firewalld or ufw); nothing to do when none is.
 
-use super::{Ctx, Drift, State, Step};
+use super::{Ctx, Describe, State, Step};
 use crate::facts::probes;
 use crate::host::Cmd;
 use anyhow::{Result, bail};
@@ -42,21 +42,23 @@ impl Firewall {
             .stdout)
     }
 
-    fn firewalld_missing(&self, ctx: &Ctx) -> Result<Vec<String>> {
+    fn firewalld_missing(&self, ctx: &Ctx) -> Result<Vec<Closed>> {
         let permanent = Self::permanent_services(ctx)?;
         let runtime = ctx
             .host
             .run_ok(&Cmd::new("firewall-cmd").arg("--list-services"))?;
         let has = |list: &str, s: &str| list.split_whitespace().any(|x| x == s);
-        let mut missing = Vec::new();
-        for s in &self.services {
-            if !has(&permanent, s) {
-                missing.push(format!("firewalld: allow service {s} (permanent)"));
-            } else if !has(&runtime.stdout, s) {
-                missing.push(format!("firewalld: allow service {s} (runtime)"));
-            }
-        }
-        Ok(missing)
+        Ok(self
+            .services
+            .iter()
+            .filter_map(|s| {
+                let permanent = !has(&permanent, s);
+                (permanent || !has(&runtime.stdout, s)).then(|| Closed {
+                    service: s.clone(),
+                    permanent,
+                })
+            })
+            .collect())
     }
 
     fn ufw_missing(&self, ctx: &Ctx) -> Result<Vec<u16>> {
@@ -82,15 +84,50 @@ pub fn ufw_allows(rules: &str, port: u16) -> bool {
         .any(|l| l.trim() == tuple || l.trim() == tuple_any)
 }
 
+/// A firewalld service not allowed: in the permanent configuration (and
+/// so, as far as edgeup knows, before it), or only at runtime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Closed {
+    service: String,
+    permanent: bool,
+}
+
+/// What the active front-end does not allow yet.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FirewallDrift {
+    Firewalld(Vec<Closed>),
+    Ufw(Vec<u16>),
+}
+
+impl Describe for FirewallDrift {
+    fn lines(&self) -> Vec<String> {
+        match self {
+            FirewallDrift::Firewalld(closed) => closed
+                .iter()
+                .map(|c| {
+                    let scope = if c.permanent { "permanent" } else { "runtime" };
+                    format!("firewalld: allow service {} ({scope})", c.service)
+                })
+                .collect(),
+            FirewallDrift::Ufw(ports) => ports
+                .iter()
+                .map(|p| format!("ufw: allow {p}/tcp"))
+                .collect(),
+        }
+    }
+}
+
 impl Step for Firewall {
-    fn check(&self, ctx: &Ctx) -> Result<State> {
+    type Drift = FirewallDrift;
+
+    fn check(&self, ctx: &Ctx) -> Result<State<FirewallDrift>> {
         match self.backend(ctx)?.as_str() {
             "firewalld" => {
                 let missing = self.firewalld_missing(ctx)?;
                 if missing.is_empty() {
                     Ok(State::Converged("firewalld allows http, https".into()))
                 } else {
-                    Ok(State::Drift(Drift::new(missing)))
+                    Ok(State::Drift(FirewallDrift::Firewalld(missing)))
                 }
             }
             "ufw" => {
@@ -98,12 +135,7 @@ impl Step for Firewall {
                 if missing.is_empty() {
                     Ok(State::Converged("ufw allows 80/tcp, 443/tcp".into()))
                 } else {
-                    Ok(State::Drift(Drift::new(
-                        missing
-                            .iter()
-                            .map(|p| format!("ufw: allow {p}/tcp"))
-                            .collect(),
-                    )))
+                    Ok(State::Drift(FirewallDrift::Ufw(missing)))
                 }
             }
             _ => Ok(State::Converged(
@@ -112,16 +144,13 @@ impl Step for Firewall {
         }
     }
 
-    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
-        match self.backend(ctx)?.as_str() {
-            "firewalld" => {
-                let permanent = Self::permanent_services(ctx)?;
-                for service in &self.services {
-                    if !permanent.split_whitespace().any(|s| s == service) {
-                        ctx.host.note(crate::ledger::Entry::Firewalld {
-                            service: service.clone(),
-                        })?;
-                    }
+    fn apply(&self, ctx: &Ctx, drift: &FirewallDrift) -> Result<()> {
+        match drift {
+            FirewallDrift::Firewalld(closed) => {
+                for c in closed.iter().filter(|c| c.permanent) {
+                    ctx.host.note(crate::ledger::Entry::Firewalld {
+                        service: c.service.clone(),
+                    })?;
                 }
                 // Runtime and permanent separately: `--reload` would throw away
                 // runtime rules other tools or admins added.
@@ -137,14 +166,13 @@ impl Step for Firewall {
                 )?;
                 ctx.host.run_ok(&Cmd::new("firewall-cmd").args(services))?;
             }
-            "ufw" => {
-                for port in self.ufw_missing(ctx)? {
+            FirewallDrift::Ufw(ports) => {
+                for &port in ports {
                     ctx.host.note(crate::ledger::Entry::Ufw { port })?;
                     ctx.host
                         .run_ok(&Cmd::new("ufw").arg("allow").arg(format!("{port}/tcp")))?;
                 }
             }
-            _ => {}
         }
         Ok(())
     }

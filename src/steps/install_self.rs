@@ -8,7 +8,8 @@
 //! (chosen only when this run is that file): converged as it is; it is the
 //! package manager's, never written or chmodded here.
 
-use super::{Ctx, Drift, State, Step};
+use super::directory::{AttrChange, attr_changes, attr_lines};
+use super::{Ctx, Describe, State, Step};
 use crate::host::FileAttrs;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -58,50 +59,81 @@ impl InstallSelf {
     }
 }
 
+/// What is at `dest` instead of this edgeup.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Installed {
+    Missing,
+    /// A link or a directory.
+    NotRegular,
+    /// Another binary than the running one (at this path).
+    Another(std::path::PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstallDrift {
+    dest: String,
+    file: Option<Installed>,
+    attrs: Vec<AttrChange>,
+}
+
+impl Describe for InstallDrift {
+    fn lines(&self) -> Vec<String> {
+        let dest = &self.dest;
+        let file = self.file.as_ref().map(|f| match f {
+            Installed::Missing => format!("install this edgeup at {dest}"),
+            Installed::NotRegular => {
+                format!("replace {dest} (not a regular file) with this edgeup")
+            }
+            Installed::Another(exe) => {
+                format!("install this edgeup ({}) at {dest}", exe.display())
+            }
+        });
+        file.into_iter().chain(attr_lines(&self.attrs)).collect()
+    }
+}
+
 impl Step for InstallSelf {
-    fn check(&self, ctx: &Ctx) -> Result<State> {
+    type Drift = InstallDrift;
+
+    fn check(&self, ctx: &Ctx) -> Result<State<InstallDrift>> {
         if self.packaged(ctx)? {
             return Ok(State::Converged(format!(
                 "{} is this edgeup, from its package",
                 self.dest
             )));
         }
-        let mut changes = Vec::new();
+        let mut drift = InstallDrift {
+            dest: self.dest.clone(),
+            file: None,
+            attrs: Vec::new(),
+        };
         match ctx.host.stat(&self.dest)? {
-            None => changes.push(format!("install this edgeup at {}", self.dest)),
+            None => drift.file = Some(Installed::Missing),
             Some(stat) => {
                 let link = std::fs::symlink_metadata(ctx.host.path(&self.dest))
                     .is_ok_and(|m| m.file_type().is_symlink());
                 if link || stat.is_dir {
-                    changes.push(format!(
-                        "replace {} (not a regular file) with this edgeup",
-                        self.dest
-                    ));
+                    drift.file = Some(Installed::NotRegular);
                 } else {
                     if let Some(exe) = self.source(ctx)? {
                         let ours = std::fs::read(&exe)
                             .with_context(|| format!("reading {}", exe.display()))?;
                         if ctx.host.read(&self.dest)?.as_deref() != Some(ours.as_slice()) {
-                            changes.push(format!(
-                                "install this edgeup ({}) at {}",
-                                exe.display(),
-                                self.dest
-                            ));
+                            drift.file = Some(Installed::Another(exe));
                         }
                     }
-                    changes.extend(super::directory::attr_changes(
-                        ctx.host, &stat, &ATTRS, &self.dest,
-                    ));
+                    drift.attrs = attr_changes(ctx.host, &stat, &ATTRS, &self.dest);
                 }
             }
         }
-        if changes.is_empty() {
+        if drift.file.is_none() && drift.attrs.is_empty() {
             return Ok(State::Converged(format!("{} is this edgeup", self.dest)));
         }
-        Ok(State::Drift(Drift::new(changes)))
+        Ok(State::Drift(drift))
     }
 
-    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+    /// Whatever differs, the file is written whole: mode and owner come with it.
+    fn apply(&self, ctx: &Ctx, _drift: &InstallDrift) -> Result<()> {
         if self.packaged(ctx)? {
             return Ok(());
         }

@@ -1,5 +1,6 @@
-//! Step kinds. Each one: `check` reads the host and never changes it;
-//! `apply` acts on the drift `check` found. The engine re-checks after apply.
+//! Step kinds. Each one: `check` reads the host and never changes it, and
+//! says what differs in a type of its own; `apply` acts on that value. The
+//! engine re-checks after apply.
 
 pub mod acme_certificate;
 pub mod alerts;
@@ -18,9 +19,11 @@ pub mod template;
 use crate::assets::Assets;
 use crate::host::Host;
 use crate::render::Vars;
-use anyhow::Result;
-use serde::Serialize;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::any::Any;
 use std::cell::RefCell;
+use std::rc::Rc;
 
 /// Everything a step may look at.
 pub struct Ctx<'a> {
@@ -48,21 +51,60 @@ impl Ctx<'_> {
 
 pub use crate::host::Swap;
 
+/// What a check found. A step kind's check returns its own drift type
+/// (`State<Self::Drift>`); the engine sees it as [`Drift`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum State {
+pub enum State<D = Drift> {
     /// Nothing to do; the note says what was found (e.g. "no active firewall").
     Converged(String),
-    Drift(Drift),
+    Drift(D),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// How a drift is shown: one line per difference ("install haproxy",
+/// "/etc/haproxy/certs: mode 0755 -> 0700") and, for a file's content, a
+/// diff (a secret's content is never shown).
+pub trait Describe {
+    fn lines(&self) -> Vec<String>;
+    fn diff(&self) -> Option<Diff> {
+        None
+    }
+}
+
+/// A drift as the engine holds it: described once for the report, and
+/// kept typed for the apply of the step that found it.
+#[derive(Clone)]
 pub struct Drift {
-    /// What differs, one line each ("haproxy not installed", "mode 0644 != 0600").
     pub changes: Vec<String>,
     pub diff: Option<Diff>,
+    found: Rc<dyn Any>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+impl Drift {
+    fn of<D: Describe + 'static>(found: D) -> Drift {
+        Drift {
+            changes: found.lines(),
+            diff: found.diff(),
+            found: Rc::new(found),
+        }
+    }
+
+    /// The step kind's own drift value.
+    pub fn typed<D: 'static>(&self) -> Option<&D> {
+        self.found.downcast_ref()
+    }
+}
+
+/// Only the description: the typed value may hold what the diff redacts.
+impl std::fmt::Debug for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drift")
+            .field("changes", &self.changes)
+            .field("diff", &self.diff)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Diff {
     /// A unified diff of a text file.
@@ -71,24 +113,13 @@ pub enum Diff {
     Secret,
 }
 
-impl Drift {
-    pub fn new(changes: Vec<String>) -> Drift {
-        Drift {
-            changes,
-            diff: None,
-        }
-    }
-
-    pub fn one(change: impl Into<String>) -> Drift {
-        Drift::new(vec![change.into()])
-    }
-}
-
-/// `Any` so the engine can recognise the one kind it applies in batches
-/// (certificates, engine/batch.rs) without a method every kind would carry.
-pub trait Step: std::any::Any {
-    fn check(&self, ctx: &Ctx) -> Result<State>;
-    fn apply(&self, ctx: &Ctx, drift: &Drift) -> Result<()>;
+/// What a step kind implements. `check` reads the host and returns the
+/// kind's own drift; `apply` acts on exactly that value (it never decodes
+/// report lines nor asks the host again what check already found).
+pub trait Step: Any {
+    type Drift: Describe + 'static;
+    fn check(&self, ctx: &Ctx) -> Result<State<Self::Drift>>;
+    fn apply(&self, ctx: &Ctx, drift: &Self::Drift) -> Result<()>;
     /// Steps that talk to systemd; `apply` refuses to start without it.
     fn needs_systemd(&self) -> bool {
         false
@@ -98,6 +129,50 @@ pub trait Step: std::any::Any {
     /// a renewal), shown as a warning.
     fn warning(&self) -> Option<String> {
         None
+    }
+}
+
+/// A step of any kind, as the engine walks it. `Any` so the engine can
+/// recognise the one kind it applies in batches (certificates,
+/// engine/batch.rs) without a method every kind would carry.
+pub trait AnyStep: Any {
+    fn check(&self, ctx: &Ctx) -> Result<State>;
+    fn apply(&self, ctx: &Ctx, drift: &Drift) -> Result<()>;
+    fn needs_systemd(&self) -> bool;
+    fn warning(&self) -> Option<String>;
+}
+
+impl<S: Step> AnyStep for S {
+    fn check(&self, ctx: &Ctx) -> Result<State> {
+        Ok(match Step::check(self, ctx)? {
+            State::Converged(note) => State::Converged(note),
+            State::Drift(found) => State::Drift(Drift::of(found)),
+        })
+    }
+
+    fn apply(&self, ctx: &Ctx, drift: &Drift) -> Result<()> {
+        let found = drift.typed::<S::Drift>().with_context(|| {
+            format!(
+                "internal error: a drift of another step kind was handed to {}",
+                std::any::type_name::<S>()
+            )
+        })?;
+        Step::apply(self, ctx, found)
+    }
+
+    fn needs_systemd(&self) -> bool {
+        Step::needs_systemd(self)
+    }
+
+    fn warning(&self) -> Option<String> {
+        Step::warning(self)
+    }
+}
+
+/// The drift of a step that never drifts (`flush_handlers`).
+impl Describe for std::convert::Infallible {
+    fn lines(&self) -> Vec<String> {
+        match *self {}
     }
 }
 

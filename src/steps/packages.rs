@@ -1,6 +1,6 @@
 //! Packages installed with the distro's package manager (apt or dnf).
 
-use super::{Ctx, Drift, State, Step};
+use super::{Ctx, Describe, State, Step};
 use crate::distro::PackageManager;
 use crate::host::Cmd;
 use anyhow::Result;
@@ -38,8 +38,23 @@ impl Packages {
     }
 }
 
+/// The entries (as the spec writes them) whose package is not installed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Missing(Vec<String>);
+
+impl Describe for Missing {
+    fn lines(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|e| format!("install {}", split(e).0))
+            .collect()
+    }
+}
+
 impl Step for Packages {
-    fn check(&self, ctx: &Ctx) -> Result<State> {
+    type Drift = Missing;
+
+    fn check(&self, ctx: &Ctx) -> Result<State<Missing>> {
         let missing = self.missing(ctx)?;
         if missing.is_empty() {
             return Ok(State::Converged(format!(
@@ -47,16 +62,13 @@ impl Step for Packages {
                 self.names.join(", ")
             )));
         }
-        Ok(State::Drift(Drift::new(
-            missing
-                .iter()
-                .map(|p| format!("install {}", split(p).0))
-                .collect(),
+        Ok(State::Drift(Missing(
+            missing.into_iter().map(str::to_string).collect(),
         )))
     }
 
-    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
-        let missing = self.missing(ctx)?;
+    fn apply(&self, ctx: &Ctx, drift: &Missing) -> Result<()> {
+        let missing = &drift.0;
         let sources: Vec<String> = missing.iter().map(|e| split(e).1.to_string()).collect();
         let manager = ctx.vars.distro.package_manager;
         // The ledger first names what is asked for, then (dpkg) everything

@@ -4,33 +4,51 @@
 //! HAProxy loads every file there; backed up; swapped atomically; recorded
 //! for rollback).
 
-use super::directory::{PRIVATE, attrs, file_attr_drift};
-use super::{Ctx, Diff, Drift};
+use super::directory::{AttrChange, PRIVATE, attr_lines, attrs, file_attr_drift};
+use super::{Ctx, Describe, Diff};
 use anyhow::{Context, Result};
 use std::path::Path;
 
-/// The PEM's drift: the content problem (shown only as a secret change) plus mode/owner.
+/// What differs about a key-holding PEM: its content (why it must be
+/// replaced; shown only as a secret change) and its mode/owner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PemDrift {
+    pub content: Option<String>,
+    pub attrs: Vec<AttrChange>,
+}
+
+impl PemDrift {
+    pub fn is_empty(&self) -> bool {
+        self.content.is_none() && self.attrs.is_empty()
+    }
+}
+
+impl Describe for PemDrift {
+    fn lines(&self) -> Vec<String> {
+        self.content
+            .iter()
+            .cloned()
+            .chain(attr_lines(&self.attrs))
+            .collect()
+    }
+
+    fn diff(&self) -> Option<Diff> {
+        self.content.as_ref().map(|_| Diff::Secret)
+    }
+}
+
+/// The PEM's drift: the content problem plus mode/owner.
 pub fn drift(
     ctx: &Ctx,
     path: &str,
     owner: &str,
     group: &str,
-    content_problem: Option<String>,
-) -> Result<Drift> {
-    let mut drift = Drift::new(Vec::new());
-    if let Some(problem) = content_problem {
-        drift.changes.push(problem);
-        drift.diff = Some(Diff::Secret);
-    }
-    drift
-        .changes
-        .extend(file_attr_drift(ctx, path, PRIVATE, owner, group)?);
-    Ok(drift)
-}
-
-/// Whether `drift` (made by [`drift`]) needs new content, or only mode/owner.
-pub fn content_drifted(drift: &Drift) -> bool {
-    drift.diff.is_some()
+    content: Option<String>,
+) -> Result<PemDrift> {
+    Ok(PemDrift {
+        content,
+        attrs: file_attr_drift(ctx, path, PRIVATE, owner, group)?,
+    })
 }
 
 /// Mode and owner only (the content is right).

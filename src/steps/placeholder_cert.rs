@@ -3,7 +3,8 @@
 //! replaces a valid certificate, and it is staged outside the crt directory
 //! because HAProxy loads every file there.
 
-use super::{Ctx, Drift, State, Step, pem_file};
+use super::pem_file::PemDrift;
+use super::{Ctx, State, Step, pem_file};
 use crate::pki;
 use anyhow::Result;
 use serde::Deserialize;
@@ -59,11 +60,13 @@ fn content_problem(pem: Option<&[u8]>, domain: &str) -> Option<String> {
 }
 
 impl Step for PlaceholderCert {
-    fn check(&self, ctx: &Ctx) -> Result<State> {
+    type Drift = PemDrift;
+
+    fn check(&self, ctx: &Ctx) -> Result<State<PemDrift>> {
         let pem = ctx.host.read_no_follow(&self.path)?;
         let problem = content_problem(pem.as_deref(), &self.domain);
         let drift = pem_file::drift(ctx, &self.path, &self.owner, &self.group, problem)?;
-        if drift.changes.is_empty() {
+        if drift.is_empty() {
             let kind = match pem.as_deref().map(pki::parse_bundle) {
                 Some(Ok(b)) if b.leaf().is_some_and(|l| !l.placeholder) => "CA-issued certificate",
                 _ => "placeholder certificate",
@@ -76,8 +79,8 @@ impl Step for PlaceholderCert {
         Ok(State::Drift(drift))
     }
 
-    fn apply(&self, ctx: &Ctx, drift: &Drift) -> Result<()> {
-        if !pem_file::content_drifted(drift) {
+    fn apply(&self, ctx: &Ctx, drift: &PemDrift) -> Result<()> {
+        if drift.content.is_none() {
             return pem_file::fix_attrs(ctx, &self.path, &self.owner, &self.group);
         }
         let pem = pki::placeholder_pem(&self.domain)?;

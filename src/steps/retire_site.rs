@@ -5,7 +5,7 @@
 //! lineage for it is deleted so certbot's timer stops renewing it.
 //! Converged when none of the three is left.
 
-use super::{Ctx, Drift, State, Step};
+use super::{Ctx, Describe, State, Step};
 use crate::host::{Cmd, FileAttrs};
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -29,35 +29,62 @@ impl RetireSite {
     }
 }
 
+/// What of a retired site is still there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leftovers {
+    site: RetireSite,
+    pem: bool,
+    hook: bool,
+    lineage: bool,
+}
+
+impl Describe for Leftovers {
+    fn lines(&self) -> Vec<String> {
+        let site = &self.site;
+        [
+            self.pem
+                .then(|| format!("move {} out of HAProxy into {}", site.pem, site.archive_dir)),
+            self.hook
+                .then(|| format!("remove certbot deploy hook {}", site.certbot_hook)),
+            self.lineage.then(|| {
+                format!(
+                    "delete certbot's lineage {} (certbot stops renewing it)",
+                    site.domain
+                )
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
 impl Step for RetireSite {
-    fn check(&self, ctx: &Ctx) -> Result<State> {
-        let mut changes = Vec::new();
-        if ctx.host.stat(&self.pem)?.is_some() {
-            changes.push(format!(
-                "move {} out of HAProxy into {}",
-                self.pem, self.archive_dir
-            ));
-        }
-        if ctx.host.stat(&self.certbot_hook)?.is_some() {
-            changes.push(format!("remove certbot deploy hook {}", self.certbot_hook));
-        }
-        if ctx.host.stat(&self.renewal_conf())?.is_some() {
-            changes.push(format!(
-                "delete certbot's lineage {} (certbot stops renewing it)",
-                self.domain
-            ));
-        }
-        if changes.is_empty() {
+    type Drift = Leftovers;
+
+    fn check(&self, ctx: &Ctx) -> Result<State<Leftovers>> {
+        let left = Leftovers {
+            site: self.clone(),
+            pem: ctx.host.stat(&self.pem)?.is_some(),
+            hook: ctx.host.stat(&self.certbot_hook)?.is_some(),
+            lineage: ctx.host.stat(&self.renewal_conf())?.is_some(),
+        };
+        if !(left.pem || left.hook || left.lineage) {
             return Ok(State::Converged(format!(
                 "{} is no longer served",
                 self.domain
             )));
         }
-        Ok(State::Drift(Drift::new(changes)))
+        Ok(State::Drift(left))
     }
 
-    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
-        if let Some(pem) = ctx.host.read(&self.pem)? {
+    fn apply(&self, ctx: &Ctx, left: &Leftovers) -> Result<()> {
+        let pem = if left.pem {
+            ctx.host.read(&self.pem)?
+        } else {
+            None
+        };
+        if let Some(pem) = pem {
             let private = FileAttrs {
                 mode: 0o700,
                 uid: 0,
@@ -83,8 +110,10 @@ impl Step for RetireSite {
                 .with_context(|| format!("archiving {}", self.pem))?;
             ctx.host.remove_file(&self.pem)?;
         }
-        ctx.host.remove_file(&self.certbot_hook)?;
-        if ctx.host.stat(&self.renewal_conf())?.is_some() {
+        if left.hook {
+            ctx.host.remove_file(&self.certbot_hook)?;
+        }
+        if left.lineage {
             ctx.host.run_ok(
                 &Cmd::new("certbot")
                     .args(["delete", "--non-interactive", "--config-dir"])

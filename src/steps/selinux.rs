@@ -1,7 +1,7 @@
 //! An SELinux boolean (haproxy_connect_any, so HAProxy may connect to the app
 //! port and the ACME responder). Read from selinuxfs, set persistently.
 
-use super::{Ctx, Drift, State, Step};
+use super::{Ctx, Describe, State, Step};
 use crate::host::{Cmd, Host};
 use anyhow::Result;
 use serde::Deserialize;
@@ -21,18 +21,36 @@ pub fn current(host: &Host, name: &str) -> Result<Option<bool>> {
         .and_then(|s| s.split_whitespace().next().map(|v| v == "1")))
 }
 
+/// The boolean is the other value: it is set persistently to the wanted one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flip {
+    name: String,
+    to: bool,
+}
+
+impl Describe for Flip {
+    fn lines(&self) -> Vec<String> {
+        vec![format!(
+            "setsebool -P {} {} (now {})",
+            self.name,
+            on_off(self.to),
+            on_off(!self.to)
+        )]
+    }
+}
+
 impl Step for SelinuxBoolean {
-    fn check(&self, ctx: &Ctx) -> Result<State> {
+    type Drift = Flip;
+
+    fn check(&self, ctx: &Ctx) -> Result<State<Flip>> {
         match current(ctx.host, &self.name)? {
             Some(v) if v == self.value => {
                 Ok(State::Converged(format!("{} is {}", self.name, on_off(v))))
             }
-            Some(v) => Ok(State::Drift(Drift::one(format!(
-                "setsebool -P {} {} (now {})",
-                self.name,
-                on_off(self.value),
-                on_off(v)
-            )))),
+            Some(_) => Ok(State::Drift(Flip {
+                name: self.name.clone(),
+                to: self.value,
+            })),
             None => anyhow::bail!(
                 "SELinux boolean {} does not exist on this host (is the SELinux policy installed?)",
                 self.name
@@ -40,16 +58,16 @@ impl Step for SelinuxBoolean {
         }
     }
 
-    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+    fn apply(&self, ctx: &Ctx, drift: &Flip) -> Result<()> {
         ctx.host.note(crate::ledger::Entry::SelinuxBoolean {
-            name: self.name.clone(),
-            value: !self.value,
+            name: drift.name.clone(),
+            value: !drift.to,
         })?;
         ctx.host.run_ok(
             &Cmd::new("setsebool")
                 .arg("-P")
-                .arg(&self.name)
-                .arg(on_off(self.value)),
+                .arg(&drift.name)
+                .arg(on_off(drift.to)),
         )?;
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! A systemd unit: enabled, started, and (as a handler) reloaded or restarted.
 
-use super::{Ctx, Drift, State, Step};
+use super::{Ctx, Describe, State, Step};
 use crate::facts::probes;
 use crate::host::{Cmd, Host};
 use anyhow::{Result, bail};
@@ -114,7 +114,14 @@ fn wait_active(host: &Host, unit: &str, action: &str) -> Result<()> {
 /// The main process and its children, when the kernel shows them
 /// (`/proc/PID/task/PID/children`); None when it cannot be known.
 fn children(host: &Host, props: &BTreeMap<String, String>) -> Option<(u32, Vec<u32>)> {
-    let pid: u32 = props.get("MainPID")?.parse().ok().filter(|p| *p > 0)?;
+    children_of(host, main_pid(props)?)
+}
+
+fn main_pid(props: &BTreeMap<String, String>) -> Option<u32> {
+    props.get("MainPID")?.parse().ok().filter(|p| *p > 0)
+}
+
+fn children_of(host: &Host, pid: u32) -> Option<(u32, Vec<u32>)> {
     let text = host
         .read_string(&format!("/proc/{pid}/task/{pid}/children"))
         .ok()
@@ -152,71 +159,108 @@ pub fn is_enabled(state: &str) -> bool {
     matches!(state, "enabled" | "enabled-runtime" | "static" | "alias")
 }
 
-impl Step for Service {
-    fn check(&self, ctx: &Ctx) -> Result<State> {
-        require_systemd(ctx.host, &format!("managing {}", self.name))?;
-        let props = unit_properties(ctx.host, &self.name)?;
+/// The unit as check found it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnitNow {
+    /// systemd knows the unit (its package is installed).
+    pub loaded: bool,
+    pub enabled: bool,
+    pub active: bool,
+    pub main_pid: Option<u32>,
+}
+
+impl UnitNow {
+    pub fn read(host: &Host, unit: &str) -> Result<(UnitNow, BTreeMap<String, String>)> {
+        let props = unit_properties(host, unit)?;
         let get = |k: &str| props.get(k).map(String::as_str).unwrap_or("");
-        let mut changes = Vec::new();
-        if get("LoadState") == "not-found" {
-            // Before the packages step has run (plan on a fresh host) the unit
-            // does not exist yet: that is drift; apply fails if it still is.
-            changes.push(format!(
-                "{} is not installed yet (its package provides it)",
-                self.name
-            ));
-        }
-        match self.enabled {
-            Some(true) if !is_enabled(get("UnitFileState")) => {
-                changes.push(format!("enable {}", self.name))
-            }
-            Some(false) if is_enabled(get("UnitFileState")) => {
-                changes.push(format!("disable {}", self.name))
-            }
-            _ => {}
-        }
-        let active = get("ActiveState") == "active";
+        let now = UnitNow {
+            loaded: get("LoadState") != "not-found",
+            enabled: is_enabled(get("UnitFileState")),
+            active: get("ActiveState") == "active",
+            main_pid: main_pid(&props),
+        };
+        Ok((now, props))
+    }
+}
+
+/// What a service step does to its unit: enable or disable it, and act on
+/// its state (start, stop; a reload or restart always acts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceDrift {
+    name: String,
+    unit: UnitNow,
+    /// Some(true): enable; Some(false): disable.
+    enable: Option<bool>,
+    act: Option<ServiceState>,
+}
+
+impl Describe for ServiceDrift {
+    fn lines(&self) -> Vec<String> {
+        let name = &self.name;
+        let missing = (!self.unit.loaded)
+            .then(|| format!("{name} is not installed yet (its package provides it)"));
+        let enable = self.enable.map(|on| {
+            let verb = if on { "enable" } else { "disable" };
+            format!("{verb} {name}")
+        });
+        let act = self.act.map(|state| format!("{} {name}", state.verb()));
+        [missing, enable, act].into_iter().flatten().collect()
+    }
+}
+
+impl Step for Service {
+    type Drift = ServiceDrift;
+
+    fn check(&self, ctx: &Ctx) -> Result<State<ServiceDrift>> {
+        require_systemd(ctx.host, &format!("managing {}", self.name))?;
+        // Before the packages step has run (plan on a fresh host) the unit
+        // does not exist yet: that is drift; apply fails if it still is.
+        let (unit, props) = UnitNow::read(ctx.host, &self.name)?;
+        let enable = self.enabled.filter(|want| *want != unit.enabled);
         let acts = match self.state {
-            ServiceState::Started => !active,
-            ServiceState::Stopped => active,
+            ServiceState::Started => !unit.active,
+            ServiceState::Stopped => unit.active,
             ServiceState::Reloaded | ServiceState::Restarted => true,
         };
-        if acts {
-            changes.push(format!("{} {}", self.state.verb(), self.name));
-        }
-        if changes.is_empty() {
-            Ok(State::Converged(format!(
+        let drift = ServiceDrift {
+            name: self.name.clone(),
+            unit,
+            enable,
+            act: acts.then_some(self.state),
+        };
+        if unit.loaded && drift.enable.is_none() && drift.act.is_none() {
+            let get = |k: &str| props.get(k).map(String::as_str).unwrap_or("");
+            return Ok(State::Converged(format!(
                 "{} {} and {}",
                 self.name,
                 get("UnitFileState"),
                 get("ActiveState")
-            )))
-        } else {
-            Ok(State::Drift(Drift::new(changes)))
+            )));
         }
+        Ok(State::Drift(drift))
     }
 
-    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
-        let props = unit_properties(ctx.host, &self.name)?;
-        if props.get("LoadState").map(String::as_str) == Some("not-found") {
+    fn apply(&self, ctx: &Ctx, drift: &ServiceDrift) -> Result<()> {
+        let UnitNow {
+            loaded,
+            enabled,
+            active,
+            main_pid,
+        } = drift.unit;
+        if !loaded {
             bail!("systemd unit {} does not exist on this host", self.name);
         }
-        let active = props.get("ActiveState").map(String::as_str) == Some("active");
         let systemctl = |verb: &str| {
             ctx.host
                 .run_ok(&Cmd::new("systemctl").arg(verb).arg(&self.name))
                 .map(|_| ())
         };
-        let enabled = is_enabled(props.get("UnitFileState").map_or("", |s| s));
-        let toggles = matches!(
-            (self.enabled, enabled),
-            (Some(true), false) | (Some(false), true)
-        ) || matches!(
-            (self.state, active),
-            (ServiceState::Started, false)
-                | (ServiceState::Stopped, true)
-                | (ServiceState::Reloaded, false)
-        );
+        let toggles = drift.enable.is_some()
+            || matches!(
+                (drift.act, active),
+                (Some(ServiceState::Started | ServiceState::Stopped), _)
+                    | (Some(ServiceState::Reloaded), false)
+            );
         if toggles {
             ctx.host.note(crate::ledger::Entry::Unit {
                 name: self.name.clone(),
@@ -224,27 +268,26 @@ impl Step for Service {
                 active,
             })?;
         }
-        match self.enabled {
-            Some(true) if !enabled => systemctl("enable")?,
-            Some(false) if enabled => systemctl("disable")?,
-            _ => {}
+        match drift.enable {
+            Some(true) => systemctl("enable")?,
+            Some(false) => systemctl("disable")?,
+            None => {}
         }
         // The processes before a reload, for the new-worker check after it.
         let mut before_reload = None;
-        match self.state {
-            ServiceState::Started if !active => systemctl("start")?,
-            ServiceState::Stopped if active => systemctl("stop")?,
+        match drift.act {
+            Some(ServiceState::Started) => systemctl("start")?,
+            Some(ServiceState::Stopped) => systemctl("stop")?,
             // Reload keeps connections; a stopped unit has nothing to reload.
-            ServiceState::Reloaded if active => {
-                before_reload = self
-                    .new_workers_on_reload
-                    .then(|| children(ctx.host, &props))
-                    .flatten();
+            Some(ServiceState::Reloaded) if active => {
+                before_reload = main_pid
+                    .filter(|_| self.new_workers_on_reload)
+                    .and_then(|pid| children_of(ctx.host, pid));
                 systemctl("reload")?
             }
-            ServiceState::Reloaded => systemctl("start")?,
-            ServiceState::Restarted => systemctl("restart")?,
-            ServiceState::Started | ServiceState::Stopped => {}
+            Some(ServiceState::Reloaded) => systemctl("start")?,
+            Some(ServiceState::Restarted) => systemctl("restart")?,
+            None => {}
         }
         if self.state != ServiceState::Stopped {
             wait_active(ctx.host, &self.name, self.state.word())?;
@@ -265,13 +308,25 @@ impl Step for Service {
 #[serde(deny_unknown_fields)]
 pub struct DaemonReload {}
 
+/// A daemon-reload always acts (it is a handler).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadUnits;
+
+impl Describe for ReloadUnits {
+    fn lines(&self) -> Vec<String> {
+        vec!["systemctl daemon-reload".into()]
+    }
+}
+
 impl Step for DaemonReload {
-    fn check(&self, ctx: &Ctx) -> Result<State> {
+    type Drift = ReloadUnits;
+
+    fn check(&self, ctx: &Ctx) -> Result<State<ReloadUnits>> {
         require_systemd(ctx.host, "reloading systemd's unit files")?;
-        Ok(State::Drift(Drift::one("systemctl daemon-reload")))
+        Ok(State::Drift(ReloadUnits))
     }
 
-    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
+    fn apply(&self, ctx: &Ctx, _drift: &ReloadUnits) -> Result<()> {
         ctx.host
             .run_ok(&Cmd::new("systemctl").arg("daemon-reload"))?;
         Ok(())

@@ -3,7 +3,8 @@
 //! work without flags. A file that already describes the same sites
 //! (comments and all, in either file form) is left alone.
 
-use super::{Ctx, Drift, State, Step};
+use super::directory::{AttrChange, attr_changes, attr_lines};
+use super::{Ctx, Describe, State, Step};
 use crate::host::FileAttrs;
 use crate::site::config::from_secret_yaml;
 use crate::site::{Config, SiteFile};
@@ -22,8 +23,28 @@ const ATTRS: FileAttrs = FileAttrs {
     gid: 0,
 };
 
+/// What differs about the record: the sites it describes (it is written
+/// anew), and its mode/owner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordDrift {
+    path: String,
+    rewrite: bool,
+    attrs: Vec<AttrChange>,
+}
+
+impl Describe for RecordDrift {
+    fn lines(&self) -> Vec<String> {
+        let record = self
+            .rewrite
+            .then(|| format!("record the sites in {}", self.path));
+        record.into_iter().chain(attr_lines(&self.attrs)).collect()
+    }
+}
+
 impl Step for SiteRecord {
-    fn check(&self, ctx: &Ctx) -> Result<State> {
+    type Drift = RecordDrift;
+
+    fn check(&self, ctx: &Ctx) -> Result<State<RecordDrift>> {
         let current = ctx.host.read_string(&self.path)?;
         // Parsed once; a record naming the former responder default is
         // rewritten without it.
@@ -37,28 +58,25 @@ impl Step for SiteRecord {
                 .as_ref()
                 .and_then(Config::from_file)
                 .is_some_and(|recorded| recorded == ctx.vars.config);
-        let mut changes = Vec::new();
-        if !same {
-            changes.push(format!("record the sites in {}", self.path));
-        }
-        if let Some(stat) = ctx.host.stat(&self.path)? {
-            changes.extend(super::directory::attr_changes(
-                ctx.host, &stat, &ATTRS, &self.path,
-            ));
-        }
-        if changes.is_empty() {
-            Ok(State::Converged(format!(
+        let attrs = match ctx.host.stat(&self.path)? {
+            Some(stat) => attr_changes(ctx.host, &stat, &ATTRS, &self.path),
+            None => Vec::new(),
+        };
+        if same && attrs.is_empty() {
+            return Ok(State::Converged(format!(
                 "{} describes these sites",
                 self.path
-            )))
-        } else {
-            Ok(State::Drift(Drift::new(changes)))
+            )));
         }
+        Ok(State::Drift(RecordDrift {
+            path: self.path.clone(),
+            rewrite: !same,
+            attrs,
+        }))
     }
 
-    fn apply(&self, ctx: &Ctx, drift: &Drift) -> Result<()> {
-        let rewrite = drift.changes.iter().any(|c| c.starts_with("record"));
-        if !rewrite {
+    fn apply(&self, ctx: &Ctx, drift: &RecordDrift) -> Result<()> {
+        if !drift.rewrite {
             return ctx.host.set_attrs(&self.path, &ATTRS);
         }
         let text = match &ctx.vars.record_text {

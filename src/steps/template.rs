@@ -2,8 +2,8 @@
 //! file, staged, validated (e.g. `haproxy -c -f {}`), backed up and swapped in
 //! atomically. The swap is recorded so a failed reload can roll it back.
 
-use super::directory::{attrs, file_attr_drift};
-use super::{Ctx, Diff, Drift, State, Step, text_diff};
+use super::directory::{AttrChange, attr_lines, attrs, file_attr_drift};
+use super::{Ctx, Describe, Diff, State, Step, text_diff};
 use crate::host::Cmd;
 use crate::render;
 use anyhow::{Context, Result, bail};
@@ -43,18 +43,46 @@ impl Template {
     }
 }
 
+/// The content a template step puts in place: the text (what apply
+/// writes, rendered once by check), whether the file exists, and the diff.
+#[derive(Clone, PartialEq)]
+pub struct NewContent {
+    text: String,
+    exists: bool,
+    diff: Diff,
+}
+
+/// What differs about a managed file: its content, and its mode/owner.
+#[derive(Clone, PartialEq)]
+pub struct FileDrift {
+    dest: String,
+    content: Option<NewContent>,
+    attrs: Vec<AttrChange>,
+}
+
+impl Describe for FileDrift {
+    fn lines(&self) -> Vec<String> {
+        let content = self.content.as_ref().map(|c| {
+            let verb = if c.exists { "update" } else { "create" };
+            format!("{verb} {}", self.dest)
+        });
+        content.into_iter().chain(attr_lines(&self.attrs)).collect()
+    }
+
+    fn diff(&self) -> Option<Diff> {
+        self.content.as_ref().map(|c| c.diff.clone())
+    }
+}
+
 impl Step for Template {
-    fn check(&self, ctx: &Ctx) -> Result<State> {
+    type Drift = FileDrift;
+
+    fn check(&self, ctx: &Ctx) -> Result<State<FileDrift>> {
         let desired = self.desired(ctx)?;
         let current = ctx.host.read_string(&self.dest)?;
-        let mut drift = Drift::new(Vec::new());
-        match &current {
-            None => drift.changes.push(format!("create {}", self.dest)),
-            Some(old) if *old != desired => drift.changes.push(format!("update {}", self.dest)),
-            Some(_) => {}
-        }
-        if current.as_deref() != Some(desired.as_str()) {
-            drift.diff = Some(if self.sensitive {
+        let content = (current.as_deref() != Some(desired.as_str())).then(|| NewContent {
+            exists: current.is_some(),
+            diff: if self.sensitive {
                 Diff::Secret
             } else {
                 Diff::Text(text_diff(
@@ -62,33 +90,29 @@ impl Step for Template {
                     current.as_deref().unwrap_or(""),
                     &desired,
                 ))
-            });
+            },
+            text: desired,
+        });
+        let attrs = file_attr_drift(ctx, &self.dest, self.mode, &self.owner, &self.group)?;
+        if content.is_none() && attrs.is_empty() {
+            return Ok(State::Converged(format!("{} up to date", self.dest)));
         }
-        drift.changes.extend(file_attr_drift(
-            ctx,
-            &self.dest,
-            self.mode,
-            &self.owner,
-            &self.group,
-        )?);
-        if drift.changes.is_empty() {
-            Ok(State::Converged(format!("{} up to date", self.dest)))
-        } else {
-            Ok(State::Drift(drift))
-        }
+        Ok(State::Drift(FileDrift {
+            dest: self.dest.clone(),
+            content,
+            attrs,
+        }))
     }
 
-    fn apply(&self, ctx: &Ctx, _drift: &Drift) -> Result<()> {
-        let desired = self.desired(ctx)?;
+    fn apply(&self, ctx: &Ctx, drift: &FileDrift) -> Result<()> {
         let want = attrs(ctx, self.mode, &self.owner, &self.group)?;
-        let current = ctx.host.read_string(&self.dest)?;
-        if current.as_deref() == Some(desired.as_str()) {
+        let Some(content) = &drift.content else {
             // Only mode/owner differ: no need to touch the content.
             return ctx.host.set_attrs(&self.dest, &want);
-        }
+        };
         let staged = ctx
             .host
-            .stage(&self.dest, desired.as_bytes(), &want, None)?;
+            .stage(&self.dest, content.text.as_bytes(), &want, None)?;
         if let Some(validate) = &self.validate {
             validate_staged(ctx, validate, staged.temp_path(), &self.dest)?;
         }
