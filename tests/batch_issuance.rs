@@ -65,7 +65,7 @@ fn a_batch_overlaps_its_orders_within_the_bound_and_isolates_failures() {
         eab_kid: None,
         eab_hmac_key: None,
     };
-    let responder = format!("127.0.0.1:{responder_port}");
+    let responder = std::net::SocketAddr::from(([127, 0, 0, 1], responder_port));
     // Pebble's DNS (challtestsrv) answers 127.0.0.1 for every name; the
     // host's resolver knows none of them, so the good jobs skip the
     // preflight (as --skip-preflight does) and the preflight that fails is
@@ -82,7 +82,7 @@ fn a_batch_overlaps_its_orders_within_the_bound_and_isolates_failures() {
         .map(|(i, domains)| Job {
             ca: &ca,
             domains,
-            responder: &responder,
+            responder,
             validation_port: if i == SITES { closed } else { responder_port },
             preflight: i == SITES,
             certbot_dir: "/etc/letsencrypt",

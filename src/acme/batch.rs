@@ -15,6 +15,7 @@ use crate::dns::Dns01;
 use crate::host::Host;
 use anyhow::{Error, anyhow};
 use instant_acme::{Account, AccountCredentials};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,7 @@ pub struct Job<'a> {
     /// Every name on the certificate, the primary first.
     pub domains: &'a [String],
     /// The responder's loopback address (HAProxy's acme backend).
-    pub responder: &'a str,
+    pub responder: SocketAddr,
     /// Where the CA connects for HTTP-01 (the preflight goes there too).
     pub validation_port: u16,
     pub preflight: bool,
@@ -67,7 +68,7 @@ pub struct Outcome {
 /// group after the other.
 pub fn issue_all(host: &Host, jobs: &[Job]) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = jobs.iter().map(|_| None).collect();
-    let mut addresses: Vec<&str> = Vec::new();
+    let mut addresses: Vec<SocketAddr> = Vec::new();
     for job in jobs {
         if !addresses.contains(&job.responder) {
             addresses.push(job.responder);
@@ -116,7 +117,7 @@ impl Shared {
     }
 }
 
-fn issue_group(host: &Host, address: &str, jobs: &[&Job]) -> Vec<Outcome> {
+fn issue_group(host: &Host, address: SocketAddr, jobs: &[&Job]) -> Vec<Outcome> {
     let every = |shared: Shared| -> Vec<Outcome> {
         jobs.iter()
             .map(|_| Outcome {
@@ -334,7 +335,12 @@ mod tests {
     /// A job whose name is 127.0.0.1 (the preflight resolves nothing) and
     /// whose validation port is `port`: the responder's own port passes the
     /// preflight (it answers its token), a closed one fails it.
-    fn job<'a>(ca: &'a CaSettings, names: &'a [String], responder: &'a str, port: u16) -> Job<'a> {
+    fn job<'a>(
+        ca: &'a CaSettings,
+        names: &'a [String],
+        responder: SocketAddr,
+        port: u16,
+    ) -> Job<'a> {
         Job {
             ca,
             domains: names,
@@ -361,13 +367,13 @@ mod tests {
         let ca = Ca::start();
         let settings = ca.settings();
         let responder_port = closed_port();
-        let responder = format!("127.0.0.1:{responder_port}");
+        let responder = SocketAddr::from(([127, 0, 0, 1], responder_port));
         let closed = closed_port();
         let names = ["127.0.0.1".to_string()];
         let jobs = [
-            job(&settings, &names, &responder, responder_port),
-            job(&settings, &names, &responder, closed),
-            job(&settings, &names, &responder, responder_port),
+            job(&settings, &names, responder, responder_port),
+            job(&settings, &names, responder, closed),
+            job(&settings, &names, responder, responder_port),
         ];
         let outcomes = issue_all(&host, &jobs);
         let said: Vec<String> = outcomes.iter().map(message).collect();
@@ -393,10 +399,10 @@ mod tests {
         let (_dir, host) = host();
         let ca = Ca::start();
         let settings = ca.settings();
-        let responder = format!("127.0.0.1:{}", closed_port());
+        let responder = SocketAddr::from(([127, 0, 0, 1], closed_port()));
         let names = ["127.0.0.1".to_string()];
         let jobs: Vec<Job> = (0..3)
-            .map(|_| job(&settings, &names, &responder, closed_port()))
+            .map(|_| job(&settings, &names, responder, closed_port()))
             .collect();
         for outcome in issue_all(&host, &jobs) {
             assert!(
@@ -418,9 +424,9 @@ mod tests {
         let ca = Ca::start();
         let settings = ca.settings();
         let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let responder = taken.local_addr().expect("address").to_string();
+        let responder = taken.local_addr().expect("address");
         let names = ["127.0.0.1".to_string()];
-        let jobs = [job(&settings, &names, &responder, 80)];
+        let jobs = [job(&settings, &names, responder, 80)];
         let said = message(&issue_all(&host, &jobs)[0]);
         assert!(
             said.starts_with("before: cannot listen on")

@@ -99,15 +99,10 @@ pub fn certonly(
     certbot_dir: &str,
     domains: &[String],
     key_type: &str,
-    responder: &str,
+    responder: std::net::SocketAddr,
     force: bool,
 ) -> Result<()> {
-    let Some((address, port)) = responder
-        .rsplit_once(':')
-        .map(|(a, p)| (a.trim_start_matches('[').trim_end_matches(']'), p))
-    else {
-        bail!("the ACME responder address {responder:?} has no port");
-    };
+    let (address, port) = (responder.ip().to_string(), responder.port().to_string());
     let Some(name) = domains.first() else {
         bail!("no domain to certify");
     };
@@ -125,9 +120,9 @@ pub fn certonly(
         "--preferred-challenges",
         "http",
         "--http-01-address",
-        address,
+        &address,
         "--http-01-port",
-        port,
+        &port,
         "--cert-name",
         name,
     ]);

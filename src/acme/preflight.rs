@@ -38,7 +38,7 @@ pub fn run(domain: &str, port: u16, responder: &Responder) -> Result<()> {
 
 /// `run` on a responder of its own, stopped when it returns (certbot's
 /// standalone server binds the same port next).
-pub fn run_alone(domain: &str, port: u16, responder_addr: &str) -> Result<()> {
+pub fn run_alone(domain: &str, port: u16, responder_addr: SocketAddr) -> Result<()> {
     let responder = Responder::start(responder_addr)
         .with_context(|| format!("preflight for {domain} failed; the CA was not contacted"))?;
     run(domain, port, &responder)

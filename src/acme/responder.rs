@@ -18,11 +18,8 @@ const PREFIX: &str = "/.well-known/acme-challenge/";
 /// Refuses a responder port that an unprivileged process could bind on this
 /// host (`net.ipv4.ip_unprivileged_port_start`, 1024 unless lowered): such a
 /// process could answer the CA's challenges for the sites, or block them.
-pub fn require_privileged_port(host: &crate::host::Host, addr: &str) -> Result<()> {
-    let port: u16 = addr
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse().ok())
-        .with_context(|| format!("the ACME responder address {addr:?} has no port"))?;
+pub fn require_privileged_port(host: &crate::host::Host, addr: SocketAddr) -> Result<()> {
+    let port = addr.port();
     let start: u32 =
         std::fs::read_to_string(host.path("/proc/sys/net/ipv4/ip_unprivileged_port_start"))
             .ok()
@@ -48,7 +45,7 @@ pub struct Responder {
 
 impl Responder {
     /// Binds `addr` (validated to be loopback by the site checks).
-    pub fn start(addr: &str) -> Result<Responder> {
+    pub fn start(addr: SocketAddr) -> Result<Responder> {
         let listener = TcpListener::bind(addr).with_context(|| {
             format!(
                 "cannot listen on {addr} for ACME HTTP-01 challenges (is certbot or another \
@@ -190,6 +187,10 @@ mod tests {
     use super::require_privileged_port;
     use crate::host::{Host, scripted::ScriptedRunner};
 
+    fn addr(text: &str) -> std::net::SocketAddr {
+        text.parse().expect("a socket address")
+    }
+
     fn host_with_unprivileged_start(value: Option<&str>) -> (tempfile::TempDir, Host) {
         let dir = tempfile::tempdir().expect("tempdir");
         if let Some(value) = value {
@@ -205,16 +206,16 @@ mod tests {
     #[test]
     fn only_ports_no_unprivileged_process_can_bind_are_accepted() {
         let (_d, default) = host_with_unprivileged_start(Some("1024\n"));
-        assert!(require_privileged_port(&default, "127.0.0.1:888").is_ok());
-        let err =
-            require_privileged_port(&default, "127.0.0.1:8688").expect_err("8688 is unprivileged");
+        assert!(require_privileged_port(&default, addr("127.0.0.1:888")).is_ok());
+        let err = require_privileged_port(&default, addr("127.0.0.1:8688"))
+            .expect_err("8688 is unprivileged");
         assert!(format!("{err:#}").contains("ip_unprivileged_port_start = 1024"));
         // Containers often lower the sysctl to 0: then no port is safe.
         let (_d, lowered) = host_with_unprivileged_start(Some("0"));
-        assert!(require_privileged_port(&lowered, "127.0.0.1:888").is_err());
+        assert!(require_privileged_port(&lowered, addr("127.0.0.1:888")).is_err());
         // Unreadable: the kernel's default (1024) is assumed.
         let (_d, unknown) = host_with_unprivileged_start(None);
-        assert!(require_privileged_port(&unknown, "127.0.0.1:888").is_ok());
-        assert!(require_privileged_port(&unknown, "[::1]:80").is_ok());
+        assert!(require_privileged_port(&unknown, addr("127.0.0.1:888")).is_ok());
+        assert!(require_privileged_port(&unknown, addr("[::1]:80")).is_ok());
     }
 }

@@ -39,7 +39,7 @@ pub struct AcmeCertificate {
     /// `ecdsa-p256` or `rsa-2048`.
     pub key_type: String,
     /// Loopback address of the HTTP-01 responder (HAProxy's acme backend).
-    pub responder: String,
+    pub responder: std::net::SocketAddr,
     /// Port the CA connects to for HTTP-01 (80 for public CAs).
     pub validation_port: u16,
     pub preflight: bool,
@@ -147,7 +147,7 @@ impl AcmeCertificate {
             // dns-01: nothing on this host answers the CA.
             return Ok(());
         }
-        responder::require_privileged_port(ctx.host, &self.responder)
+        responder::require_privileged_port(ctx.host, self.responder)
     }
 
     /// The dns-01 provider, ready (its key or env file read), with the
@@ -198,7 +198,7 @@ impl AcmeCertificate {
                     jobs.push(batch::Job {
                         ca: &cert.ca,
                         domains: &cert.domains,
-                        responder: &cert.responder,
+                        responder: cert.responder,
                         validation_port: cert.validation_port,
                         preflight: cert.preflight,
                         certbot_dir: &cert.certbot_dir,
@@ -250,7 +250,7 @@ impl AcmeCertificate {
         self.may_order(ctx).map_err(Failure::Before)?;
         if self.preflight {
             let domain = self.primary().map_err(Failure::Before)?;
-            preflight::run_alone(domain, self.validation_port, &self.responder)
+            preflight::run_alone(domain, self.validation_port, self.responder)
                 .map_err(Failure::Before)?;
         }
         // The first request to the CA: only after the preflight passed.
@@ -283,7 +283,7 @@ impl AcmeCertificate {
             &self.certbot_dir,
             &self.domains,
             &self.key_type,
-            &self.responder,
+            self.responder,
             ctx.force || lineage_exists,
         )?;
         match (read("fullchain.pem")?, read("privkey.pem")?) {
