@@ -125,6 +125,65 @@ impl CertInfo {
     }
 }
 
+/// Renew when less than this fraction of the lifetime remains (Let's
+/// Encrypt's 90-day certificates: 30 days before expiry).
+const RENEW_WHEN_REMAINING: f64 = 1.0 / 3.0;
+
+/// What a certificate is for the names it must serve at `now`: judged here
+/// once, for the placeholder and certificate steps, certbot's lineage check
+/// and `status`; each says in its own words what the verdict calls for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// edgeup's self-signed placeholder.
+    pub placeholder: bool,
+    /// The private key is present and belongs to the certificate.
+    pub key_matches: bool,
+    pub expired: bool,
+    pub not_yet_valid: bool,
+    pub days_left: i64,
+    /// The first wanted name the certificate does not cover.
+    pub uncovered: Option<String>,
+    /// Why it is due for renewal (less than a third of its lifetime left,
+    /// or expired), if it is.
+    pub renewal_due: Option<String>,
+}
+
+/// The verdict on a bundle's leaf (None: the PEM holds no certificate).
+pub fn judge(bundle: &Bundle, names: &[String], now: i64) -> Option<Verdict> {
+    bundle
+        .leaf()
+        .map(|leaf| judge_leaf(leaf, bundle.key_matches(), names, now))
+}
+
+/// The verdict on one certificate whose key was judged elsewhere (e.g. the
+/// one HAProxy serves: it holds the key).
+pub fn judge_leaf(leaf: &CertInfo, key_matches: bool, names: &[String], now: i64) -> Verdict {
+    Verdict {
+        placeholder: leaf.placeholder,
+        key_matches,
+        expired: leaf.expired(now),
+        not_yet_valid: now < leaf.not_before,
+        days_left: leaf.days_left(now),
+        uncovered: names.iter().find(|n| !leaf.covers(n)).cloned(),
+        renewal_due: renewal_due(leaf, now),
+    }
+}
+
+fn renewal_due(leaf: &CertInfo, now: i64) -> Option<String> {
+    let lifetime = (leaf.not_after - leaf.not_before).max(1);
+    let remaining = leaf.not_after - now;
+    if remaining <= 0 {
+        return Some("the certificate has expired".into());
+    }
+    if (remaining as f64) < lifetime as f64 * RENEW_WHEN_REMAINING {
+        return Some(format!(
+            "less than a third of its lifetime remains ({} days left)",
+            remaining / 86_400
+        ));
+    }
+    None
+}
+
 pub fn now() -> i64 {
     ::time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -214,6 +273,41 @@ pub fn placeholder_pem(domain: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cert(not_before: i64, not_after: i64) -> CertInfo {
+        CertInfo {
+            subject: String::new(),
+            issuer: String::new(),
+            names: vec!["a.example".into()],
+            not_before,
+            not_after,
+            placeholder: false,
+            public_key: vec![],
+        }
+    }
+
+    #[test]
+    fn due_in_the_last_third() {
+        let day = 86_400;
+        let c = cert(0, 90 * day);
+        assert!(renewal_due(&c, 59 * day).is_none());
+        assert!(renewal_due(&c, 61 * day).is_some());
+        assert!(renewal_due(&c, 91 * day).is_some_and(|w| w.contains("expired")));
+    }
+
+    #[test]
+    fn a_verdict_says_what_the_certificate_is_for_the_names() {
+        let day = 86_400;
+        let names = ["a.example".to_string(), "b.example".to_string()];
+        let v = judge_leaf(&cert(10 * day, 100 * day), true, &names, 5 * day);
+        assert!(v.not_yet_valid && !v.expired && v.key_matches && !v.placeholder);
+        assert_eq!(v.uncovered.as_deref(), Some("b.example"));
+        assert_eq!(v.days_left, 95);
+        assert_eq!(v.renewal_due, None);
+        let v = judge_leaf(&cert(0, 90 * day), false, &names[..1], 90 * day);
+        assert!(v.expired && !v.key_matches && v.uncovered.is_none());
+        assert!(v.renewal_due.is_some());
+    }
 
     #[test]
     fn placeholder_is_recognised_and_consistent() -> Result<()> {

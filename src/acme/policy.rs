@@ -1,28 +1,8 @@
-//! When a certificate is due, and when the CA told us to back off.
+//! When the CA told us to back off (when a certificate is due is
+//! `pki::Verdict::renewal_due`).
 
 use crate::host::{FileAttrs, Host};
-use crate::pki::CertInfo;
 use anyhow::Result;
-
-/// Renew when less than this fraction of the lifetime remains (Let's
-/// Encrypt's 90-day certificates: 30 days before expiry).
-const RENEW_WHEN_REMAINING: f64 = 1.0 / 3.0;
-
-/// Why a certificate needs renewing, or None when it does not.
-pub fn renewal_due(leaf: &CertInfo, now: i64) -> Option<String> {
-    let lifetime = (leaf.not_after - leaf.not_before).max(1);
-    let remaining = leaf.not_after - now;
-    if remaining <= 0 {
-        return Some("the certificate has expired".into());
-    }
-    if (remaining as f64) < lifetime as f64 * RENEW_WHEN_REMAINING {
-        return Some(format!(
-            "less than a third of its lifetime remains ({} days left)",
-            remaining / 86_400
-        ));
-    }
-    None
-}
 
 fn backoff_path(state_dir: &str, domain: &str) -> String {
     format!("{state_dir}/acme/{domain}.retry-after")
@@ -93,27 +73,6 @@ pub fn retry_time_from_message(message: &str, now: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cert(not_before: i64, not_after: i64) -> CertInfo {
-        CertInfo {
-            subject: String::new(),
-            issuer: String::new(),
-            names: vec![],
-            not_before,
-            not_after,
-            placeholder: false,
-            public_key: vec![],
-        }
-    }
-
-    #[test]
-    fn due_in_the_last_third() {
-        let day = 86_400;
-        let c = cert(0, 90 * day);
-        assert!(renewal_due(&c, 59 * day).is_none());
-        assert!(renewal_due(&c, 61 * day).is_some());
-        assert!(renewal_due(&c, 91 * day).is_some_and(|w| w.contains("expired")));
-    }
 
     #[test]
     fn retry_after_is_read_from_the_message() {

@@ -79,16 +79,18 @@ impl AcmeCertificate {
             Ok(b) => b,
             Err(e) => return Ok(Some(format!("the current PEM is unreadable ({e:#})"))),
         };
-        let Some(leaf) = bundle.leaf() else {
+        let now = pki::now();
+        let (Some(leaf), Some(verdict)) = (bundle.leaf(), pki::judge(&bundle, &self.domains, now))
+        else {
             return Ok(Some("no certificate in the PEM".into()));
         };
-        if leaf.placeholder {
+        if verdict.placeholder {
             return Ok(Some("replace the self-signed placeholder".into()));
         }
-        if !bundle.key_matches() {
+        if !verdict.key_matches {
             return Ok(Some("the key does not match the certificate".into()));
         }
-        if let Some(missing) = self.domains.iter().find(|d| !leaf.covers(d)) {
+        if let Some(missing) = verdict.uncovered {
             return Ok(Some(format!("the certificate does not cover {missing}")));
         }
         let issued_by = ctx
@@ -102,8 +104,7 @@ impl AcmeCertificate {
                 issued_by.unwrap_or_else(|| "an unknown CA".into())
             )));
         }
-        let now = pki::now();
-        if let Some(why) = policy::renewal_due(leaf, now) {
+        if let Some(why) = verdict.renewal_due {
             return Ok(Some(why));
         }
         if self.ari && self.ca.client == "builtin" {
@@ -334,8 +335,9 @@ impl AcmeCertificate {
             issued.key_pem.trim_start()
         );
         let bundle = pki::parse_bundle(pem.as_bytes()).context("the CA's answer is not a PEM")?;
-        let leaf = bundle.leaf().context("the CA returned no certificate")?;
-        if !bundle.key_matches() || !self.domains.iter().all(|d| leaf.covers(d)) {
+        let verdict = pki::judge(&bundle, &self.domains, pki::now())
+            .context("the CA returned no certificate")?;
+        if !verdict.key_matches || verdict.uncovered.is_some() {
             bail!(
                 "the issued certificate does not match the key or the names; nothing was changed"
             );
@@ -386,11 +388,8 @@ fn lineage_current(chain: &str, key: &str, domains: &[String]) -> bool {
     let Ok(bundle) = pki::parse_bundle(format!("{chain}{key}").as_bytes()) else {
         return false;
     };
-    bundle.key_matches()
-        && bundle.leaf().is_some_and(|leaf| {
-            domains.iter().all(|d| leaf.covers(d))
-                && policy::renewal_due(leaf, pki::now()).is_none()
-        })
+    pki::judge(&bundle, domains, pki::now())
+        .is_some_and(|v| v.key_matches && v.uncovered.is_none() && v.renewal_due.is_none())
 }
 
 /// What differs about a CA-issued certificate: the PEM (a new

@@ -29,29 +29,29 @@ fn content_problem(pem: Option<&[u8]>, domain: &str) -> Option<String> {
         Err(e) => return Some(format!("replace an unreadable PEM ({e:#})")),
     };
     let leaf = bundle.leaf()?;
-    let now = pki::now();
-    if !bundle.key_matches() {
+    let verdict = pki::judge_leaf(leaf, bundle.key_matches(), &[domain.into()], pki::now());
+    if !verdict.key_matches {
         return Some(
             "replace: the private key is missing or does not match the certificate".into(),
         );
     }
-    if leaf.expired(now) {
+    if verdict.expired {
         return Some(format!(
             "replace an expired certificate ({}) with a placeholder",
             leaf.subject
         ));
     }
-    if leaf.placeholder {
-        if !leaf.covers(domain) {
+    if verdict.placeholder {
+        if verdict.uncovered.is_some() {
             return Some(format!(
                 "replace a placeholder made for {}",
                 leaf.names.join(", ")
             ));
         }
-        if leaf.days_left(now) < pki::PLACEHOLDER_RENEW_DAYS {
+        if verdict.days_left < pki::PLACEHOLDER_RENEW_DAYS {
             return Some(format!(
                 "renew the placeholder ({} days left)",
-                leaf.days_left(now)
+                verdict.days_left
             ));
         }
     }

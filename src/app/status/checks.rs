@@ -3,7 +3,7 @@
 //! inputs, so every verdict is unit-tested without a host.
 
 use super::probe::Probe;
-use crate::pki::CertInfo;
+use crate::pki::{self, CertInfo};
 use crate::site::addr::HostPort;
 use serde::Serialize;
 
@@ -82,6 +82,7 @@ pub fn utc(unix: i64) -> String {
 }
 
 /// The certificate HAProxy has (`source` says whether from the file or as served).
+/// Its key was judged by the caller (a file's; HAProxy holds a served one's).
 pub fn certificate(
     cert: &CertInfo,
     source: &str,
@@ -89,8 +90,9 @@ pub fn certificate(
     domain: &str,
     acme_enabled: bool,
 ) -> Check {
-    let days = cert.days_left(now);
-    let what = if cert.placeholder {
+    let verdict = pki::judge_leaf(cert, true, &[domain.to_string()], now);
+    let days = verdict.days_left;
+    let what = if verdict.placeholder {
         "self-signed placeholder".to_string()
     } else {
         format!("issued by {}", cert.issuer)
@@ -101,7 +103,7 @@ pub fn certificate(
         utc(cert.not_after)
     );
     let fail = |why: String| Check::new("certificate", Level::Fail, format!("{why}: {facts}"));
-    if cert.expired(now) {
+    if verdict.expired {
         return fail(format!(
             "EXPIRED {} day(s) ago{}",
             -days,
@@ -112,23 +114,23 @@ pub fn certificate(
             }
         ));
     }
-    if now < cert.not_before {
+    if verdict.not_yet_valid {
         return fail(format!("not valid before {}", utc(cert.not_before)));
     }
-    if !cert.covers(domain) {
+    if verdict.uncovered.is_some() {
         return fail(format!(
             "does not name {domain} (it names {})",
             cert.names.join(", ")
         ));
     }
-    if cert.placeholder && acme_enabled {
+    if verdict.placeholder && acme_enabled {
         return fail(
             "still the self-signed placeholder although ACME is on: the CA-issued certificate \
              was never installed; run `edgeup apply` and read the certificate step's message"
                 .to_string(),
         );
     }
-    if cert.placeholder {
+    if verdict.placeholder {
         return Check::new(
             "certificate",
             Level::Warn,
