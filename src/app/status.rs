@@ -16,7 +16,7 @@ use crate::cli::StatusArgs;
 use crate::distro::{self, Distro};
 use crate::exit;
 use crate::facts::{Systemd, os_release::OsRelease, probes};
-use crate::host::{Cmd, Host};
+use crate::host::{Host, systemd};
 use crate::pki::{self, CertInfo};
 use crate::site::{AcmeClient, Site};
 use anyhow::Result;
@@ -397,33 +397,27 @@ fn root_cause(e: &anyhow::Error) -> String {
 
 /// `systemctl show` of one unit (plus the next elapse for timers).
 fn unit_state(host: &Host, unit: &str, timer: bool) -> UnitState {
-    let mut props = "LoadState,ActiveState,UnitFileState".to_string();
+    let mut props = vec!["LoadState", "ActiveState", "UnitFileState"];
     if timer {
-        props.push_str(",NextElapseUSecRealtime");
+        props.push("NextElapseUSecRealtime");
     }
     let mut state = UnitState {
         unit: unit.to_string(),
         ..UnitState::default()
     };
-    let shown =
-        host.run(&Cmd::new("systemctl").args(["show", unit, &format!("--property={props}")]));
-    let out = match shown {
-        Ok(out) if out.status == 0 => out,
-        Ok(out) => {
-            state.active = format!("unknown ({})", out.stderr_tail());
-            return state;
-        }
+    let shown = match systemd::show(host, unit, &props) {
+        Ok(shown) => shown,
         Err(e) => {
             state.active = format!("unknown ({e:#})");
             return state;
         }
     };
-    for (key, value) in out.stdout.lines().filter_map(|l| l.split_once('=')) {
-        match key {
-            "LoadState" => state.load = value.into(),
-            "ActiveState" => state.active = value.into(),
-            "UnitFileState" => state.enabled = value.into(),
-            "NextElapseUSecRealtime" => state.next_run = Some(value.into()),
+    for (key, value) in shown {
+        match key.as_str() {
+            "LoadState" => state.load = value,
+            "ActiveState" => state.active = value,
+            "UnitFileState" => state.enabled = value,
+            "NextElapseUSecRealtime" => state.next_run = Some(value),
             _ => {}
         }
     }

@@ -8,6 +8,7 @@ pub mod files;
 pub mod lock;
 pub mod pkgdb;
 pub mod scripted;
+pub mod systemd;
 pub mod users;
 
 pub use command::{Cmd, CmdOutput, DuctRunner, Runner};

@@ -1,11 +1,10 @@
 //! A systemd unit: enabled, started, and (as a handler) reloaded or restarted.
 
 use super::{Ctx, Describe, State, Step};
-use crate::facts::probes;
+use crate::host::systemd::{self, Unit};
 use crate::host::{Cmd, Host};
 use anyhow::{Result, bail};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -63,42 +62,13 @@ impl ServiceState {
     }
 }
 
-/// The message every systemd-needing action gives when systemd is not PID 1.
-pub fn require_systemd(host: &Host, what: &str) -> Result<()> {
-    let systemd = probes::systemd(host);
-    if !systemd.running {
-        bail!(
-            "systemd is not running on this host (PID 1 is '{}'), so {what} is impossible. \
-             edgeup needs a host booted with systemd: a VM, bare metal, or a container booted \
-             with its init (e.g. `systemd-nspawn -b`). Use `edgeup plan` to inspect this host.",
-            systemd.pid1
-        );
-    }
-    Ok(())
-}
-
-/// `systemctl show` properties of a unit.
-pub fn unit_properties(host: &Host, unit: &str) -> Result<BTreeMap<String, String>> {
-    let out = host.run_ok(&Cmd::new("systemctl").args([
-        "show",
-        unit,
-        "--property=LoadState,UnitFileState,ActiveState,MainPID",
-    ]))?;
-    Ok(out
-        .stdout
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
-}
-
 /// A notify-type unit (HAProxy's) passes through `reloading`/`activating`
 /// right after the job returns: wait a bounded time for `active`.
 fn wait_active(host: &Host, unit: &str, action: &str) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let props = unit_properties(host, unit)?;
-        let state = props.get("ActiveState").map(String::as_str).unwrap_or("");
+        let now = Unit::read(host, unit)?;
+        let state = now.active_state.as_str();
         match state {
             "active" => return Ok(()),
             "reloading" | "activating" if std::time::Instant::now() < deadline => {
@@ -113,15 +83,8 @@ fn wait_active(host: &Host, unit: &str, action: &str) -> Result<()> {
 
 /// The main process and its children, when the kernel shows them
 /// (`/proc/PID/task/PID/children`); None when it cannot be known.
-fn children(host: &Host, props: &BTreeMap<String, String>) -> Option<(u32, Vec<u32>)> {
-    children_of(host, main_pid(props)?)
-}
-
-fn main_pid(props: &BTreeMap<String, String>) -> Option<u32> {
-    props.get("MainPID")?.parse().ok().filter(|p| *p > 0)
-}
-
-fn children_of(host: &Host, pid: u32) -> Option<(u32, Vec<u32>)> {
+fn children(host: &Host, unit: &Unit) -> Option<(u32, Vec<u32>)> {
+    let pid = unit.main_pid?;
     let text = host
         .read_string(&format!("/proc/{pid}/task/{pid}/children"))
         .ok()
@@ -138,8 +101,7 @@ fn children_of(host: &Host, pid: u32) -> Option<(u32, Vec<u32>)> {
 fn wait_new_worker(host: &Host, unit: &str, before: &(u32, Vec<u32>)) -> Result<()> {
     let deadline = std::time::Instant::now() + NEW_WORKER_TIMEOUT;
     loop {
-        let props = unit_properties(host, unit)?;
-        match children(host, &props) {
+        match children(host, &Unit::read(host, unit)?) {
             None => return Ok(()),
             Some((pid, _)) if pid != before.0 => return Ok(()),
             Some((_, now)) if now.iter().any(|c| !before.1.contains(c)) => return Ok(()),
@@ -155,40 +117,13 @@ fn wait_new_worker(host: &Host, unit: &str, before: &(u32, Vec<u32>)) -> Result<
     }
 }
 
-pub fn is_enabled(state: &str) -> bool {
-    matches!(state, "enabled" | "enabled-runtime" | "static" | "alias")
-}
-
-/// The unit as check found it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct UnitNow {
-    /// systemd knows the unit (its package is installed).
-    pub loaded: bool,
-    pub enabled: bool,
-    pub active: bool,
-    pub main_pid: Option<u32>,
-}
-
-impl UnitNow {
-    pub fn read(host: &Host, unit: &str) -> Result<(UnitNow, BTreeMap<String, String>)> {
-        let props = unit_properties(host, unit)?;
-        let get = |k: &str| props.get(k).map(String::as_str).unwrap_or("");
-        let now = UnitNow {
-            loaded: get("LoadState") != "not-found",
-            enabled: is_enabled(get("UnitFileState")),
-            active: get("ActiveState") == "active",
-            main_pid: main_pid(&props),
-        };
-        Ok((now, props))
-    }
-}
-
 /// What a service step does to its unit: enable or disable it, and act on
 /// its state (start, stop; a reload or restart always acts).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceDrift {
     name: String,
-    unit: UnitNow,
+    /// The unit as check found it.
+    unit: Unit,
     /// Some(true): enable; Some(false): disable.
     enable: Option<bool>,
     act: Option<ServiceState>,
@@ -197,7 +132,7 @@ pub struct ServiceDrift {
 impl Describe for ServiceDrift {
     fn lines(&self) -> Vec<String> {
         let name = &self.name;
-        let missing = (!self.unit.loaded)
+        let missing = (!self.unit.loaded())
             .then(|| format!("{name} is not installed yet (its package provides it)"));
         let enable = self.enable.map(|on| {
             let verb = if on { "enable" } else { "disable" };
@@ -212,42 +147,34 @@ impl Step for Service {
     type Drift = ServiceDrift;
 
     fn check(&self, ctx: &Ctx) -> Result<State<ServiceDrift>> {
-        require_systemd(ctx.host, &format!("managing {}", self.name))?;
+        systemd::require_running(ctx.host, &format!("managing {}", self.name))?;
         // Before the packages step has run (plan on a fresh host) the unit
         // does not exist yet: that is drift; apply fails if it still is.
-        let (unit, props) = UnitNow::read(ctx.host, &self.name)?;
-        let enable = self.enabled.filter(|want| *want != unit.enabled);
+        let unit = Unit::read(ctx.host, &self.name)?;
+        let enable = self.enabled.filter(|want| *want != unit.enabled());
         let acts = match self.state {
-            ServiceState::Started => !unit.active,
-            ServiceState::Stopped => unit.active,
+            ServiceState::Started => !unit.active(),
+            ServiceState::Stopped => unit.active(),
             ServiceState::Reloaded | ServiceState::Restarted => true,
         };
-        let drift = ServiceDrift {
+        if unit.loaded() && enable.is_none() && !acts {
+            return Ok(State::Converged(format!(
+                "{} {} and {}",
+                self.name, unit.unit_file_state, unit.active_state
+            )));
+        }
+        Ok(State::Drift(ServiceDrift {
             name: self.name.clone(),
             unit,
             enable,
             act: acts.then_some(self.state),
-        };
-        if unit.loaded && drift.enable.is_none() && drift.act.is_none() {
-            let get = |k: &str| props.get(k).map(String::as_str).unwrap_or("");
-            return Ok(State::Converged(format!(
-                "{} {} and {}",
-                self.name,
-                get("UnitFileState"),
-                get("ActiveState")
-            )));
-        }
-        Ok(State::Drift(drift))
+        }))
     }
 
     fn apply(&self, ctx: &Ctx, drift: &ServiceDrift) -> Result<()> {
-        let UnitNow {
-            loaded,
-            enabled,
-            active,
-            main_pid,
-        } = drift.unit;
-        if !loaded {
+        let unit = &drift.unit;
+        let (enabled, active) = (unit.enabled(), unit.active());
+        if !unit.loaded() {
             bail!("systemd unit {} does not exist on this host", self.name);
         }
         let systemctl = |verb: &str| {
@@ -280,9 +207,10 @@ impl Step for Service {
             Some(ServiceState::Stopped) => systemctl("stop")?,
             // Reload keeps connections; a stopped unit has nothing to reload.
             Some(ServiceState::Reloaded) if active => {
-                before_reload = main_pid
-                    .filter(|_| self.new_workers_on_reload)
-                    .and_then(|pid| children_of(ctx.host, pid));
+                before_reload = self
+                    .new_workers_on_reload
+                    .then(|| children(ctx.host, unit))
+                    .flatten();
                 systemctl("reload")?
             }
             Some(ServiceState::Reloaded) => systemctl("start")?,
@@ -322,7 +250,7 @@ impl Step for DaemonReload {
     type Drift = ReloadUnits;
 
     fn check(&self, ctx: &Ctx) -> Result<State<ReloadUnits>> {
-        require_systemd(ctx.host, "reloading systemd's unit files")?;
+        systemd::require_running(ctx.host, "reloading systemd's unit files")?;
         Ok(State::Drift(ReloadUnits))
     }
 

@@ -4,9 +4,10 @@
 //! original haproxy.cfg that `haproxy -c` checks (removed at once).
 
 use super::{Action, Layout, Options, Plan, Source};
+use crate::host::systemd::Unit;
 use crate::host::{Cmd, FileAttrs, Host};
 use crate::ledger::{self, Before, Doc, Entry};
-use crate::steps::{firewall, selinux, service};
+use crate::steps::{firewall, selinux};
 use anyhow::{Context, Result};
 
 const UNIT_DIR: &str = "/etc/systemd/system";
@@ -45,11 +46,9 @@ pub fn plan(host: &Host, layout: &Layout, opts: &Options) -> Result<Plan> {
             continue;
         }
         if let Some(unit) = own_unit(path) {
-            let props = service::unit_properties(host, &unit)?;
-            let get = |k: &str| props.get(k).map(String::as_str).unwrap_or("");
+            let now = Unit::read(host, &unit)?;
             // A static unit (the timer's service) has nothing to disable.
-            if matches!(get("UnitFileState"), "enabled" | "enabled-runtime")
-                || get("ActiveState") == "active"
+            if matches!(now.unit_file_state.as_str(), "enabled" | "enabled-runtime") || now.active()
             {
                 plan.actions.push(Action::StopUnit { unit });
             }
@@ -338,13 +337,11 @@ fn undo_entry(
             if own {
                 return Ok(None);
             }
-            let props = service::unit_properties(host, name)?;
-            let get = |k: &str| props.get(k).map(String::as_str).unwrap_or("");
-            if get("LoadState") == "not-found" {
+            let now = Unit::read(host, name)?;
+            if !now.loaded() {
                 return Ok(None);
             }
-            let now_enabled = service::is_enabled(get("UnitFileState"));
-            let now_active = get("ActiveState") == "active";
+            let (now_enabled, now_active) = (now.enabled(), now.active());
             let enabled = (now_enabled != *enabled).then_some(*enabled);
             let active = (now_active != *active).then_some(*active);
             (enabled.is_some() || active.is_some()).then(|| Action::UnitState {

@@ -5,8 +5,8 @@
 
 use super::{Action, Layout, Options, Plan, Source};
 use crate::distro::PackageManager;
+use crate::host::systemd::Unit;
 use crate::host::{Cmd, FileAttrs, Host};
-use crate::steps::service;
 use anyhow::{Context, Result, bail};
 use std::path::Path;
 
@@ -186,9 +186,7 @@ fn restore_config(host: &Host, layout: &Layout, path: &str, from: &Source) -> Re
 }
 
 fn unit_active(host: &Host, unit: &str) -> Result<bool> {
-    Ok(service::unit_properties(host, unit)?
-        .get("ActiveState")
-        .is_some_and(|s| s == "active"))
+    Ok(Unit::read(host, unit)?.active())
 }
 
 struct Archive {

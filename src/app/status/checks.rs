@@ -59,10 +59,7 @@ impl UnitState {
     }
 
     pub fn is_enabled(&self) -> bool {
-        matches!(
-            self.enabled.as_str(),
-            "enabled" | "enabled-runtime" | "static" | "alias"
-        )
+        crate::host::systemd::is_enabled(&self.enabled)
     }
 }
 
