@@ -28,7 +28,16 @@ pub struct FileStat {
 
 impl FileStat {
     pub fn matches(&self, attrs: &FileAttrs) -> bool {
-        self.mode & 0o7777 == attrs.mode && self.uid == attrs.uid && self.gid == attrs.gid
+        self.attrs() == *attrs
+    }
+
+    /// Its permission bits and owner, as a file written in its place keeps them.
+    pub fn attrs(&self) -> FileAttrs {
+        FileAttrs {
+            mode: self.mode & 0o7777,
+            uid: self.uid,
+            gid: self.gid,
+        }
     }
 }
 
@@ -258,16 +267,7 @@ impl Host {
         source
             .read_to_end(&mut content)
             .with_context(|| format!("reading {host_path}"))?;
-        self.write_atomic(
-            &backup,
-            &content,
-            &FileAttrs {
-                mode: stat.mode,
-                uid: stat.uid,
-                gid: stat.gid,
-            },
-            None,
-        )?;
+        self.write_atomic(&backup, &content, &stat.attrs(), None)?;
         self.prune_backups(host_path, state_dir)?;
         Ok(Some(backup))
     }
@@ -278,16 +278,7 @@ impl Host {
             bail!("backup {backup} is missing; cannot restore {dest}");
         };
         let content = fs::read(self.path(backup)).with_context(|| format!("reading {backup}"))?;
-        self.write_atomic(
-            dest,
-            &content,
-            &FileAttrs {
-                mode: stat.mode,
-                uid: stat.uid,
-                gid: stat.gid,
-            },
-            None,
-        )
+        self.write_atomic(dest, &content, &stat.attrs(), None)
     }
 
     /// The backups of `host_path` in `STATE_DIR/backups`, oldest first (host

@@ -75,11 +75,7 @@ impl Recorder {
                             ..ROOT_ONLY
                         },
                     )?;
-                    let attrs = FileAttrs {
-                        mode: stat.mode & 0o7777,
-                        uid: stat.uid,
-                        gid: stat.gid,
-                    };
+                    let attrs = stat.attrs();
                     host.write_atomic(&copy, &content, &attrs, None)?;
                     Before::Saved {
                         copy,

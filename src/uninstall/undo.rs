@@ -161,14 +161,7 @@ fn restore_config(host: &Host, layout: &Layout, path: &str, from: &Source) -> Re
             let stat = host
                 .stat(backup)?
                 .with_context(|| format!("backup {backup} is missing"))?;
-            (
-                host.read(backup)?,
-                FileAttrs {
-                    mode: stat.mode,
-                    uid: stat.uid,
-                    gid: stat.gid,
-                },
-            )
+            (host.read(backup)?, stat.attrs())
         }
         Source::Absent => {
             if unit_active(host, &layout.haproxy_unit)? {
