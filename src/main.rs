@@ -8,12 +8,11 @@ fn main() {
         Err(error) => {
             let code = edgeup::exit::code_of(&error);
             if json {
-                let line = serde_json::json!({
-                    "event": "error",
-                    "exit_code": code,
-                    "message": format!("{error:#}"),
-                });
-                edgeup::outln!("{line}");
+                use edgeup::report::{Event, Line, json};
+                json::write(&Line::new(Event::Error {
+                    exit_code: code,
+                    message: format!("{error:#}"),
+                }));
             }
             eprintln!("edgeup: {error:#}");
             code

@@ -96,6 +96,11 @@ fn init_with_json_is_refused_as_invalid_input() {
     let event: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON error line");
     assert_eq!(event["event"], "error");
     assert_eq!(event["exit_code"], 2);
+    assert_eq!(event["v"], 1, "the protocol's version: {line}");
+    assert!(
+        line.starts_with(r#"{"event":"error","exit_code":2,"message":"#),
+        "{line}"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! shows a recap as the host's claim, and hands ssh the user as `-l USER`
 //! and the address after `--` (issue: hardening).
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The fake ssh: logs its arguments, plays the host named by the address:
@@ -38,27 +38,37 @@ case "$addr" in
     printf 'raw \033[31mred\r\n'
     recap 0 0 1; exit 1;;
   lie) recap 18446744073709551615 18446744073709551615 0; exit 0;;
+  newer)
+    printf '{"event":"step","index":1,"total":2,"name":"colour step","status":"changed","handler":false,"changes":[],"duration_ms":1,"colour":"blue","v":2}\n'
+    printf '{"event":"progress","percent":50,"v":2}\n'
+    printf '{"event":"recap","ok":1,"changed":1,"failed":0,"skipped":0,"mode":"apply","duration_ms":1,"retries":0,"v":2}\n'
+    exit 0;;
+  older)
+    printf '{"event":"step","index":1,"total":1,"name":"old step","status":"failed","handler":false,"changes":[],"message":"it broke","duration_ms":1}\n'
+    recap 0 0 1; exit 1;;
   *) recap 3 0 0; exit 0;;
 esac
 "#;
 
-fn write_fake_ssh(dir: &Path) {
+/// A directory holding the fake ssh, its log's path, and a PATH that finds it first.
+fn fake_ssh() -> (tempfile::TempDir, PathBuf, String) {
     use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("ssh");
-    std::fs::write(&path, FAKE_SSH).expect("write the fake ssh");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
-#[test]
-fn hostile_hosts_fail_alone_and_cannot_harm_the_controller() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write_fake_ssh(dir.path());
+    let ssh = dir.path().join("ssh");
+    std::fs::write(&ssh, FAKE_SSH).expect("write the fake ssh");
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let log = dir.path().join("ssh.log");
     let path = format!(
         "{}:{}",
         dir.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    (dir, log, path)
+}
+
+#[test]
+fn hostile_hosts_fail_alone_and_cannot_harm_the_controller() {
+    let (_dir, log, path) = fake_ssh();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeup"));
     cmd.env("PATH", path)
         .env("FAKE_SSH_LOG", &log)
@@ -136,9 +146,7 @@ fn hostile_hosts_fail_alone_and_cannot_harm_the_controller() {
 #[test]
 fn a_sites_secret_never_reaches_an_ssh_command_line_or_the_output() {
     const KEY: &str = "c2VjcmV0LWVhYi1rZXktZm9yLXRoZS1mbGVldC10ZXN0";
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_fake_ssh(dir.path());
-    let log = dir.path().join("ssh.log");
+    let (dir, log, path) = fake_ssh();
     let site = dir.path().join("site.yaml");
     std::fs::write(
         &site,
@@ -148,11 +156,6 @@ fn a_sites_secret_never_reaches_an_ssh_command_line_or_the_output() {
         ),
     )
     .expect("site file");
-    let path = format!(
-        "{}:{}",
-        dir.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     for json in [false, true] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeup"));
         cmd.env("PATH", &path).env("FAKE_SSH_LOG", &log);
@@ -189,4 +192,86 @@ fn a_sites_secret_never_reaches_an_ssh_command_line_or_the_output() {
     ] {
         assert!(!text.contains(KEY), "the key was in {what}:\n{text}");
     }
+}
+
+/// Hosts running another edgeup: a newer one (`v` 2, fields and an event
+/// kind this edgeup does not know) and an older one (no `v`): each is read
+/// as far as this edgeup can, the unknown kind is shown as the host's
+/// output, and neither fails for it; fleet's own lines carry `"v":1`.
+#[test]
+fn hosts_running_another_edgeup_are_read_not_failed() {
+    let (_dir, log, path) = fake_ssh();
+    let run = |json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeup"));
+        cmd.env("PATH", &path).env("FAKE_SSH_LOG", &log);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(["fleet", "--domain", "chat.example.com"])
+            .args(["--email", "ops@example.org", "--backend", "127.0.0.1:3000"])
+            .args(["--acme-directory", "off"])
+            .args(["--host", "root@newer", "--host", "root@older"]);
+        let out = cmd.output().expect("run edgeup fleet");
+        assert_eq!(out.status.code(), Some(1), "the older host's step failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let plain = run(false);
+    for wanted in [
+        "newer: [1/2] colour step ... changed",
+        r#"newer: {"event":"progress","percent":50,"v":2}"#,
+        "older: [1/1] old step ... failed",
+        "older:     it broke",
+    ] {
+        assert!(plain.contains(wanted), "{wanted:?} missing:\n{plain}");
+    }
+    let recap = |host: &str| {
+        plain
+            .lines()
+            .find(|l| l.starts_with(&format!("{host} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        recap("newer").contains("ok=1 changed=1 failed=0"),
+        "{plain}"
+    );
+    assert!(
+        recap("older").contains("ok=0 changed=0 failed=1"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("total: 2 hosts  ok=1 changed=1 failed=1"),
+        "{plain}"
+    );
+
+    let json = run(true);
+    let lines: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.iter().all(|l| l["v"] == 1), "{json}");
+    let newer: Vec<&serde_json::Value> = lines.iter().filter(|l| l["host"] == "newer").collect();
+    assert_eq!(newer[0]["event"], "step", "{json}");
+    assert!(newer[0].get("colour").is_none(), "{json}");
+    assert_eq!(newer[1]["event"], "output", "{json}");
+    assert_eq!(
+        newer[1]["line"], r#"{"event":"progress","percent":50,"v":2}"#,
+        "{json}"
+    );
+    let host_recap = newer
+        .iter()
+        .find(|l| l["event"] == "host_recap")
+        .expect("newer's host_recap");
+    assert_eq!(host_recap["recap"]["changed"], 1, "{json}");
+    assert_eq!(host_recap["exit_code"], 0, "{json}");
+    let last = lines.last().expect("a last line");
+    assert_eq!(
+        (&last["event"], &last["hosts"], &last["hosts_failed"]),
+        (
+            &serde_json::json!("recap"),
+            &serde_json::json!(2),
+            &serde_json::json!(1)
+        ),
+        "{json}"
+    );
 }

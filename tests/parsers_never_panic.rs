@@ -66,8 +66,9 @@ proptest! {
 
     #[test]
     fn remote_event_lines(text in awkward()) {
-        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text.clone()));
-        let _ = edgeup::fleet::report::event_line("web1", &value);
+        // As fleet reads a host's line: decoded, then shown.
+        let line = edgeup::report::Line::decode(&text);
+        let _ = edgeup::fleet::report::line_for("web1", &line.event);
     }
 
     #[test]

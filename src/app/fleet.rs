@@ -7,6 +7,7 @@ use crate::fleet::inventory::{self, Inventory};
 use crate::fleet::progress::Progress;
 use crate::fleet::ssh::Ssh;
 use crate::fleet::{Binaries, report, run_all};
+use crate::report::{Event, Line, Status};
 use anyhow::Result;
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -57,22 +58,26 @@ pub fn run(args: &FleetArgs, json: bool, verbose: bool) -> Result<i32> {
             command,
             binaries: &binaries,
         };
-        let mut on_event = |event: &serde_json::Value| {
+        let mut on_event = |event: &Event| {
             let _guard = print.lock();
             if json {
-                let mut e = event.clone();
-                e["host"] = serde_json::Value::String(target.name.clone());
-                crate::outln!("{e}");
+                crate::report::json::write(&Line {
+                    host: Some(target.name.clone()),
+                    ..Line::new(event)
+                });
             } else if progress.is_some() {
-                let worth = match event["event"].as_str() {
-                    Some("step") => event["status"] == "failed",
-                    Some("error" | "warning") => true,
-                    _ => false,
-                };
-                if worth && let Some(line) = report::event_line(&target.name, event) {
+                let worth = matches!(
+                    event,
+                    Event::Step {
+                        status: Status::Failed,
+                        ..
+                    } | Event::Error { .. }
+                        | Event::Warning { .. }
+                );
+                if worth && let Some(line) = report::line_for(&target.name, event) {
                     failures.push(line);
                 }
-            } else if let Some(line) = report::event_line(&target.name, event) {
+            } else if let Some(line) = report::line_for(&target.name, event) {
                 crate::outln!("{line}");
             }
         };
@@ -93,20 +98,12 @@ pub fn run(args: &FleetArgs, json: bool, verbose: bool) -> Result<i32> {
     let totals = report::totals(&outcomes);
     if json {
         for o in &outcomes {
-            let line = match &o.result {
-                Ok(done) => serde_json::json!({"event": "host_recap", "host": o.name,
-                    "recap": done.recap, "exit_code": done.exit, "copied": done.copied}),
-                Err(e) => serde_json::json!({"event": "host_recap", "host": o.name, "error": e,
-                    "unreachable": e.starts_with("unreachable")}),
-            };
-            crate::outln!("{line}");
+            crate::report::json::write(&Line {
+                host: Some(o.name.clone()),
+                ..Line::new(Event::HostRecap(report::host_recap(o)))
+            });
         }
-        crate::outln!(
-            "{}",
-            serde_json::json!({"event": "recap", "hosts": outcomes.len(), "ok": totals.ok,
-                "changed": totals.changed, "failed": totals.failed, "skipped": totals.skipped,
-                "unreachable": totals.unreachable, "hosts_failed": totals.hosts_failed})
-        );
+        crate::report::json::write(&Line::new(Event::FleetRecap(totals.clone())));
     } else if progress.is_some() {
         // Each host's line is already up there, as it finished.
         crate::outln!("{}", report::total_line(&outcomes));

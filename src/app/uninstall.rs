@@ -8,6 +8,7 @@ use crate::cli::UninstallArgs;
 use crate::exit;
 use crate::host::Host;
 use crate::render::STATE_DIR;
+use crate::report::{Event, Line};
 use crate::uninstall::{self, Action, Layout, Options};
 use anyhow::Result;
 
@@ -90,8 +91,10 @@ fn needs_systemd(action: &Action) -> bool {
 
 fn say(out: &Output, event: &str, message: &str) {
     if out.json {
-        let line = serde_json::json!({"event": "uninstall", "status": event, "message": message});
-        crate::outln!("{line}");
+        crate::report::json::write(&Line::new(Event::Uninstall {
+            message: message.to_string(),
+            status: event.to_string(),
+        }));
     } else if event == "planned" {
         crate::outln!("  - {message}");
     } else if event == "nothing" {

@@ -9,8 +9,8 @@
 
 use super::inventory::FleetHost;
 use super::ssh::{Ended, Session, Ssh, quote};
+use crate::report::{Event, Line};
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
 use std::io::Write;
 
 /// Where the binary and the site live on every host.
@@ -26,11 +26,11 @@ pub struct HostOutcome {
     pub result: Result<Finished, String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Finished {
     // Everything here is the host's own account of its run: shown as such.
-    /// The remote run's recap event (ok/changed/failed/skipped).
-    pub recap: Value,
+    /// The remote run's recap (an `Event::Recap`).
+    pub recap: Event,
     pub exit: i32,
     /// What had to be copied (empty on a re-run).
     pub copied: Vec<String>,
@@ -127,7 +127,7 @@ enum Payload {
 }
 
 impl HostRun<'_> {
-    pub fn run(&self, on_event: &mut dyn FnMut(&Value)) -> Result<Finished> {
+    pub fn run(&self, on_event: &mut dyn FnMut(&Event)) -> Result<Finished> {
         let target = self.ssh.target;
         let site_yaml = site_file_text(&target.config)?;
         let site_sum = super::sha256_hex(site_yaml.as_bytes());
@@ -137,7 +137,7 @@ impl HostRun<'_> {
             self.command,
             &site_sum,
         ))?;
-        let mut recap = Value::Null;
+        let mut recap = None;
         match session.line()? {
             Some(line) if line == PROBE_MARK => {}
             first => {
@@ -206,10 +206,10 @@ impl HostRun<'_> {
         &self,
         mut session: Session<'_>,
         copy: Copy,
-        on_event: &mut dyn FnMut(&Value),
+        on_event: &mut dyn FnMut(&Event),
     ) -> Result<Finished> {
         let stdin = session.stdin();
-        let mut recap = Value::Null;
+        let mut recap = None;
         let (read, written) = std::thread::scope(|scope| {
             let writer = scope.spawn(move || send(stdin, &copy.script, &copy.files));
             let read = (|| {
@@ -225,7 +225,7 @@ impl HostRun<'_> {
             (read, written)
         });
         let output = read?;
-        if output.status == COPY_FAILED || (recap.is_null() && written.is_err()) {
+        if output.status == COPY_FAILED || (recap.is_none() && written.is_err()) {
             let why = explain_sudo(&output.stderr, self.ssh.target);
             return Err(match written {
                 Err(e) if why.is_empty() => {
@@ -237,15 +237,20 @@ impl HostRun<'_> {
         self.finished(recap, output, copy.copied)
     }
 
-    fn finished(&self, recap: Value, output: Ended, copied: Vec<String>) -> Result<Finished> {
-        if recap.is_null() {
+    fn finished(
+        &self,
+        recap: Option<Event>,
+        output: Ended,
+        copied: Vec<String>,
+    ) -> Result<Finished> {
+        let Some(recap) = recap else {
             bail!(
                 "edgeup on {} ended without a recap (exit {}): {}",
                 self.ssh.target.name,
                 output.status,
                 explain_sudo(&output.stderr, self.ssh.target)
             );
-        }
+        };
         Ok(Finished {
             recap,
             exit: output.status,
@@ -399,17 +404,14 @@ fn arguments(command: &str, site: &str) -> String {
     )
 }
 
-/// One line of a remote run: an event (the recap kept), or plain output.
-fn event(line: &str, recap: &mut Value, on_event: &mut dyn FnMut(&Value)) {
-    match serde_json::from_str::<Value>(line) {
-        Ok(event) if event.is_object() => {
-            if event["event"] == "recap" {
-                *recap = event.clone();
-            }
-            on_event(&event);
-        }
-        _ => on_event(&serde_json::json!({"event": "output", "line": line})),
+/// One line of a remote run, decoded (`output` when it is not an event
+/// this edgeup reads); the recap is kept.
+fn event(line: &str, recap: &mut Option<Event>, on_event: &mut dyn FnMut(&Event)) {
+    let event = Line::decode(line).event;
+    if matches!(event, Event::Recap { .. }) {
+        *recap = Some(event.clone());
     }
+    on_event(&event);
 }
 
 /// The site as edgeup writes it on the host (the same text every run, so its

@@ -263,6 +263,12 @@ impl Reporter for PlainReporter {
                     crate::outln!("{line}");
                 }
             }
+            // Printed by their commands (main, uninstall, fleet), not by a run.
+            Event::Error { .. }
+            | Event::Uninstall { .. }
+            | Event::Output { .. }
+            | Event::HostRecap(_)
+            | Event::FleetRecap(_) => {}
         }
     }
 }

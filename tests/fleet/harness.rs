@@ -286,8 +286,11 @@ impl Operator {
             stdout
                 .lines()
                 .map(|l| {
-                    serde_json::from_str(l)
-                        .unwrap_or_else(|e| panic!("not JSON ({e}): {l}\nstderr:\n{stderr}"))
+                    let event: Value = serde_json::from_str(l)
+                        .unwrap_or_else(|e| panic!("not JSON ({e}): {l}\nstderr:\n{stderr}"));
+                    // Every line in the protocol's version (README: "Fleet").
+                    assert_eq!(event["v"], 1, "{l}");
+                    event
                 })
                 .collect()
         } else {
