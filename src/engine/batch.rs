@@ -20,10 +20,9 @@ use crate::render::Vars;
 use crate::report::{Event, Status};
 use crate::steps::acme_certificate::AcmeCertificate;
 use crate::steps::acme_certificate::CertDrift;
-use crate::steps::{Describe, Diff, State, Step, Swap};
+use crate::steps::{Describe, Diff, Journal, State, Step};
 use anyhow::Result;
 use std::any::Any;
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -93,7 +92,7 @@ impl Engine<'_> {
         total: usize,
         run: &[&Entry],
         vars: &mut Vars,
-        swaps: &RefCell<Vec<Swap>>,
+        journal: &Journal,
         pending: &mut BTreeSet<String>,
         recap: &mut Recap,
     ) -> Result<()> {
@@ -107,7 +106,7 @@ impl Engine<'_> {
             .map(|entry| {
                 let started = Instant::now();
                 let verdict = match member(entry) {
-                    Some(cert) => verdict(entry, cert, &scope.ctx(vars, swaps), recap),
+                    Some(cert) => verdict(entry, cert, &scope.ctx(vars, journal), recap),
                     None => Verdict::Done {
                         status: Status::Failed,
                         message: Some("not a certificate step".into()),
@@ -142,7 +141,7 @@ impl Engine<'_> {
         let mut obtained = if acting.is_empty() {
             Vec::new()
         } else {
-            AcmeCertificate::obtain_together(&scope.ctx(vars, swaps), &acting)
+            AcmeCertificate::obtain_together(&scope.ctx(vars, journal), &acting)
         }
         .into_iter();
         // 3. Each entry finished, re-checked and reported, in order.
@@ -150,7 +149,8 @@ impl Engine<'_> {
             let index = first + offset + 1;
             let started = Instant::now();
             let mut took = c.took;
-            let line = match c.verdict {
+            let mut warning = None;
+            let mut line = match c.verdict {
                 Verdict::Done { status, message } => Line {
                     status,
                     changes: vec![],
@@ -164,18 +164,25 @@ impl Engine<'_> {
                         None => Line::failed(changes, diff, "no result for this step".into()),
                         Some(got) => {
                             took += got.took;
-                            let finished = cert.finish(&scope.ctx(vars, swaps), got);
+                            let finished = cert.finish(&scope.ctx(vars, journal), got);
+                            warning = journal.take_warnings();
                             match finished.and_then(|()| (self.refresh)(self.host, vars)) {
                                 Err(e) => Line::failed(changes, diff, format!("{e:#}")),
-                                Ok(()) => {
-                                    recheck(cert, &scope.settled().ctx(vars, swaps), changes, diff)
-                                }
+                                Ok(()) => recheck(
+                                    cert,
+                                    &scope.settled().ctx(vars, journal),
+                                    changes,
+                                    diff,
+                                ),
                             }
                         }
                     }
                 }
             };
             took += started.elapsed();
+            if line.status == Status::Changed {
+                line.message = warning.clone();
+            }
             recap.count(line.status);
             if line.status == Status::Failed
                 && let Some(site) = &c.entry.site
@@ -194,6 +201,7 @@ impl Engine<'_> {
                 message: line.message,
                 duration_ms: took.as_millis() as u64,
             });
+            super::warn(&mut *self.reporter, &c.entry.name, warning);
         }
         Ok(())
     }

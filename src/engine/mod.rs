@@ -10,7 +10,7 @@ use crate::host::Host;
 use crate::playbook::{Entry, Playbook};
 use crate::render::Vars;
 use crate::report::{Event, Reporter, Status};
-use crate::steps::{AnyStep, Ctx, State, Swap};
+use crate::steps::{AnyStep, Ctx, Journal, State, Swap};
 use anyhow::Result;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -78,7 +78,7 @@ impl<'a> Scope<'a> {
         }
     }
 
-    fn ctx<'b>(self, vars: &'b Vars, swaps: &'b RefCell<Vec<Swap>>) -> Ctx<'b>
+    fn ctx<'b>(self, vars: &'b Vars, journal: &'b Journal) -> Ctx<'b>
     where
         'a: 'b,
     {
@@ -87,7 +87,7 @@ impl<'a> Scope<'a> {
             vars,
             assets: self.assets,
             state_dir: self.state_dir,
-            swaps,
+            journal,
             force: self.force,
         }
     }
@@ -119,7 +119,7 @@ impl<'a> Engine<'a> {
 impl Engine<'_> {
     pub fn run(&mut self, playbook: &Playbook, vars: &mut Vars, mode: Mode) -> Result<Recap> {
         let started = Instant::now();
-        let swaps = RefCell::new(Vec::new());
+        let journal = Journal::default();
         let mut recap = Recap::default();
         let mut pending = pending::load(self.host, self.state_dir)?;
         let unknown: Vec<String> = pending
@@ -161,7 +161,7 @@ impl Engine<'_> {
             };
             if run > 0 {
                 let entries = selected.get(i..i + run).unwrap_or_default();
-                self.certificates(i, total, entries, vars, &swaps, &mut pending, &mut recap)?;
+                self.certificates(i, total, entries, vars, &journal, &mut pending, &mut recap)?;
                 next += run;
                 continue;
             }
@@ -169,11 +169,11 @@ impl Engine<'_> {
             if entry.is_flush() {
                 if mode == Mode::Apply && entry.applies(vars)? {
                     let failed_before = recap.failed;
-                    self.handlers(playbook, vars, mode, &swaps, &mut pending, &mut recap)?;
+                    self.handlers(playbook, vars, mode, &journal, &mut pending, &mut recap)?;
                     stopped = recap.failed > failed_before;
                     if !stopped {
                         // What was swapped before a successful reload is live: no rollback past it.
-                        swaps.borrow_mut().clear();
+                        journal.swaps.borrow_mut().clear();
                     }
                 }
                 continue;
@@ -198,7 +198,7 @@ impl Engine<'_> {
                 recap.count(Status::Skipped);
                 continue;
             }
-            let status = self.step(i + 1, total, entry, vars, mode, &swaps, &mut pending)?;
+            let status = self.step(i + 1, total, entry, vars, mode, &journal, &mut pending)?;
             recap.count(status);
             // Apply stops at the first failure of a host-wide step (later
             // steps build on it); a site's failure stops only that site's
@@ -211,7 +211,7 @@ impl Engine<'_> {
             }
         }
         if !stopped {
-            self.handlers(playbook, vars, mode, &swaps, &mut pending, &mut recap)?;
+            self.handlers(playbook, vars, mode, &journal, &mut pending, &mut recap)?;
         } else if !pending.is_empty() {
             self.reporter.event(&Event::Warning {
                 message: format!(
@@ -240,12 +240,14 @@ impl Engine<'_> {
         entry: &Entry,
         vars: &mut Vars,
         mode: Mode,
-        swaps: &RefCell<Vec<Swap>>,
+        journal: &Journal,
         pending: &mut BTreeSet<String>,
     ) -> Result<Status> {
         let started = Instant::now();
         let scope = self.scope();
         self.reporter.begin(index, total, &entry.name);
+        // What apply left in the journal's warnings: shown after the step's line.
+        let warning: RefCell<Option<String>> = RefCell::new(None);
         let mut report = |status: Status, changes: Vec<String>, diff, message: Option<String>| {
             self.reporter.event(&Event::Step {
                 index,
@@ -259,6 +261,11 @@ impl Engine<'_> {
                 message,
                 duration_ms: started.elapsed().as_millis() as u64,
             });
+            warn(
+                &mut *self.reporter,
+                &entry.name,
+                warning.borrow_mut().take(),
+            );
             status
         };
         let applies = match entry.applies(vars) {
@@ -277,7 +284,7 @@ impl Engine<'_> {
             let why = "systemd is not running: cannot be checked here (apply refuses on this host)";
             return Ok(report(Status::Skipped, vec![], None, Some(why.into())));
         }
-        let ctx = scope.ctx(vars, swaps);
+        let ctx = scope.ctx(vars, journal);
         let drift = match step.check(&ctx) {
             Ok(State::Converged(note)) => {
                 return Ok(report(Status::Ok, vec![], None, Some(note)));
@@ -297,7 +304,10 @@ impl Engine<'_> {
             pending::save(self.host, self.state_dir, pending)?;
         }
         let (changes, diff) = (drift.changes.clone(), drift.diff.clone());
-        if let Err(e) = step.apply(&ctx, &drift) {
+        let applied = step.apply(&ctx, &drift);
+        // This step's warnings, whatever the outcome: none may reach the next step.
+        *warning.borrow_mut() = journal.take_warnings();
+        if let Err(e) = applied {
             return Ok(report(
                 Status::Failed,
                 changes,
@@ -313,17 +323,12 @@ impl Engine<'_> {
                 Some(format!("{e:#}")),
             ));
         }
-        let ctx = scope.settled().ctx(vars, swaps);
+        let ctx = scope.settled().ctx(vars, journal);
         match step.check(&ctx) {
             Ok(State::Converged(_)) => {
-                let warning = step.warning();
-                let status = report(Status::Changed, changes, diff, warning.clone());
-                if let Some(message) = warning {
-                    self.reporter.event(&Event::Warning {
-                        message: format!("{}: {message}", entry.name),
-                    });
-                }
-                Ok(status)
+                // The step's own line says it too.
+                let message = warning.borrow().clone();
+                Ok(report(Status::Changed, changes, diff, message))
             }
             Ok(State::Drift(still)) => Ok(report(
                 Status::Failed,
@@ -348,7 +353,7 @@ impl Engine<'_> {
         playbook: &Playbook,
         vars: &Vars,
         mode: Mode,
-        swaps: &RefCell<Vec<Swap>>,
+        journal: &Journal,
         pending: &mut BTreeSet<String>,
         recap: &mut Recap,
     ) -> Result<()> {
@@ -361,7 +366,7 @@ impl Engine<'_> {
             }
             let started = Instant::now();
             self.reporter.begin(i + 1, total, &handler.name);
-            let ctx = self.scope().settled().ctx(vars, swaps);
+            let ctx = self.scope().settled().ctx(vars, journal);
             let step = handler.step()?;
             let (status, message) = if mode == Mode::Plan {
                 (Status::Changed, Some("pending from an earlier run".into()))
@@ -375,6 +380,7 @@ impl Engine<'_> {
                     Err(e) => (Status::Failed, Some(rollback(&ctx, step, e))),
                 }
             };
+            let warning = journal.take_warnings();
             recap.count(status);
             self.reporter.event(&Event::Step {
                 index: i + 1,
@@ -388,8 +394,18 @@ impl Engine<'_> {
                 message,
                 duration_ms: started.elapsed().as_millis() as u64,
             });
+            warn(&mut *self.reporter, &handler.name, warning);
         }
         Ok(())
+    }
+}
+
+/// A step's warning (from `Ctx::warn`), after its line.
+fn warn(reporter: &mut dyn Reporter, name: &str, warning: Option<String>) {
+    if let Some(message) = warning {
+        reporter.event(&Event::Warning {
+            message: format!("{name}: {message}"),
+        });
     }
 }
 
@@ -404,7 +420,7 @@ fn run_handler(step: &dyn AnyStep, ctx: &Ctx) -> Result<()> {
 /// previous files back and run the handler again so the service keeps
 /// running on what worked before. Returns the message for the report.
 fn rollback(ctx: &Ctx, step: &dyn AnyStep, error: anyhow::Error) -> String {
-    let swaps: Vec<Swap> = ctx.swaps.borrow().clone();
+    let swaps: Vec<Swap> = ctx.journal.swaps.borrow().clone();
     if swaps.is_empty() {
         return format!("{error:#}");
     }

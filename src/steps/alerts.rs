@@ -11,7 +11,6 @@ use crate::pki;
 use crate::site::RawNotify;
 use anyhow::{Result, anyhow};
 use serde::Deserialize;
-use std::cell::RefCell;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,8 +18,6 @@ pub struct Alerts {
     /// `notify:` as the site file spells it.
     pub notify: RawNotify,
     pub certificates: Vec<Certificate>,
-    #[serde(skip)]
-    failed: RefCell<Vec<String>>,
 }
 
 /// One site's certificate, as the alerts see it.
@@ -127,12 +124,10 @@ impl Step for Alerts {
             &certs,
             &Self::run(ctx, &hostname),
         );
-        *self.failed.borrow_mut() = report.failures();
+        let failures = report.failures();
+        if !failures.is_empty() {
+            ctx.warn(failures.join("; "));
+        }
         Ok(())
-    }
-
-    fn warning(&self) -> Option<String> {
-        let failed = self.failed.borrow();
-        (!failed.is_empty()).then(|| failed.join("; "))
     }
 }

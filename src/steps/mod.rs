@@ -32,8 +32,8 @@ pub struct Ctx<'a> {
     pub assets: &'a Assets,
     /// edgeup's own state (/var/lib/edgeup): backups, pending handlers, lock.
     pub state_dir: &'a str,
-    /// Files replaced during this run, so a failed reload can put them back.
-    pub swaps: &'a RefCell<Vec<Swap>>,
+    /// What steps leave for the engine during the run.
+    pub journal: &'a Journal,
     /// Act even where the host looks converged (`edgeup renew --force`).
     /// The engine's re-check after apply sees it false: it judges what
     /// apply left, so a forced step converges.
@@ -45,7 +45,32 @@ impl Ctx<'_> {
     /// able to undo: backs up what is there, renames the staged file over
     /// it, and records the swap for the engine's rollback.
     pub fn replace(&self, staged: crate::host::Staged) -> Result<()> {
-        self.host.replace(staged, self.state_dir, self.swaps)
+        self.host
+            .replace(staged, self.state_dir, &self.journal.swaps)
+    }
+
+    /// Something that went wrong without failing the step (an alert that
+    /// could not be delivered must not fail a renewal): shown as a warning
+    /// once the step has converged.
+    pub fn warn(&self, message: String) {
+        self.journal.warnings.borrow_mut().push(message);
+    }
+}
+
+/// What steps leave for the engine during a run (the step specs stay data).
+#[derive(Default)]
+pub struct Journal {
+    /// Files replaced, so a failed reload can put them back.
+    pub swaps: RefCell<Vec<Swap>>,
+    /// `Ctx::warn`'s messages, taken by the engine after each step.
+    pub warnings: RefCell<Vec<String>>,
+}
+
+impl Journal {
+    /// The warnings left since the last call, joined (None: there were none).
+    pub fn take_warnings(&self) -> Option<String> {
+        let warnings = self.warnings.take();
+        (!warnings.is_empty()).then(|| warnings.join("; "))
     }
 }
 
@@ -124,12 +149,6 @@ pub trait Step: Any {
     fn needs_systemd(&self) -> bool {
         false
     }
-    /// After a successful `apply`: something that went wrong without
-    /// failing the step (an alert that could not be delivered must not fail
-    /// a renewal), shown as a warning.
-    fn warning(&self) -> Option<String> {
-        None
-    }
 }
 
 /// A step of any kind, as the engine walks it. `Any` so the engine can
@@ -139,7 +158,6 @@ pub trait AnyStep: Any {
     fn check(&self, ctx: &Ctx) -> Result<State>;
     fn apply(&self, ctx: &Ctx, drift: &Drift) -> Result<()>;
     fn needs_systemd(&self) -> bool;
-    fn warning(&self) -> Option<String>;
 }
 
 impl<S: Step> AnyStep for S {
@@ -162,10 +180,6 @@ impl<S: Step> AnyStep for S {
 
     fn needs_systemd(&self) -> bool {
         Step::needs_systemd(self)
-    }
-
-    fn warning(&self) -> Option<String> {
-        Step::warning(self)
     }
 }
 
