@@ -145,7 +145,7 @@ pub struct FleetArgs {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Site file to edit and write (0600).
-    #[arg(short = 'f', long = "site", value_name = "FILE", default_value = crate::site::DEFAULT_SITE_FILE)]
+    #[arg(short = 'f', long = "site", value_name = "FILE", default_value = crate::paths::SITE_FILE)]
     pub site_file: PathBuf,
     /// After writing the site file and showing the plan, apply without asking.
     #[arg(long, visible_alias = "yes", short = 'y')]

@@ -24,6 +24,7 @@ pub mod fleet;
 pub mod host;
 pub mod ledger;
 pub mod notify;
+pub mod paths;
 pub mod pki;
 pub mod playbook;
 pub mod random;

@@ -14,7 +14,7 @@ use crate::site::{AcmeClient, Config, Site};
 use anyhow::Result;
 use std::io::IsTerminal;
 
-pub use crate::render::STATE_DIR;
+use crate::paths::STATE_DIR;
 
 pub struct Output {
     pub json: bool,
@@ -256,7 +256,7 @@ fn prepare(
 fn retired(host: &Host, config: &Config) -> Result<Vec<String>> {
     // Without root the record (0600) cannot be read: `plan` then shows no retirement.
     let text = host
-        .read_string(super::site_input::DEFAULT_SITE_FILE)
+        .read_string(crate::paths::SITE_FILE)
         .unwrap_or_default();
     let Some(recorded) = text.as_deref().and_then(Config::from_text) else {
         return Ok(Vec::new());

@@ -22,7 +22,6 @@ pub mod questions;
 mod tests;
 
 use super::converge::{self, Output, Run};
-use super::site_input::DEFAULT_SITE_FILE;
 use crate::assets::Assets;
 use crate::cli::{ApplyArgs, ConvergeArgs, InitArgs, SiteArgs};
 use crate::distro;
@@ -141,7 +140,7 @@ fn plan_then_apply(
     config: &Config,
     ask: &mut dyn ask::Ask,
 ) -> Result<i32> {
-    let apply_command = if path == Path::new(DEFAULT_SITE_FILE) {
+    let apply_command = if path == Path::new(crate::paths::SITE_FILE) {
         "edgeup apply".to_string()
     } else {
         format!("edgeup apply -f {}", path.display())

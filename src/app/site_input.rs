@@ -8,7 +8,9 @@ use crate::site::{self, AcmeClient, Config, FirewallBackend, Problem, RawSite, S
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-pub use crate::site::DEFAULT_SITE_FILE;
+/// The old name, still used by `status`.
+pub use crate::paths::SITE_FILE as DEFAULT_SITE_FILE;
+use crate::paths::SITE_FILE;
 
 /// The site as given on the command line: each `Some` (or non-empty list)
 /// overrides what the file says.
@@ -44,8 +46,8 @@ pub fn build(args: &Flags) -> Result<Config> {
 pub fn read(args: &Flags) -> Result<Input> {
     let file = match &args.site_file {
         Some(path) => Some(path.clone()),
-        None if args.domain.is_none() && Path::new(DEFAULT_SITE_FILE).exists() => {
-            Some(PathBuf::from(DEFAULT_SITE_FILE))
+        None if args.domain.is_none() && Path::new(SITE_FILE).exists() => {
+            Some(PathBuf::from(SITE_FILE))
         }
         None => None,
     };
@@ -105,7 +107,7 @@ pub fn refuse(problems: &[Problem]) -> anyhow::Error {
 
 /// The sites recorded by the last apply, when the record exists and reads.
 pub fn recorded() -> Option<Config> {
-    std::fs::read_to_string(DEFAULT_SITE_FILE)
+    std::fs::read_to_string(SITE_FILE)
         .ok()
         .and_then(|text| Config::from_text(&text))
 }
@@ -129,7 +131,7 @@ pub fn refuse_silent_removal(args: &Flags, config: &Config, replace: bool) -> Re
     }
     let domain = args.domain.as_deref().unwrap_or_default();
     Err(exit::invalid(format!(
-        "this host serves {} (recorded in {DEFAULT_SITE_FILE}); applying only --domain {domain} \
+        "this host serves {} (recorded in {SITE_FILE}); applying only --domain {domain} \
          would remove {}. Nothing was changed. To add {domain} beside them: \
          `edgeup site add --domain {domain} --backend HOST:PORT ...`; to make {domain} the only \
          site: the same command with --replace.",
