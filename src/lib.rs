@@ -30,6 +30,7 @@ pub mod playbook;
 pub mod random;
 pub mod render;
 pub mod report;
+pub mod run;
 pub mod site;
 pub mod steps;
 pub mod uninstall;

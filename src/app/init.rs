@@ -21,13 +21,14 @@ pub mod questions;
 #[cfg(test)]
 mod tests;
 
-use super::converge::{self, Output, Run};
+use super::converge::{self, Output};
 use crate::assets::Assets;
 use crate::cli::{ApplyArgs, ConvergeArgs, InitArgs, SiteArgs};
 use crate::distro;
 use crate::exit;
 use crate::facts::{os_release::OsRelease, probes};
 use crate::host::Host;
+use crate::run::{self, Desired, Run};
 use crate::site::{Config, RawSite};
 use anyhow::Result;
 use change::Decision;
@@ -148,11 +149,11 @@ fn plan_then_apply(
     // File diffs only with -v: the plan's step list is what a first-timer reads.
     let diffs = out.verbosity == crate::report::Verbosity::Verbose;
     let mut reporter = crate::report::for_output(false, out.verbosity, diffs);
-    let target = converge::Desired {
+    let target = Desired {
         config: config.clone(),
         record_text: None,
     };
-    let recap = converge::converge(
+    let recap = run::converge(
         host,
         assets,
         &target,

@@ -4,13 +4,14 @@
 //! checked to describe exactly the intended sites, then applied (the site
 //! record step writes it only once the configuration is live).
 
-use super::converge::{self, ApplyHow, Desired, Output};
+use super::converge::{self, ApplyHow, Output};
 use super::site_edit::{self, Change, Record};
 use super::site_input;
 use crate::cli::{SiteAddArgs, SiteRemoveArgs};
 use crate::exit;
 use crate::host::Host;
 use crate::paths::SITE_FILE;
+use crate::run::Desired;
 use crate::site::{self, Config, Site};
 use anyhow::Result;
 use serde::Serialize;
@@ -34,7 +35,7 @@ pub fn add(
     args: &SiteAddArgs,
     out: &Output,
 ) -> Result<i32> {
-    converge::require_root("site add")?;
+    crate::run::require_root("site add")?;
     let Some(domain) = &args.site.domain else {
         return Err(exit::invalid(
             "edgeup site add needs --domain D and --backend HOST:PORT",
@@ -84,7 +85,7 @@ pub fn remove(
     args: &SiteRemoveArgs,
     out: &Output,
 ) -> Result<i32> {
-    converge::require_root("site remove")?;
+    crate::run::require_root("site remove")?;
     let domain = &args.domain;
     let Some(record) = read_record()? else {
         return Err(exit::invalid(format!(
