@@ -1,7 +1,7 @@
 //! Everything that can be known before the first write: profile, facts,
 //! host-dependent validation, the sites to retire, the rendered playbook.
 
-use super::{Desired, Run};
+use super::input::{Desired, Run};
 use crate::assets::Assets;
 use crate::distro::{self, Distro};
 use crate::exit;

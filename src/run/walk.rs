@@ -1,6 +1,6 @@
 //! The walk: the run's opening events and warnings, then the engine.
 
-use super::Run;
+use super::input::Run;
 use super::prepare::Prepared;
 use crate::assets::Assets;
 use crate::engine::{Engine, Mode, Recap};
