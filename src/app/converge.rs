@@ -11,13 +11,9 @@ use crate::run::{self, Desired, Run};
 use anyhow::Result;
 use std::io::IsTerminal;
 
-/// Also named here by `uninstall`.
+/// Also named here by `uninstall` and `status`.
+pub use crate::cli::Output;
 pub use crate::run::require_root;
-
-pub struct Output {
-    pub json: bool,
-    pub verbosity: Verbosity,
-}
 
 impl From<super::site_input::Input> for Desired {
     fn from(input: super::site_input::Input) -> Desired {

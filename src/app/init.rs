@@ -21,9 +21,9 @@ pub mod questions;
 #[cfg(test)]
 mod tests;
 
-use super::converge::{self, Output};
+use super::converge;
 use crate::assets::Assets;
-use crate::cli::{ApplyArgs, ConvergeArgs, InitArgs, SiteArgs};
+use crate::cli::{ApplyArgs, ConvergeArgs, InitArgs, Output, SiteArgs};
 use crate::distro;
 use crate::exit;
 use crate::facts::{os_release::OsRelease, probes};

@@ -1,9 +1,8 @@
 //! `edgeup renew`: only the certificate steps (account, certificate) and the
 //! handlers they notify, for the site last applied (/etc/edgeup/site.yaml).
 
-use super::converge::Output;
 use crate::assets::Assets;
-use crate::cli::RenewArgs;
+use crate::cli::{Output, RenewArgs};
 use crate::exit;
 use crate::host::Host;
 use crate::run::{self, Desired, Run};

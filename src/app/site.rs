@@ -4,10 +4,10 @@
 //! checked to describe exactly the intended sites, then applied (the site
 //! record step writes it only once the configuration is live).
 
-use super::converge::{self, ApplyHow, Output};
+use super::converge::{self, ApplyHow};
 use super::site_edit::{self, Change, Record};
 use super::site_input;
-use crate::cli::{SiteAddArgs, SiteRemoveArgs};
+use crate::cli::{Output, SiteAddArgs, SiteRemoveArgs};
 use crate::exit;
 use crate::host::Host;
 use crate::paths::SITE_FILE;

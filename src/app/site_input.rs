@@ -1,35 +1,17 @@
 //! Builds the `Config` (every site) from a YAML file and/or flags, and
 //! validates it whole. Every error here exits with INVALID_INPUT before the
-//! host is touched. The flags arrive as `Flags`, plain data: this module
-//! does not know the command line (`cli::SiteArgs::flags` makes them).
+//! host is touched. The flags arrive as `cli::Flags`, plain data: this
+//! module knows no clap (`cli::SiteArgs::flags` makes them).
 
+use crate::cli::Flags;
 use crate::exit;
-use crate::site::{self, AcmeClient, Config, FirewallBackend, Problem, RawSite, SiteFile};
+use crate::site::{self, Config, Problem, RawSite, SiteFile};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 /// The old name, still used by `status`.
 pub use crate::paths::SITE_FILE as DEFAULT_SITE_FILE;
 use crate::paths::SITE_FILE;
-
-/// The site as given on the command line: each `Some` (or non-empty list)
-/// overrides what the file says.
-#[derive(Debug, Clone, Default)]
-pub struct Flags {
-    pub site_file: Option<PathBuf>,
-    pub domain: Option<String>,
-    pub email: Option<String>,
-    pub backends: Vec<String>,
-    pub aliases: Vec<String>,
-    pub health: Option<String>,
-    pub acme_directory: Option<String>,
-    pub acme_ca_bundle: Option<PathBuf>,
-    pub acme_client: Option<AcmeClient>,
-    pub routing: Option<String>,
-    pub firewall: Option<FirewallBackend>,
-    pub hsts: Option<bool>,
-    pub skip_preflight: bool,
-}
 
 /// What the user asked for: the configuration, and the text of the file it
 /// came from when flags changed nothing in it (recorded as written, comments
