@@ -29,7 +29,7 @@ use crate::exit;
 use crate::facts::{os_release::OsRelease, probes};
 use crate::host::Host;
 use crate::run::{self, Desired, Run};
-use crate::site::{Config, RawSite};
+use crate::site::Config;
 use anyhow::Result;
 use change::Decision;
 use questions::Hints;
@@ -211,11 +211,6 @@ fn plan_then_apply(
     converge::apply(host, assets, &apply, out)
 }
 
-/// The starting point when there is no site file yet: the site defaults.
-pub fn blank_site() -> RawSite {
-    RawSite::default()
-}
-
 /// Defaults and explanations from the host (read-only, no root needed).
 fn hints(host: &Host, assets: &Assets) -> Hints {
     let profile = OsRelease::read(host.root()).ok().and_then(|os| {
@@ -240,7 +235,7 @@ fn hostname(host: &Host) -> Option<String> {
     if !name.contains('.') {
         return None;
     }
-    let mut candidate = blank_site();
+    let mut candidate = questions::blank_site();
     candidate.domain = name.clone();
     fields::check(&candidate, "domain", true).ok()?;
     Some(name)
