@@ -22,8 +22,8 @@ use anyhow::Result;
 use prepare::Prepared;
 
 /// Plans or applies `target` with the playbook `playbook_name`, reported to
-/// `reporter`. Not the root check (`require_root`): transcript tests run
-/// this on a fixture root with a scripted runner.
+/// `reporter`. The root check is the caller's (`require_root`): transcript
+/// tests run this unprivileged, on a fixture root with a scripted runner.
 pub fn converge(
     host: &Host,
     assets: &Assets,
