@@ -1,6 +1,7 @@
-//! Command-line interface (clap). Subcommands map to `app::*`.
+//! Command-line interface (clap). Subcommands map to `app::*`, which reads
+//! them; what they carry leaves here as plain data (`Output`, `Flags`).
 
-use crate::app::site_input::Flags;
+use crate::report::Verbosity;
 use crate::site::{AcmeClient, FirewallBackend};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -145,7 +146,7 @@ pub struct FleetArgs {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Site file to edit and write (0600).
-    #[arg(short = 'f', long = "site", value_name = "FILE", default_value = crate::site::DEFAULT_SITE_FILE)]
+    #[arg(short = 'f', long = "site", value_name = "FILE", default_value = crate::paths::SITE_FILE)]
     pub site_file: PathBuf,
     /// After writing the site file and showing the plan, apply without asking.
     #[arg(long, visible_alias = "yes", short = 'y')]
@@ -273,6 +274,46 @@ pub enum Switch {
     On,
     #[value(alias = "false", alias = "no")]
     Off,
+}
+
+/// The global output flags, for every subcommand.
+pub struct Output {
+    pub json: bool,
+    pub verbosity: Verbosity,
+}
+
+impl Cli {
+    pub fn output(&self) -> Output {
+        Output {
+            json: self.json,
+            verbosity: if self.quiet {
+                Verbosity::Quiet
+            } else if self.verbose {
+                Verbosity::Verbose
+            } else {
+                Verbosity::Normal
+            },
+        }
+    }
+}
+
+/// The site as given on the command line: each `Some` (or non-empty list)
+/// overrides what the file says.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub site_file: Option<PathBuf>,
+    pub domain: Option<String>,
+    pub email: Option<String>,
+    pub backends: Vec<String>,
+    pub aliases: Vec<String>,
+    pub health: Option<String>,
+    pub acme_directory: Option<String>,
+    pub acme_ca_bundle: Option<PathBuf>,
+    pub acme_client: Option<AcmeClient>,
+    pub routing: Option<String>,
+    pub firewall: Option<FirewallBackend>,
+    pub hsts: Option<bool>,
+    pub skip_preflight: bool,
 }
 
 impl SiteArgs {

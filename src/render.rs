@@ -10,10 +10,13 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
+pub use crate::paths::STATE_DIR;
+
 /// What templates and playbooks may refer to: `sites` (each with its own
 /// `derived` and `acme`), `host` (what all sites share on this HAProxy),
 /// `distro`, `facts`, `haproxy` (features of the installed version),
-/// `acme` (run-wide ACME plumbing) and `retired` (sites no longer served).
+/// `acme` (run-wide ACME plumbing), `retired` (sites no longer served) and
+/// `paths` (edgeup's well-known paths and unit names, `crate::paths`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Vars {
     pub sites: Vec<SiteVars>,
@@ -23,6 +26,7 @@ pub struct Vars {
     pub haproxy: HaproxyFeatures,
     pub acme: crate::acme::AcmeVars,
     pub retired: Vec<Retired>,
+    pub paths: crate::paths::PathVars,
     /// The configuration these vars were made from (the site record writes it).
     #[serde(skip)]
     pub config: Config,
@@ -125,9 +129,6 @@ pub struct Server {
     pub name: String,
     pub address: String,
 }
-
-/// edgeup's own state: backups, pending handlers, ACME records, the run lock.
-pub const STATE_DIR: &str = "/var/lib/edgeup";
 
 /// The oldest HAProxy we render for when none is installed yet (RHEL 9, Ubuntu 22.04).
 const ASSUMED_VERSION: (u32, u32) = (2, 4);
@@ -318,6 +319,7 @@ impl Vars {
             facts,
             haproxy,
             retired,
+            paths: crate::paths::PATH_VARS,
             config: config.clone(),
             record_text: None,
             cached: std::cell::OnceCell::new(),

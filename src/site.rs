@@ -32,6 +32,5 @@ pub const DEFAULT_ACME_RESPONDER: &str = "127.0.0.1:888";
 /// bind; see `RawListen::migrate`).
 pub const LEGACY_ACME_RESPONDER: &str = "127.0.0.1:8688";
 
-/// Where `edgeup init` and `edgeup site` write the sites, where `apply`
-/// records them, and where plan/apply look by default.
-pub const DEFAULT_SITE_FILE: &str = "/etc/edgeup/site.yaml";
+/// Where `edgeup init` and `edgeup site` write the sites (`paths::SITE_FILE`).
+pub use crate::paths::SITE_FILE as DEFAULT_SITE_FILE;

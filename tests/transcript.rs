@@ -1,5 +1,5 @@
 //! Transcript tests (pyinfra style) and engine semantics, on the real
-//! library: `edgeup::app::converge::converge` with the embedded open-webui
+//! library: `edgeup::run::converge` with the embedded open-webui
 //! playbook, the shipped distro profiles and the real steps, against a
 //! fixture root directory (see `transcript/fixture.rs`) whose commands are
 //! answered by the `ScriptedRunner`.

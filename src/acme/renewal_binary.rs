@@ -8,13 +8,7 @@
 use crate::host::Host;
 use std::os::unix::fs::MetadataExt;
 
-/// The fixed, root-owned path of the edgeup that timers run when it does not
-/// come from a package (fleet installs it there too). No space or `%`:
-/// systemd takes it as written.
-pub const INSTALL_PATH: &str = "/usr/local/bin/edgeup";
-
-/// Where the .deb and .rpm install edgeup (owned by the package manager).
-pub const PACKAGED_PATH: &str = "/usr/bin/edgeup";
+pub use crate::paths::{INSTALL_PATH, PACKAGED_PATH};
 
 /// The path edgeup-renew.service runs.
 pub fn renewal_binary(host: &Host) -> &'static str {

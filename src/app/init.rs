@@ -21,15 +21,15 @@ pub mod questions;
 #[cfg(test)]
 mod tests;
 
-use super::converge::{self, Output, Run};
-use super::site_input::DEFAULT_SITE_FILE;
+use super::converge;
 use crate::assets::Assets;
-use crate::cli::{ApplyArgs, ConvergeArgs, InitArgs, SiteArgs};
+use crate::cli::{ApplyArgs, ConvergeArgs, InitArgs, Output, SiteArgs};
 use crate::distro;
 use crate::exit;
 use crate::facts::{os_release::OsRelease, probes};
 use crate::host::Host;
-use crate::site::{Config, RawSite};
+use crate::run::{self, Desired, Run};
+use crate::site::Config;
 use anyhow::Result;
 use change::Decision;
 use questions::Hints;
@@ -141,7 +141,7 @@ fn plan_then_apply(
     config: &Config,
     ask: &mut dyn ask::Ask,
 ) -> Result<i32> {
-    let apply_command = if path == Path::new(DEFAULT_SITE_FILE) {
+    let apply_command = if path == Path::new(crate::paths::SITE_FILE) {
         "edgeup apply".to_string()
     } else {
         format!("edgeup apply -f {}", path.display())
@@ -149,11 +149,11 @@ fn plan_then_apply(
     // File diffs only with -v: the plan's step list is what a first-timer reads.
     let diffs = out.verbosity == crate::report::Verbosity::Verbose;
     let mut reporter = crate::report::for_output(false, out.verbosity, diffs);
-    let target = converge::Desired {
+    let target = Desired {
         config: config.clone(),
         record_text: None,
     };
-    let recap = converge::converge(
+    let recap = run::converge(
         host,
         assets,
         &target,
@@ -211,11 +211,6 @@ fn plan_then_apply(
     converge::apply(host, assets, &apply, out)
 }
 
-/// The starting point when there is no site file yet: the site defaults.
-pub fn blank_site() -> RawSite {
-    RawSite::default()
-}
-
 /// Defaults and explanations from the host (read-only, no root needed).
 fn hints(host: &Host, assets: &Assets) -> Hints {
     let profile = OsRelease::read(host.root()).ok().and_then(|os| {
@@ -240,7 +235,7 @@ fn hostname(host: &Host) -> Option<String> {
     if !name.contains('.') {
         return None;
     }
-    let mut candidate = blank_site();
+    let mut candidate = questions::blank_site();
     candidate.domain = name.clone();
     fields::check(&candidate, "domain", true).ok()?;
     Some(name)

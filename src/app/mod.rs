@@ -1,4 +1,5 @@
-//! The subcommands, wired to the library.
+//! The CLI adapter: each subcommand reads its flags and files, calls the
+//! library (`crate::run` for plan/apply/renew), and gives the exit code.
 
 pub mod converge;
 pub mod detect;
@@ -15,22 +16,12 @@ pub mod uninstall;
 use crate::assets::Assets;
 use crate::cli::{Cli, Command};
 use crate::host::Host;
-use crate::report::Verbosity;
 use anyhow::Result;
 
 pub fn run(cli: Cli) -> Result<i32> {
     let host = Host::real();
     let assets = Assets::new(cli.data_dir.clone());
-    let out = converge::Output {
-        json: cli.json,
-        verbosity: if cli.quiet {
-            Verbosity::Quiet
-        } else if cli.verbose {
-            Verbosity::Verbose
-        } else {
-            Verbosity::Normal
-        },
-    };
+    let out = cli.output();
     match &cli.command {
         Command::Detect => detect::run(&host, &assets, cli.json),
         Command::Plan(args) => converge::plan(&host, &assets, args, &out),

@@ -1,15 +1,15 @@
 //! `edgeup renew`: only the certificate steps (account, certificate) and the
 //! handlers they notify, for the site last applied (/etc/edgeup/site.yaml).
 
-use super::converge::{self, Output, Run};
 use crate::assets::Assets;
-use crate::cli::RenewArgs;
+use crate::cli::{Output, RenewArgs};
 use crate::exit;
 use crate::host::Host;
+use crate::run::{self, Desired, Run};
 use anyhow::Result;
 
 pub fn run(host: &Host, assets: &Assets, args: &RenewArgs, out: &Output) -> Result<i32> {
-    converge::require_root("renew")?;
+    run::require_root("renew")?;
     let config = super::site_input::build(&args.converge.site.flags())?;
     if let Some(only) = &args.only
         && config.site(only).is_none()
@@ -37,11 +37,11 @@ pub fn run(host: &Host, assets: &Assets, args: &RenewArgs, out: &Output) -> Resu
         return Ok(exit::OK);
     }
     let mut reporter = crate::report::for_output(out.json, out.verbosity, false);
-    let target = converge::Desired {
+    let target = Desired {
         config,
         record_text: None,
     };
-    let recap = converge::converge(
+    let recap = run::converge(
         host,
         assets,
         &target,

@@ -4,26 +4,26 @@
 //! checked to describe exactly the intended sites, then applied (the site
 //! record step writes it only once the configuration is live).
 
-use super::converge::{self, ApplyHow, Desired, Output};
+use super::converge::{self, ApplyHow};
 use super::site_edit::{self, Change, Record};
-use super::site_input::{self, DEFAULT_SITE_FILE};
-use crate::cli::{SiteAddArgs, SiteRemoveArgs};
+use super::site_input;
+use crate::cli::{Output, SiteAddArgs, SiteRemoveArgs};
 use crate::exit;
 use crate::host::Host;
+use crate::paths::SITE_FILE;
+use crate::run::Desired;
 use crate::site::{self, Config, Site};
 use anyhow::Result;
 use serde::Serialize;
 use std::path::Path;
 
 fn read_record() -> Result<Option<Record>> {
-    let path = Path::new(DEFAULT_SITE_FILE);
+    let path = Path::new(SITE_FILE);
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
-            return Err(exit::invalid(format!(
-                "cannot read {DEFAULT_SITE_FILE}: {e}"
-            )));
+            return Err(exit::invalid(format!("cannot read {SITE_FILE}: {e}")));
         }
     };
     Record::parse(text, path).map(Some)
@@ -35,7 +35,7 @@ pub fn add(
     args: &SiteAddArgs,
     out: &Output,
 ) -> Result<i32> {
-    converge::require_root("site add")?;
+    crate::run::require_root("site add")?;
     let Some(domain) = &args.site.domain else {
         return Err(exit::invalid(
             "edgeup site add needs --domain D and --backend HOST:PORT",
@@ -54,7 +54,7 @@ pub fn add(
     };
     if record.site(domain).is_some() {
         return Err(exit::invalid(format!(
-            "{domain} is already a site here; to change it, edit {DEFAULT_SITE_FILE} and run \
+            "{domain} is already a site here; to change it, edit {SITE_FILE} and run \
              `edgeup apply` (nothing was changed)"
         )));
     }
@@ -85,11 +85,11 @@ pub fn remove(
     args: &SiteRemoveArgs,
     out: &Output,
 ) -> Result<i32> {
-    converge::require_root("site remove")?;
+    crate::run::require_root("site remove")?;
     let domain = &args.domain;
     let Some(record) = read_record()? else {
         return Err(exit::invalid(format!(
-            "no sites are recorded here ({DEFAULT_SITE_FILE} does not exist); nothing to remove"
+            "no sites are recorded here ({SITE_FILE} does not exist); nothing to remove"
         )));
     };
     if record.site(domain).is_none() {
@@ -113,7 +113,7 @@ pub fn remove(
 pub fn list(out: &Output) -> Result<i32> {
     let Some(record) = read_record()? else {
         return Err(exit::invalid(format!(
-            "no sites are recorded here ({DEFAULT_SITE_FILE} does not exist): `edgeup site add` or `edgeup apply` first"
+            "no sites are recorded here ({SITE_FILE} does not exist): `edgeup site add` or `edgeup apply` first"
         )));
     };
     for site in &record.config()?.sites {
@@ -199,7 +199,7 @@ fn noted(change: Change, out: &Output) -> Result<(Config, String)> {
     if change.rewritten && !out.json {
         eprintln!(
             "note: {} (the old file is kept in /var/lib/edgeup/backups/)",
-            site_edit::rewrite_note(Path::new(DEFAULT_SITE_FILE))
+            site_edit::rewrite_note(Path::new(SITE_FILE))
         );
     }
     Ok((config, change.text))

@@ -1,33 +1,17 @@
 //! Builds the `Config` (every site) from a YAML file and/or flags, and
 //! validates it whole. Every error here exits with INVALID_INPUT before the
-//! host is touched. The flags arrive as `Flags`, plain data: this module
-//! does not know the command line (`cli::SiteArgs::flags` makes them).
+//! host is touched. The flags arrive as `cli::Flags`, plain data: this
+//! module knows no clap (`cli::SiteArgs::flags` makes them).
 
+use crate::cli::Flags;
 use crate::exit;
-use crate::site::{self, AcmeClient, Config, FirewallBackend, Problem, RawSite, SiteFile};
+use crate::site::{self, Config, Problem, RawSite, SiteFile};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-pub use crate::site::DEFAULT_SITE_FILE;
-
-/// The site as given on the command line: each `Some` (or non-empty list)
-/// overrides what the file says.
-#[derive(Debug, Clone, Default)]
-pub struct Flags {
-    pub site_file: Option<PathBuf>,
-    pub domain: Option<String>,
-    pub email: Option<String>,
-    pub backends: Vec<String>,
-    pub aliases: Vec<String>,
-    pub health: Option<String>,
-    pub acme_directory: Option<String>,
-    pub acme_ca_bundle: Option<PathBuf>,
-    pub acme_client: Option<AcmeClient>,
-    pub routing: Option<String>,
-    pub firewall: Option<FirewallBackend>,
-    pub hsts: Option<bool>,
-    pub skip_preflight: bool,
-}
+/// The old name, still used by `status`.
+pub use crate::paths::SITE_FILE as DEFAULT_SITE_FILE;
+use crate::paths::SITE_FILE;
 
 /// What the user asked for: the configuration, and the text of the file it
 /// came from when flags changed nothing in it (recorded as written, comments
@@ -44,8 +28,8 @@ pub fn build(args: &Flags) -> Result<Config> {
 pub fn read(args: &Flags) -> Result<Input> {
     let file = match &args.site_file {
         Some(path) => Some(path.clone()),
-        None if args.domain.is_none() && Path::new(DEFAULT_SITE_FILE).exists() => {
-            Some(PathBuf::from(DEFAULT_SITE_FILE))
+        None if args.domain.is_none() && Path::new(SITE_FILE).exists() => {
+            Some(PathBuf::from(SITE_FILE))
         }
         None => None,
     };
@@ -105,7 +89,7 @@ pub fn refuse(problems: &[Problem]) -> anyhow::Error {
 
 /// The sites recorded by the last apply, when the record exists and reads.
 pub fn recorded() -> Option<Config> {
-    std::fs::read_to_string(DEFAULT_SITE_FILE)
+    std::fs::read_to_string(SITE_FILE)
         .ok()
         .and_then(|text| Config::from_text(&text))
 }
@@ -129,7 +113,7 @@ pub fn refuse_silent_removal(args: &Flags, config: &Config, replace: bool) -> Re
     }
     let domain = args.domain.as_deref().unwrap_or_default();
     Err(exit::invalid(format!(
-        "this host serves {} (recorded in {DEFAULT_SITE_FILE}); applying only --domain {domain} \
+        "this host serves {} (recorded in {SITE_FILE}); applying only --domain {domain} \
          would remove {}. Nothing was changed. To add {domain} beside them: \
          `edgeup site add --domain {domain} --backend HOST:PORT ...`; to make {domain} the only \
          site: the same command with --replace.",

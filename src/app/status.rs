@@ -236,7 +236,7 @@ pub fn gather_site(host: &Host, facts: &HostFacts, site: &Site, options: &Option
         Some(AcmeClient::Certbot) => profile
             .as_ref()
             .map_or("certbot.timer", |d| d.units.certbot_timer.as_str()),
-        _ => "edgeup-renew.timer",
+        _ => crate::paths::RENEW_TIMER,
     };
     let renewal = Renewal {
         timer: (client.is_some() && systemd.running).then(|| unit_state(host, timer_unit, true)),

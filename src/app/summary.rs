@@ -2,7 +2,7 @@
 //! settings that make it work behind the proxy (absolute URLs, CORS, secure
 //! cookies, trusting the proxy's forwarded headers).
 
-use super::converge::Output;
+use crate::cli::Output;
 use crate::engine::Recap;
 use crate::host::Host;
 use crate::report::Verbosity;

@@ -30,8 +30,7 @@ pub fn originals_dir(state_dir: &str) -> String {
     format!("{state_dir}/ledger/originals")
 }
 
-/// The config directory edgeup owns whole (the site record).
-pub const CONFIG_DIR: &str = "/etc/edgeup";
+pub use crate::paths::CONFIG_DIR;
 
 /// The first line of every file edgeup renders.
 pub const MANAGED_MARK: &str = "# Managed by edgeup";

@@ -12,12 +12,12 @@
 //! - an enabled unit: /etc/systemd/system/multi-user.target.wants/UNIT.
 
 use anyhow::{Context, Result, bail};
-use edgeup::app::converge::Run as RunOptions;
 use edgeup::assets::Assets;
 use edgeup::engine::{Mode, Recap};
 use edgeup::host::scripted::ScriptedRunner;
 use edgeup::host::{Cmd, CmdOutput, Host};
 use edgeup::report::{Event, Reporter, Status};
+use edgeup::run::Run as RunOptions;
 use edgeup::site::Site;
 use std::collections::BTreeMap;
 use std::fs;
@@ -249,7 +249,7 @@ impl Fixture {
         self.run(Mode::Plan, |r| r)
     }
 
-    /// Runs plan or apply through `edgeup::app::converge::converge` with the
+    /// Runs plan or apply through `edgeup::run::converge` with the
     /// embedded playbook and distro profiles. `overrides` adds rules ahead of
     /// the fixture's own (first matching rule wins), e.g. a failing reload.
     /// `edgeup renew` (`--force` with `force`): the certificate steps only.
@@ -278,10 +278,10 @@ impl Fixture {
             host = host.with_running_binary(self.path(exe));
         }
         let mut reporter = Collect::default();
-        let result = edgeup::app::converge::converge(
+        let result = edgeup::run::converge(
             &host,
             &Assets::new(None),
-            &edgeup::app::converge::Desired {
+            &edgeup::run::Desired {
                 config: self.config.clone(),
                 record_text: None,
             },

@@ -4,8 +4,7 @@
 //! environment stay in their own 0600 files: init asks for paths only.
 
 use super::ask::Ask;
-use super::fields;
-use super::questions::with;
+use super::fields::{self, with};
 use crate::site::raw::{RawNotify, RawTarget};
 use crate::site::{RawDns, RawSite};
 use anyhow::Result;

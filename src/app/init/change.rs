@@ -6,9 +6,9 @@
 //! comments and the other sites stay as they were.
 
 use super::ask::Ask;
+use super::file;
 use super::menu::{self, Choice};
-use super::questions::{Hints, Reach, Scope, interview, interview_in};
-use super::{blank_site, file};
+use super::questions::{Hints, Reach, Scope, blank_site, interview, interview_in};
 use crate::app::site_edit::{self, Change, Record};
 use crate::app::site_input;
 use crate::exit;

@@ -4,8 +4,7 @@
 //! shown as a default.
 
 use super::ask::Ask;
-use super::fields;
-use super::questions::with;
+use super::fields::{self, with};
 use crate::site::{Eab, RawSite};
 use anyhow::Result;
 

@@ -11,6 +11,13 @@ use std::time::Duration;
 /// How long the reachability check waits for each backend address.
 pub const REACH_TIMEOUT: Duration = Duration::from_millis(800);
 
+/// `site` with one change: the candidate an answer is validated in.
+pub(super) fn with(site: &RawSite, change: impl FnOnce(&mut RawSite)) -> RawSite {
+    let mut candidate = site.clone();
+    change(&mut candidate);
+    candidate
+}
+
 /// The problems `field` has in `candidate`, joined; Ok when it has none.
 /// `field` matches itself, its list entries (`backends[1]`) and its
 /// children (`acme.eab.kid` for `acme.eab`).

@@ -8,10 +8,15 @@
 //! of the file has) is asked again.
 
 use super::ask::Ask;
-use super::fields;
+use super::fields::{self, with};
 use crate::exit;
 use crate::site::RawSite;
 use anyhow::Result;
+
+/// The starting point when there is no site file yet: the site defaults.
+pub fn blank_site() -> RawSite {
+    RawSite::default()
+}
 
 /// What `detect` found, for defaults and explanations.
 #[derive(Debug, Clone, Default)]
@@ -83,13 +88,6 @@ pub fn interview_in(
     }
     fix_remaining(ask, &mut site, hints, reach, scope.others)?;
     Ok(site)
-}
-
-/// `site` with one change: the candidate an answer is validated in.
-pub(super) fn with(site: &RawSite, change: impl FnOnce(&mut RawSite)) -> RawSite {
-    let mut candidate = site.clone();
-    change(&mut candidate);
-    candidate
 }
 
 fn domain(

@@ -2,8 +2,8 @@
 //! refused answer, defaults from a previous run), and the site-file writer.
 
 use super::ask::{Ask, Validator};
-use super::questions::{Hints, interview};
-use super::{blank_site, fields, file};
+use super::questions::{Hints, blank_site, interview};
+use super::{fields, file};
 use crate::site::RawSite;
 use anyhow::Result;
 use std::collections::VecDeque;
