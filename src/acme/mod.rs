@@ -34,7 +34,7 @@ pub struct AcmeVars {
     /// Where the renewal unit runs edgeup from: `renewal_binary::renewal_binary`
     /// (the packaged /usr/bin/edgeup when this run is it, else
     /// /usr/local/bin/edgeup, where `steps::install_self` puts this binary).
-    /// `new` starts from the latter; `app::converge` sets it for the host.
+    /// `new` starts from the latter; `run::prepare` sets it for the host.
     pub edgeup_binary: String,
     /// `edgeup renew`: also ask the CA for its renewal window (ARI).
     pub renewing: bool,

@@ -7,10 +7,9 @@ use super::{Action, Layout, Options, Plan, Source};
 use crate::host::systemd::Unit;
 use crate::host::{Cmd, FileAttrs, Host};
 use crate::ledger::{self, Before, Doc, Entry};
+use crate::paths::{RENEW_SERVICE, RENEW_TIMER, UNIT_DIR};
 use crate::steps::{firewall, selinux};
 use anyhow::{Context, Result};
-
-const UNIT_DIR: &str = "/etc/systemd/system";
 
 pub fn plan(host: &Host, layout: &Layout, opts: &Options) -> Result<Plan> {
     let recorded = read_ledger(host, &layout.state_dir)?;
@@ -127,12 +126,11 @@ fn read_ledger(host: &Host, state_dir: &str) -> Result<Option<Doc>> {
 
 /// Anything edgeup leaves on a host it converged (without a ledger).
 fn traces(host: &Host, layout: &Layout) -> Result<bool> {
-    for path in [
-        layout.state_dir.as_str(),
-        ledger::CONFIG_DIR,
-        "/etc/systemd/system/edgeup-renew.timer",
-        "/etc/systemd/system/edgeup-renew.service",
-    ] {
+    let units = [RENEW_TIMER, RENEW_SERVICE].map(|unit| format!("{UNIT_DIR}/{unit}"));
+    for path in [layout.state_dir.as_str(), ledger::CONFIG_DIR]
+        .into_iter()
+        .chain(units.iter().map(String::as_str))
+    {
         if host.stat(path)?.is_some() {
             return Ok(true);
         }
@@ -162,8 +160,8 @@ fn files(host: &Host, layout: &Layout, doc: &Doc) -> Result<Vec<(String, Before)
         return Ok(files);
     }
     let mut known = vec![
-        format!("{UNIT_DIR}/edgeup-renew.timer"),
-        format!("{UNIT_DIR}/edgeup-renew.service"),
+        format!("{UNIT_DIR}/{RENEW_TIMER}"),
+        format!("{UNIT_DIR}/{RENEW_SERVICE}"),
         crate::acme::INSTALL_PATH.to_string(),
         crate::render::sites_map_path_beside(&layout.haproxy_config),
     ];
