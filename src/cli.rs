@@ -126,8 +126,8 @@ pub struct FleetArgs {
     /// Only these hosts or groups (comma-separated, repeatable).
     #[arg(long)]
     pub limit: Vec<String>,
-    /// How many hosts at once.
-    #[arg(long, default_value_t = 4)]
+    /// How many hosts at once (each is one ssh process on this machine).
+    #[arg(long, default_value_t = 16)]
     pub forks: usize,
     /// Check only (`edgeup plan` on every host); nothing is changed there.
     #[arg(long)]
