@@ -10,7 +10,7 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
-pub use crate::paths::STATE_DIR;
+use crate::paths::STATE_DIR;
 
 /// What templates and playbooks may refer to: `sites` (each with its own
 /// `derived` and `acme`), `host` (what all sites share on this HAProxy),

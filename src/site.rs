@@ -31,6 +31,3 @@ pub const DEFAULT_ACME_RESPONDER: &str = "127.0.0.1:888";
 /// read as the current default (an unprivileged port any local user could
 /// bind; see `RawListen::migrate`).
 pub const LEGACY_ACME_RESPONDER: &str = "127.0.0.1:8688";
-
-/// Where `edgeup init` and `edgeup site` write the sites (`paths::SITE_FILE`).
-pub use crate::paths::SITE_FILE as DEFAULT_SITE_FILE;

@@ -8,7 +8,7 @@ use crate::host::{FileAttrs, Host};
 use anyhow::{Context, Result, anyhow};
 use instant_acme::{Account, AccountCredentials, ExternalAccountKey, NewAccount};
 
-pub use crate::paths::ACCOUNTS_DIR;
+use crate::paths::ACCOUNTS_DIR;
 
 pub fn credentials_path(directory: &str) -> String {
     format!("{ACCOUNTS_DIR}/{}/account.json", directory_key(directory))

@@ -413,7 +413,7 @@ mod tests {
         }
         assert_eq!(ca.connections(), 0, "the CA heard nothing");
         assert!(
-            !host.path(account::ACCOUNTS_DIR).exists(),
+            !host.path(crate::paths::ACCOUNTS_DIR).exists(),
             "no account stored"
         );
     }

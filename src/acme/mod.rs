@@ -20,7 +20,7 @@ use crate::site::{AcmeClient, Config, Site};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-pub use renewal_binary::{INSTALL_PATH, PACKAGED_PATH, renewal_binary};
+pub use renewal_binary::renewal_binary;
 
 /// What playbooks see as `acme`: what the sites' ACME settings add up to.
 #[derive(Debug, Clone, Serialize)]
@@ -67,7 +67,7 @@ impl AcmeVars {
             enabled: !enabled.is_empty(),
             builtin: enabled.iter().any(|s| s.acme.client == AcmeClient::Builtin),
             certbot: enabled.iter().any(|s| s.acme.client == AcmeClient::Certbot),
-            edgeup_binary: INSTALL_PATH.into(),
+            edgeup_binary: crate::paths::INSTALL_PATH.into(),
             renewing: false,
             run_id: run_id(),
             notify: config.shared().and_then(|s| s.to_raw().notify),

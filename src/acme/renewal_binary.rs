@@ -8,7 +8,7 @@
 use crate::host::Host;
 use std::os::unix::fs::MetadataExt;
 
-pub use crate::paths::{INSTALL_PATH, PACKAGED_PATH};
+use crate::paths::{INSTALL_PATH, PACKAGED_PATH};
 
 /// The path edgeup-renew.service runs.
 pub fn renewal_binary(host: &Host) -> &'static str {

@@ -221,7 +221,7 @@ fn change(sites: Vec<RawSite>, edit: Result<String>) -> Result<Change> {
 impl Change {
     /// The changed sites, validated as the file `text` (problems name its keys).
     pub fn config(&self) -> Result<Config> {
-        let file = site_input::parse(&self.text, Path::new(crate::site::DEFAULT_SITE_FILE))?;
+        let file = site_input::parse(&self.text, Path::new(crate::paths::SITE_FILE))?;
         sites::validate_config(&self.sites, Some(&file)).map_err(|p| site_input::refuse(&p))
     }
 }

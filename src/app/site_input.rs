@@ -10,7 +10,6 @@ use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 /// The old name, still used by `status`.
-pub use crate::paths::SITE_FILE as DEFAULT_SITE_FILE;
 use crate::paths::SITE_FILE;
 
 /// What the user asked for: the configuration, and the text of the file it

@@ -145,7 +145,7 @@ pub fn run(
 /// Without root, the default site file (0600) cannot be read: say how to
 /// check anyway, instead of a bare "permission denied".
 fn refuse_unreadable_default(args: &crate::cli::SiteArgs) -> Result<()> {
-    let default = std::path::Path::new(super::site_input::DEFAULT_SITE_FILE);
+    let default = std::path::Path::new(crate::paths::SITE_FILE);
     if args.site_file.is_some() || args.domain.is_some() || probes::is_root() {
         return Ok(());
     }
@@ -249,7 +249,7 @@ pub fn gather_site(host: &Host, facts: &HostFacts, site: &Site, options: &Option
     if site.acme.enabled() {
         checks.push(checks::last_renewal(crate::notify::last_attempt(
             host,
-            crate::render::STATE_DIR,
+            crate::paths::STATE_DIR,
             &site.domain,
         )));
     }

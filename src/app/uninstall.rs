@@ -7,7 +7,7 @@ use crate::assets::Assets;
 use crate::cli::UninstallArgs;
 use crate::exit;
 use crate::host::Host;
-use crate::render::STATE_DIR;
+use crate::paths::STATE_DIR;
 use crate::report::{Event, Line};
 use crate::uninstall::{self, Action, Layout, Options};
 use anyhow::Result;

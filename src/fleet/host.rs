@@ -14,9 +14,9 @@ use anyhow::{Context, Result, bail};
 use std::io::Write;
 
 /// Where the binary and the site live on every host.
-pub const REMOTE_BINARY: &str = crate::acme::INSTALL_PATH;
+pub const REMOTE_BINARY: &str = crate::paths::INSTALL_PATH;
 /// The package's edgeup: run when it is the binary fleet would send.
-pub const PACKAGED_BINARY: &str = crate::acme::PACKAGED_PATH;
+pub const PACKAGED_BINARY: &str = crate::paths::PACKAGED_PATH;
 pub const REMOTE_SITE: &str = "/etc/edgeup/site.yaml";
 
 /// How one host ended.

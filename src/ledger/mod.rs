@@ -30,7 +30,7 @@ pub fn originals_dir(state_dir: &str) -> String {
     format!("{state_dir}/ledger/originals")
 }
 
-pub use crate::paths::CONFIG_DIR;
+use crate::paths::CONFIG_DIR;
 
 /// The first line of every file edgeup renders.
 pub const MANAGED_MARK: &str = "# Managed by edgeup";

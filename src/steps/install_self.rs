@@ -44,7 +44,7 @@ impl InstallSelf {
 
     /// `dest` is the package's path: it must be this run (never written).
     fn packaged(&self, ctx: &Ctx) -> Result<bool> {
-        if self.dest != crate::acme::PACKAGED_PATH {
+        if self.dest != crate::paths::PACKAGED_PATH {
             return Ok(false);
         }
         if !crate::acme::renewal_binary::runs_packaged(ctx.host) {
@@ -52,7 +52,7 @@ impl InstallSelf {
                 "{} belongs to the package manager and this edgeup is not it: edgeup never \
                  writes it (the renewal unit runs {} for an edgeup not from the package)",
                 self.dest,
-                crate::acme::INSTALL_PATH
+                crate::paths::INSTALL_PATH
             );
         }
         Ok(true)

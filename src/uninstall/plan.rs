@@ -103,7 +103,7 @@ pub fn plan(host: &Host, layout: &Layout, opts: &Options) -> Result<Plan> {
             plan.actions.push(Action::RemoveDir { path: path.clone() });
         }
     }
-    let own: Vec<String> = [layout.state_dir.as_str(), ledger::CONFIG_DIR]
+    let own: Vec<String> = [layout.state_dir.as_str(), crate::paths::CONFIG_DIR]
         .iter()
         .filter(|d| host.stat(d).ok().flatten().is_some())
         .map(|d| d.to_string())
@@ -127,7 +127,7 @@ fn read_ledger(host: &Host, state_dir: &str) -> Result<Option<Doc>> {
 /// Anything edgeup leaves on a host it converged (without a ledger).
 fn traces(host: &Host, layout: &Layout) -> Result<bool> {
     let units = [RENEW_TIMER, RENEW_SERVICE].map(|unit| format!("{UNIT_DIR}/{unit}"));
-    for path in [layout.state_dir.as_str(), ledger::CONFIG_DIR]
+    for path in [layout.state_dir.as_str(), crate::paths::CONFIG_DIR]
         .into_iter()
         .chain(units.iter().map(String::as_str))
     {
@@ -162,7 +162,7 @@ fn files(host: &Host, layout: &Layout, doc: &Doc) -> Result<Vec<(String, Before)
     let mut known = vec![
         format!("{UNIT_DIR}/{RENEW_TIMER}"),
         format!("{UNIT_DIR}/{RENEW_SERVICE}"),
-        crate::acme::INSTALL_PATH.to_string(),
+        crate::paths::INSTALL_PATH.to_string(),
         crate::render::sites_map_path_beside(&layout.haproxy_config),
     ];
     if managed(host, &layout.haproxy_config)? {
@@ -193,7 +193,7 @@ fn files(host: &Host, layout: &Layout, doc: &Doc) -> Result<Vec<(String, Before)
 
 fn recorded_domains(host: &Host) -> Vec<String> {
     let text = host
-        .read_string(crate::site::DEFAULT_SITE_FILE)
+        .read_string(crate::paths::SITE_FILE)
         .ok()
         .flatten()
         .unwrap_or_default();
