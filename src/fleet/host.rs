@@ -76,7 +76,7 @@ impl ProbeAnswer {
         {
             bail!(
                 "unexpected answer to the probe: {}",
-                super::report::printable(&format!("{stdout:?}"))
+                super::printable(&format!("{stdout:?}"))
             );
         }
         let sums = lines
@@ -174,7 +174,7 @@ impl HostRun<'_> {
             }
             bail!(
                 "unexpected answer to the probe (it ended early): {}",
-                super::report::printable(&format!("{answer:?}"))
+                super::printable(&format!("{answer:?}"))
             );
         }
         // Leaving here closes the session's stdin: the host's script ends.

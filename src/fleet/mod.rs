@@ -108,6 +108,21 @@ pub fn run_all<T: Sync, R: Send>(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
+/// `text` safe for the operator's terminal: control characters (escape
+/// sequences, carriage returns, bells) from a remote host are shown as
+/// `\u{..}`, never interpreted; newlines stay.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

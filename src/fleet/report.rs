@@ -2,22 +2,8 @@
 //! the host), then one recap line per host and the totals.
 
 use super::host::HostOutcome;
+use super::printable;
 use crate::report::{Event, FleetRecap, HostRecap, Status};
-
-/// `text` safe for the operator's terminal: control characters (escape
-/// sequences, carriage returns, bells) from a remote host are shown as
-/// `\u{..}`, never interpreted; newlines stay.
-pub fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
 
 /// A streamed remote event as a human line (None: not worth a line); every
 /// part that came from the host is made `printable`.
