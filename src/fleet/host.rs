@@ -17,7 +17,7 @@ use std::io::Write;
 pub const REMOTE_BINARY: &str = crate::paths::INSTALL_PATH;
 /// The package's edgeup: run when it is the binary fleet would send.
 pub const PACKAGED_BINARY: &str = crate::paths::PACKAGED_PATH;
-pub const REMOTE_SITE: &str = "/etc/edgeup/site.yaml";
+pub const REMOTE_SITE: &str = crate::paths::SITE_FILE;
 
 /// How one host ended.
 #[derive(Debug, Clone)]

@@ -79,11 +79,11 @@ impl AcmeCertificate {
             Ok(b) => b,
             Err(e) => return Ok(Some(format!("the current PEM is unreadable ({e:#})"))),
         };
-        let now = pki::now();
-        let (Some(leaf), Some(verdict)) = (bundle.leaf(), pki::judge(&bundle, &self.domains, now))
-        else {
+        let Some(leaf) = bundle.leaf() else {
             return Ok(Some("no certificate in the PEM".into()));
         };
+        let now = pki::now();
+        let verdict = pki::judge_leaf(leaf, bundle.key_matches(), &self.domains, now);
         if verdict.placeholder {
             return Ok(Some("replace the self-signed placeholder".into()));
         }

@@ -51,7 +51,7 @@ impl Ctx<'_> {
 
     /// Something that went wrong without failing the step (an alert that
     /// could not be delivered must not fail a renewal): shown as a warning
-    /// once the step has converged.
+    /// after the step's line, whatever its outcome.
     pub fn warn(&self, message: String) {
         self.journal.warnings.borrow_mut().push(message);
     }
@@ -114,7 +114,7 @@ impl Drift {
     }
 
     /// The step kind's own drift value.
-    pub fn typed<D: 'static>(&self) -> Option<&D> {
+    fn typed<D: 'static>(&self) -> Option<&D> {
         self.found.downcast_ref()
     }
 }
