@@ -196,6 +196,10 @@ pub struct RenewArgs {
     /// Renew now, even if the certificate is not due (and past a rate-limit back-off).
     #[arg(long)]
     pub force: bool,
+    /// Install the certificate certbot holds for DOMAIN into HAProxy, never asking
+    /// the CA (what certbot's deploy hook runs); waits for another edgeup run to end.
+    #[arg(long, requires = "only", conflicts_with = "force")]
+    pub from_certbot: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,8 +10,6 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
-use crate::paths::STATE_DIR;
-
 /// What templates and playbooks may refer to: `sites` (each with its own
 /// `derived` and `acme`), `host` (what all sites share on this HAProxy),
 /// `distro`, `facts`, `haproxy` (features of the installed version),
@@ -260,12 +258,14 @@ fn derived(site: &Site, certs_dir: &str) -> Derived {
 
 impl Vars {
     /// `retired` names the domains served before (the previous site record)
-    /// that `config` no longer has.
+    /// that `config` no longer has; `edgeup_binary` is where the renewal
+    /// units run edgeup from (`acme::renewal_binary`).
     pub fn new(
         config: &Config,
         distro: &Distro,
         facts: FactVars,
         retired: &[String],
+        edgeup_binary: &str,
     ) -> Result<Vars> {
         let haproxy = HaproxyFeatures::for_version(facts.haproxy_version.as_deref());
         let certs_dir = &distro.paths.certs_dir;
@@ -274,7 +274,7 @@ impl Vars {
             .iter()
             .map(|site| SiteVars {
                 derived: derived(site, certs_dir),
-                acme: crate::acme::SiteAcme::new(site, distro, STATE_DIR),
+                acme: crate::acme::SiteAcme::new(site, distro, edgeup_binary),
                 site: site.clone(),
             })
             .collect();
@@ -312,7 +312,7 @@ impl Vars {
             })
             .collect();
         Ok(Vars {
-            acme: crate::acme::AcmeVars::new(config),
+            acme: crate::acme::AcmeVars::new(config, edgeup_binary),
             sites,
             host,
             distro: distro.clone(),

@@ -968,6 +968,152 @@ fn rocky_acme_with_certbot_issues_and_enables_certbot_renew() {
     assert_eq!(again.mutating(), Vec::<String>::new(), "{again:#?}");
 }
 
+/// What certbot's deploy hook runs, `renew DOMAIN --from-certbot`, after
+/// certbot renewed the lineage on its own: edgeup installs the new
+/// certificate and reloads HAProxy, and never runs certbot. A renewed
+/// lineage whose key does not match fails that run and leaves the PEM as
+/// it was; an apply then stays converged on the PEM it has. A lost PEM is
+/// rebuilt from a current lineage without asking the CA.
+#[test]
+fn the_deploy_hook_installs_what_certbot_renewed_and_never_asks_the_ca() {
+    use edgeup::host::Cmd;
+    use edgeup::site::{AcmeClient, Directory};
+    const SERVER: &str = "https://acme.internal.test/directory";
+    let mut fx = Fixture::rocky_9();
+    let site = &mut fx.config.sites[0];
+    site.email = Some("ops@widgets.dev".into());
+    site.acme.directory = Directory::Url(SERVER.into());
+    site.acme.client = AcmeClient::Certbot;
+    site.acme.preflight = false;
+    let with_certbot =
+        |r: edgeup::host::scripted::ScriptedRunner| r.dynamic("certbot", fake_certbot::certbot);
+    assert_eq!(fx.run(Mode::Apply, with_certbot).recap().failed, 0);
+    let hook = String::from_utf8(
+        fx.read(&format!(
+            "/etc/letsencrypt/renewal-hooks/deploy/edgeup-{DOMAIN}"
+        ))
+        .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    assert!(
+        hook.contains(&format!(
+            "exec /usr/local/bin/edgeup renew {DOMAIN} --from-certbot"
+        )) && hook.contains(&format!("= \"/etc/letsencrypt/live/{DOMAIN}\" ] || exit 0")),
+        "{hook}"
+    );
+    let live = format!("/etc/letsencrypt/live/{DOMAIN}");
+    // certbot's timer renews the lineage (as `certbot renew` would).
+    let certbot_renews = || {
+        let renew = Cmd::new("certbot").args([
+            "certonly",
+            "--config-dir",
+            "/etc/letsencrypt",
+            "--server",
+            SERVER,
+            "--standalone",
+            "--http-01-address",
+            "127.0.0.1",
+            "--http-01-port",
+            "888",
+            "--cert-name",
+            DOMAIN,
+            "-d",
+            DOMAIN,
+        ]);
+        let out = fake_certbot::certbot(fx.root(), &renew).expect("certbot renews");
+        assert_eq!(out.status, 0, "{}", out.stderr_tail());
+    };
+    let lineage_pem = || {
+        let read = |f: &str| {
+            String::from_utf8(fx.read(&format!("{live}/{f}")).unwrap_or_default())
+                .unwrap_or_default()
+        };
+        (read("fullchain.pem"), read("privkey.pem"))
+    };
+    let served = || String::from_utf8(fx.read(PEM).unwrap_or_default()).unwrap_or_default();
+    let no_certbot = |run: &Run| {
+        assert!(
+            !run.commands.iter().any(|c| c.starts_with("certbot")),
+            "certbot ran: {:#?}",
+            run.commands
+        );
+    };
+
+    let (_, old_key) = lineage_pem();
+    certbot_renews();
+    let (chain, key) = lineage_pem();
+    let hooked = fx.renew_from_certbot(DOMAIN, with_certbot);
+    assert_eq!(hooked.recap().failed, 0, "{hooked:#?}");
+    assert_eq!(hooked.mutating(), [RELOAD_CMD], "{hooked:#?}");
+    assert_eq!(
+        hooked.changes(CERTIFICATE),
+        [format!(
+            "install certbot's certificate from {live}: certbot renewed it"
+        )]
+    );
+    no_certbot(&hooked);
+    assert!(
+        served().contains(chain.trim()) && served().contains(key.trim()),
+        "the renewed lineage is not what HAProxy serves"
+    );
+    assert!(fx.apply().mutating().is_empty(), "converged on the renewal");
+
+    // A renewal whose key does not match its certificate is not installed.
+    let before = served();
+    certbot_renews();
+    fx.write(&format!("{live}/privkey.pem"), &old_key);
+    let broken = fx.renew_from_certbot(DOMAIN, with_certbot);
+    assert_eq!(broken.recap().failed, 1, "{broken:#?}");
+    let message = broken.message(CERTIFICATE);
+    assert!(
+        message.contains("does not match") && message.contains("the CA was not asked"),
+        "{message}"
+    );
+    // (The reload noted before the step's apply still runs: a crash there
+    // must not lose it. It reloads the PEM that was already served.)
+    assert!(
+        broken.mutating().iter().all(|c| c == RELOAD_CMD),
+        "{broken:#?}"
+    );
+    no_certbot(&broken);
+    assert_eq!(served(), before, "the PEM changed");
+    assert!(
+        fx.apply().mutating().is_empty(),
+        "apply keeps the PEM it has"
+    );
+
+    // The PEM is lost: a current lineage is installed as it is.
+    certbot_renews();
+    let (chain, _) = lineage_pem();
+    std::fs::remove_file(fx.path(PEM)).expect("remove the PEM");
+    let rebuilt = fx.run(Mode::Apply, with_certbot);
+    assert_eq!(rebuilt.recap().failed, 0, "{rebuilt:#?}");
+    no_certbot(&rebuilt);
+    assert!(
+        served().contains(chain.trim()),
+        "not rebuilt from the lineage"
+    );
+
+    // Another CA: the lineage (from the first) is renewed there, not reused.
+    const OTHER: &str = "https://acme.other.test/directory";
+    fx.config.sites[0].acme.directory = Directory::Url(OTHER.into());
+    let moved = fx.run(Mode::Apply, with_certbot);
+    assert_eq!(moved.recap().failed, 0, "{moved:#?}");
+    assert!(
+        moved
+            .commands
+            .iter()
+            .any(|c| c.starts_with("certbot certonly")
+                && c.contains(&format!("--server {OTHER}"))
+                && c.ends_with("--force-renewal")),
+        "{moved:#?}"
+    );
+    assert_eq!(
+        fx.read(&format!("/var/lib/edgeup/acme/{DOMAIN}.directory")),
+        Some(OTHER.as_bytes().to_vec())
+    );
+}
+
 /// ACME on the RHEL path with the builtin client, against a real CA:
 /// Pebble on loopback validates straight at edgeup's responder (there is no
 /// HAProxy in a transcript, so the preflight is off and the responder sits

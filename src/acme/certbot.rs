@@ -1,7 +1,7 @@
 //! The certbot client: what the tutorial does, done right (correct
 //! `--http-01-port PORT`, loopback-only standalone server, a fixed
-//! `--cert-name` so no `-0001` lineages, a deploy hook that rebuilds
-//! HAProxy's PEM atomically and reloads).
+//! `--cert-name` so no `-0001` lineages, a deploy hook that has edgeup
+//! install the renewed certificate).
 
 use super::CaSettings;
 use crate::host::{Cmd, Host};
@@ -158,65 +158,33 @@ pub fn hook_path(certbot_dir: &str, name: &str) -> String {
     format!("{certbot_dir}/renewal-hooks/deploy/edgeup-{name}")
 }
 
-/// Everything the deploy hook needs to know.
-pub struct HookSettings<'a> {
-    pub certbot_dir: &'a str,
-    pub domain: &'a str,
-    pub pem: &'a str,
-    pub stage_dir: &'a str,
-    pub owner: &'a str,
-    pub group: &'a str,
-    pub haproxy_config: &'a str,
-    pub unit: &'a str,
-    pub state_dir: &'a str,
+/// The CA a lineage renews from: `server = URL` in certbot's renewal
+/// configuration (`renewal/NAME.conf`); None when there is none.
+pub fn lineage_server(host: &Host, certbot_dir: &str, name: &str) -> Result<Option<String>> {
+    let conf = host.read_string(&format!("{certbot_dir}/renewal/{name}.conf"))?;
+    Ok(conf.as_deref().and_then(|text| {
+        text.lines().find_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            (key.trim() == "server").then(|| value.trim().to_string())
+        })
+    }))
 }
 
-/// The deploy hook certbot runs after it renews the lineage: rebuild the
-/// combined PEM beside (not inside) the crt directory, check the key matches,
-/// swap it in, validate HAProxy's config, reload; restore the old PEM if the
-/// check fails.
-pub fn deploy_hook(s: &HookSettings) -> String {
+/// The deploy hook certbot runs after it renewed a lineage (its timer's
+/// `certbot renew`): for this site's lineage, edgeup itself installs the
+/// new certificate, as any run does (checked, swapped in atomically,
+/// HAProxy's configuration validated, reloaded, the previous PEM restored
+/// if that fails). `edgeup_binary` is the fixed root-owned edgeup
+/// (`renewal_binary`).
+pub fn deploy_hook(certbot_dir: &str, domain: &str, edgeup_binary: &str) -> String {
     format!(
         r#"#!/bin/sh
-# Managed by edgeup: after certbot renews {domain}, rebuild HAProxy's combined
-# PEM atomically, validate, and reload HAProxy (hitless). Edits are overwritten.
-set -eu
-lineage="{certbot_dir}/live/{domain}"
-[ "${{RENEWED_LINEAGE:-}}" = "$lineage" ] || exit 0
-dest="{pem}"
-tmp="{stage_dir}/.{domain}.pem.certbot-$$"
-backup="{state_dir}/backups/certbot-hook-{domain}.pem"
-trap 'rm -f "$tmp"' EXIT
-umask 077
-cert_pub=$(openssl x509 -in "$lineage/fullchain.pem" -noout -pubkey | openssl sha256)
-key_pub=$(openssl pkey -in "$lineage/privkey.pem" -pubout | openssl sha256)
-if [ "$cert_pub" != "$key_pub" ]; then
-    echo "edgeup deploy hook: the renewed key does not match its certificate; $dest unchanged" >&2
-    exit 1
-fi
-cat "$lineage/fullchain.pem" "$lineage/privkey.pem" > "$tmp"
-chown {owner}:{group} "$tmp"
-chmod 0600 "$tmp"
-sync
-mkdir -p "{state_dir}/backups"
-if [ -f "$dest" ]; then cp -p "$dest" "$backup"; fi
-mv -f "$tmp" "$dest"
-if ! haproxy -c -q -f {haproxy_config}; then
-    echo "edgeup deploy hook: HAProxy rejects the renewed certificate; restoring the previous one" >&2
-    if [ -f "$backup" ]; then cp -p "$backup" "$dest"; fi
-    exit 1
-fi
-systemctl reload {unit}
-"#,
-        domain = s.domain,
-        certbot_dir = s.certbot_dir,
-        pem = s.pem,
-        stage_dir = s.stage_dir,
-        state_dir = s.state_dir,
-        owner = s.owner,
-        group = s.group,
-        haproxy_config = s.haproxy_config,
-        unit = s.unit,
+# Managed by edgeup: after certbot renews {domain}, edgeup installs the new
+# certificate into HAProxy's PEM and reloads HAProxy (checked, atomic, rolled
+# back if HAProxy rejects it). Edits are overwritten.
+[ "${{RENEWED_LINEAGE:-}}" = "{certbot_dir}/live/{domain}" ] || exit 0
+exec {edgeup_binary} renew {domain} --from-certbot
+"#
     )
 }
 

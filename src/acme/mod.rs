@@ -31,10 +31,10 @@ pub struct AcmeVars {
     pub builtin: bool,
     /// Some site uses certbot (certbot's timer renews it).
     pub certbot: bool,
-    /// Where the renewal unit runs edgeup from: `renewal_binary::renewal_binary`
-    /// (the packaged /usr/bin/edgeup when this run is it, else
-    /// /usr/local/bin/edgeup, where `steps::install_self` puts this binary).
-    /// `new` starts from the latter; `run::prepare` sets it for the host.
+    /// Where the renewal unit and certbot's deploy hook run edgeup from:
+    /// `renewal_binary::renewal_binary` (the packaged /usr/bin/edgeup when
+    /// this run is it, else /usr/local/bin/edgeup, where
+    /// `steps::install_self` puts this binary).
     pub edgeup_binary: String,
     /// `edgeup renew`: also ask the CA for its renewal window (ARI).
     pub renewing: bool,
@@ -54,7 +54,7 @@ pub struct AcmeVars {
 }
 
 impl AcmeVars {
-    pub fn new(config: &Config) -> AcmeVars {
+    pub fn new(config: &Config, edgeup_binary: &str) -> AcmeVars {
         let enabled: Vec<&Site> = config.sites.iter().filter(|s| s.acme.enabled()).collect();
         let certbot_ca_bundle = enabled
             .iter()
@@ -67,7 +67,7 @@ impl AcmeVars {
             enabled: !enabled.is_empty(),
             builtin: enabled.iter().any(|s| s.acme.client == AcmeClient::Builtin),
             certbot: enabled.iter().any(|s| s.acme.client == AcmeClient::Certbot),
-            edgeup_binary: crate::paths::INSTALL_PATH.into(),
+            edgeup_binary: edgeup_binary.into(),
             renewing: false,
             run_id: run_id(),
             notify: config.shared().and_then(|s| s.to_raw().notify),
@@ -112,30 +112,15 @@ pub struct SiteAcme {
 }
 
 impl SiteAcme {
-    pub fn new(site: &Site, distro: &Distro, state_dir: &str) -> SiteAcme {
+    /// `edgeup_binary`: what certbot's deploy hook runs (`AcmeVars::edgeup_binary`).
+    pub fn new(site: &Site, distro: &Distro, edgeup_binary: &str) -> SiteAcme {
         let certbot_dir = &distro.paths.certbot_dir;
-        let pem = site.cert_path(&distro.paths.certs_dir);
-        let stage_dir = std::path::Path::new(&distro.paths.certs_dir)
-            .parent()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "/etc/haproxy".into());
-        let hook = certbot::deploy_hook(&certbot::HookSettings {
-            certbot_dir,
-            domain: &site.domain,
-            pem: &pem,
-            stage_dir: &stage_dir,
-            owner: "root",
-            group: "root",
-            haproxy_config: &distro.paths.haproxy_config,
-            unit: &distro.units.haproxy,
-            state_dir,
-        });
         SiteAcme {
             enabled: site.acme.enabled(),
             ca: CaSettings::of(site),
             domains: site.names(),
             hook_path: certbot::hook_path(certbot_dir, &site.domain),
-            hook,
+            hook: certbot::deploy_hook(certbot_dir, &site.domain, edgeup_binary),
         }
     }
 }

@@ -1,11 +1,16 @@
 //! `edgeup renew`: only the certificate steps (account, certificate) and the
 //! handlers they notify, for the site last applied (/etc/edgeup/site.yaml).
+//! `--from-certbot` is what certbot's deploy hook runs: the same steps, but
+//! they install the certificate certbot renewed and never ask the CA.
 
 use crate::assets::Assets;
 use crate::cli::{Output, RenewArgs};
 use crate::exit;
 use crate::host::Host;
+use crate::paths::STATE_DIR;
 use crate::run::{self, Desired, Run};
+use crate::site::AcmeClient;
+use crate::steps::Renewal;
 use anyhow::Result;
 
 pub fn run(host: &Host, assets: &Assets, args: &RenewArgs, out: &Output) -> Result<i32> {
@@ -18,6 +23,35 @@ pub fn run(host: &Host, assets: &Assets, args: &RenewArgs, out: &Output) -> Resu
             "{only} is not one of the sites ({}); `edgeup site list` shows them",
             config.domains().join(", ")
         )));
+    }
+    let renewal = match (args.force, args.from_certbot) {
+        (true, _) => Renewal::Forced,
+        (false, true) => Renewal::FromCertbot,
+        (false, false) => Renewal::WhenDue,
+    };
+    if renewal == Renewal::FromCertbot {
+        let site = args.only.as_deref().and_then(|d| config.site(d));
+        if let Some(site) =
+            site.filter(|s| !s.acme.enabled() || s.acme.client != AcmeClient::Certbot)
+        {
+            return Err(exit::invalid(format!(
+                "--from-certbot: {} does not get its certificate from certbot (acme.client: {}, \
+                 acme.directory: {}); run `edgeup renew {}` instead",
+                site.domain,
+                site.acme.client,
+                site.acme.directory.url().unwrap_or("off"),
+                site.domain
+            )));
+        }
+        if let Some(pid) = host.lock_held_by_ancestor(STATE_DIR) {
+            if !out.json && out.verbosity != crate::report::Verbosity::Quiet {
+                crate::outln!(
+                    "certbot was started by the edgeup run holding the lock (pid {pid}); \
+                     that run installs the certificate"
+                );
+            }
+            return Ok(exit::OK);
+        }
     }
     let due: Vec<&str> = config
         .sites
@@ -46,7 +80,7 @@ pub fn run(host: &Host, assets: &Assets, args: &RenewArgs, out: &Output) -> Resu
         assets,
         &target,
         &args.converge.playbook,
-        Run::renew(args.force, args.only.as_deref()),
+        Run::renew(renewal, args.only.as_deref()),
         reporter.as_mut(),
     )?;
     Ok(if recap.failed > 0 {

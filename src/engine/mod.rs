@@ -10,7 +10,7 @@ use crate::host::Host;
 use crate::playbook::{Entry, Playbook};
 use crate::render::Vars;
 use crate::report::{Event, Reporter, Status};
-use crate::steps::{AnyStep, Ctx, Journal, State, Swap};
+use crate::steps::{AnyStep, Ctx, Journal, Renewal, State, Swap};
 use anyhow::Result;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -55,8 +55,8 @@ pub struct Engine<'a> {
     pub only_tag: Option<&'a str>,
     /// Only this site's steps (and the host-wide ones), e.g. `edgeup renew DOMAIN`.
     pub only_site: Option<&'a str>,
-    /// `edgeup renew --force`: steps act even where they look converged (`Ctx::force`).
-    pub force: bool,
+    /// What certificate steps may do (`Ctx::renewal`).
+    pub renewal: Renewal,
 }
 
 /// The run-wide part of a step's `Ctx` (copied out of the engine so the
@@ -66,14 +66,14 @@ struct Scope<'a> {
     host: &'a Host,
     assets: &'a Assets,
     state_dir: &'a str,
-    force: bool,
+    renewal: Renewal,
 }
 
 impl<'a> Scope<'a> {
     /// The scope for the re-check after apply: nothing is forced there.
     fn settled(self) -> Scope<'a> {
         Scope {
-            force: false,
+            renewal: Renewal::WhenDue,
             ..self
         }
     }
@@ -88,7 +88,7 @@ impl<'a> Scope<'a> {
             assets: self.assets,
             state_dir: self.state_dir,
             journal,
-            force: self.force,
+            renewal: self.renewal,
         }
     }
 }
@@ -111,7 +111,7 @@ impl<'a> Engine<'a> {
             host: self.host,
             assets: self.assets,
             state_dir: self.state_dir,
-            force: self.force,
+            renewal: self.renewal,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::engine::Mode;
 use crate::site::Config;
+use crate::steps::Renewal;
 
 /// What to converge the host to: the configuration, and the text to record
 /// for it (a user's file or an edited record, comments and all; None: edgeup
@@ -19,8 +20,8 @@ pub struct Run<'a> {
     pub only_tag: Option<&'static str>,
     /// Only this site's steps (`edgeup renew DOMAIN`).
     pub only_site: Option<&'a str>,
-    /// `edgeup renew --force`: steps act even where they look converged.
-    pub force: bool,
+    /// What certificate steps may do (`--force`, `--from-certbot`).
+    pub renewal: Renewal,
 }
 
 impl<'a> Run<'a> {
@@ -29,7 +30,7 @@ impl<'a> Run<'a> {
             mode: Mode::Plan,
             only_tag: None,
             only_site: None,
-            force: false,
+            renewal: Renewal::WhenDue,
         }
     }
 
@@ -40,12 +41,12 @@ impl<'a> Run<'a> {
         }
     }
 
-    pub fn renew(force: bool, only_site: Option<&'a str>) -> Run<'a> {
+    pub fn renew(renewal: Renewal, only_site: Option<&'a str>) -> Run<'a> {
         Run {
             mode: Mode::Apply,
             only_tag: Some("certificate"),
             only_site,
-            force,
+            renewal,
         }
     }
 }

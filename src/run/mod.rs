@@ -18,8 +18,14 @@ use crate::exit;
 use crate::host::{Host, lock::RunLock};
 use crate::paths::STATE_DIR;
 use crate::report::Reporter;
+use crate::steps::Renewal;
 use anyhow::Result;
 use prepare::Prepared;
+use std::time::Duration;
+
+/// How long certbot's deploy hook waits for another edgeup run to end
+/// before it gives up (the next run installs the certificate then).
+const HOOK_PATIENCE: Duration = Duration::from_secs(600);
 
 /// Plans or applies `target` with the playbook `playbook_name`, reported to
 /// `reporter`. The root check is the caller's (`require_root`): transcript
@@ -57,7 +63,10 @@ pub fn start<'a>(
         Mode::Plan => None,
         Mode::Apply => {
             refuse_without_systemd(&prepared)?;
-            Some(host.lock(STATE_DIR)?)
+            Some(match run.renewal {
+                Renewal::FromCertbot => host.lock_patiently(STATE_DIR, HOOK_PATIENCE)?,
+                Renewal::WhenDue | Renewal::Forced => host.lock(STATE_DIR)?,
+            })
         }
     };
     Ok(Started {

@@ -35,8 +35,13 @@ pub(super) fn prepare(
     let distro = distro::select(&profiles, &os).map_err(|e| exit::unsuitable(format!("{e:#}")))?;
     super::host_checks::validate_against_host(host, config, &distro)?;
     let facts = Facts::gather(host, Some(&distro))?;
-    let mut vars = Vars::new(config, &distro, fact_vars(&facts), &retired(host, config)?)?;
-    vars.acme.edgeup_binary = crate::acme::renewal_binary(host).into();
+    let mut vars = Vars::new(
+        config,
+        &distro,
+        fact_vars(&facts),
+        &retired(host, config)?,
+        crate::acme::renewal_binary(host),
+    )?;
     vars.acme.renewing = run.only_tag.is_some();
     vars.record_text = target.record_text.clone();
     let playbook = playbook::load(assets, playbook_name, &vars)?;

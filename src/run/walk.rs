@@ -50,7 +50,7 @@ pub(super) fn walk(
         refresh: &refresh,
         only_tag: run.only_tag,
         only_site: run.only_site,
-        force: run.force,
+        renewal: run.renewal,
     };
     engine.run(&p.playbook, &mut p.vars, mode)
 }

@@ -1,9 +1,11 @@
 //! The CA-issued certificate in HAProxy's crt directory. Converged when the
 //! PEM holds a CA-issued certificate (not the placeholder) from the
 //! configured directory, covering every name, whose key matches, outside the
-//! renewal window, 0600 root. Otherwise: preflight, issue (builtin or
-//! certbot), check the result, swap it in atomically. On any failure the
-//! current PEM (placeholder or previous certificate) stays in place.
+//! renewal window, 0600 root, and (certbot) no newer current lineage.
+//! Otherwise: with certbot, a current lineage from this CA is installed as
+//! it is; else preflight, issue (builtin or certbot), check the result,
+//! swap it in atomically. On any failure the current PEM (placeholder or
+//! previous certificate) stays in place.
 //!
 //! With the builtin client, `apply` is split in two so the engine can apply
 //! a run of these steps together (engine/batch.rs): `obtain_together` (the
@@ -12,7 +14,7 @@
 //! the same two calls for one entry. certbot goes one at a time.
 
 use super::pem_file::PemDrift;
-use super::{Ctx, Describe, Diff, State, Step, pem_file};
+use super::{Ctx, Describe, Diff, Renewal, State, Step, pem_file};
 use crate::acme::batch::{self, Failure};
 use crate::acme::builtin::Issued;
 use crate::acme::responder;
@@ -67,58 +69,155 @@ impl AcmeCertificate {
             .context("acme_certificate needs at least one domain")
     }
 
-    /// Why the certificate must be (re)issued, or None.
-    fn content_problem(&self, ctx: &Ctx) -> Result<Option<String>> {
-        if ctx.force {
-            return Ok(Some("renewal forced".into()));
-        }
+    /// What the current PEM's problem is, if any, and its certificate.
+    fn pem_state(&self, ctx: &Ctx) -> Result<PemState> {
+        let problem = |why: &str| PemState {
+            problem: Some(why.to_string()),
+            leaf: None,
+        };
         let Some(pem) = ctx.host.read_no_follow(&self.path)? else {
-            return Ok(Some("no certificate yet".into()));
+            return Ok(problem("no certificate yet"));
         };
         let bundle = match pki::parse_bundle(&pem) {
             Ok(b) => b,
-            Err(e) => return Ok(Some(format!("the current PEM is unreadable ({e:#})"))),
+            Err(e) => return Ok(problem(&format!("the current PEM is unreadable ({e:#})"))),
         };
         let Some(leaf) = bundle.leaf() else {
-            return Ok(Some("no certificate in the PEM".into()));
+            return Ok(problem("no certificate in the PEM"));
         };
         let now = pki::now();
         let verdict = pki::judge_leaf(leaf, bundle.key_matches(), &self.domains, now);
-        if verdict.placeholder {
-            return Ok(Some("replace the self-signed placeholder".into()));
-        }
-        if !verdict.key_matches {
-            return Ok(Some("the key does not match the certificate".into()));
-        }
-        if let Some(missing) = verdict.uncovered {
-            return Ok(Some(format!("the certificate does not cover {missing}")));
-        }
         let issued_by = ctx
             .host
             .read_string(&issuer_record(ctx.state_dir, self.primary()?))?
             .map(|s| s.trim().to_string());
-        if issued_by.as_deref() != Some(self.ca.directory.as_str()) {
-            return Ok(Some(format!(
+        let problem = if verdict.placeholder {
+            Some("replace the self-signed placeholder".to_string())
+        } else if !verdict.key_matches {
+            Some("the key does not match the certificate".into())
+        } else if let Some(missing) = verdict.uncovered {
+            Some(format!("the certificate does not cover {missing}"))
+        } else if issued_by.as_deref() != Some(self.ca.directory.as_str()) {
+            Some(format!(
                 "the certificate was not issued by {} (issued by {})",
                 self.ca.directory,
                 issued_by.unwrap_or_else(|| "an unknown CA".into())
-            )));
-        }
-        if let Some(why) = verdict.renewal_due {
-            return Ok(Some(why));
-        }
-        if self.ari && self.ca.client == "builtin" {
+            ))
+        } else if let Some(why) = verdict.renewal_due {
+            Some(why)
+        } else if self.ari && self.ca.client == "builtin" {
             // A CA without ARI, or one that cannot be reached right now, leaves
             // the lifetime rule in charge: never a reason to fail a renew run.
-            if let Ok(Some(window)) = ari::window(ctx.host, &self.ca, &pem)
-                && ari::due(window, now, &leaf.public_key)
-            {
-                return Ok(Some(
-                    "the CA's suggested renewal window (ARI) is open".into(),
-                ));
+            match ari::window(ctx.host, &self.ca, &pem) {
+                Ok(Some(window)) if ari::due(window, now, &leaf.public_key) => {
+                    Some("the CA's suggested renewal window (ARI) is open".into())
+                }
+                _ => None,
             }
+        } else {
+            None
+        };
+        Ok(PemState {
+            problem,
+            leaf: Some(leaf.clone()),
+        })
+    }
+
+    /// Why the certificate must change and where the new one comes from;
+    /// None: converged. With certbot, a current lineage from this CA is
+    /// installed as it is (certbot renewed it, or the PEM was lost): only a
+    /// forced renewal, or a lineage that is not current, asks the CA.
+    fn needed(&self, ctx: &Ctx) -> Result<Option<Need>> {
+        if ctx.renewal == Renewal::Forced {
+            return Ok(Some(Need::ca("renewal forced", None)));
         }
-        Ok(None)
+        let lineage = match self.ca.client.as_str() {
+            "certbot" => Some(self.lineage(ctx)?),
+            _ => None,
+        };
+        let pem = self.pem_state(ctx)?;
+        Ok(match (pem.problem, lineage) {
+            (_, Some(Lineage::Unusable(why))) if ctx.renewal == Renewal::FromCertbot => {
+                Some(Need::ca(&why, Some(why.clone())))
+            }
+            (Some(problem), Some(Lineage::Current(_))) => Some(Need {
+                why: problem,
+                source: Source::Lineage,
+            }),
+            (Some(problem), Some(Lineage::Unusable(why))) => Some(Need::ca(&problem, Some(why))),
+            (Some(problem), None) => Some(Need::ca(&problem, None)),
+            (None, Some(Lineage::Current(renewed)))
+                if pem.leaf.as_ref().is_some_and(|leaf| {
+                    *leaf != renewed && renewed.not_before >= leaf.not_before
+                }) =>
+            {
+                Some(Need {
+                    why: "certbot renewed it".into(),
+                    source: Source::Lineage,
+                })
+            }
+            (None, _) => None,
+        })
+    }
+
+    /// certbot's lineage for this certificate: current (from this CA, its
+    /// key matching, covering every name, not due) or why not.
+    fn lineage(&self, ctx: &Ctx) -> Result<Lineage> {
+        let name = self.primary()?;
+        let live = certbot::live_dir(&self.certbot_dir, name);
+        let read =
+            |f: &str| -> Result<Option<String>> { ctx.host.read_string(&format!("{live}/{f}")) };
+        let (Some(chain), Some(key)) = (read("fullchain.pem")?, read("privkey.pem")?) else {
+            return Ok(Lineage::Unusable(format!("{live} holds no certificate")));
+        };
+        let server = certbot::lineage_server(ctx.host, &self.certbot_dir, name)?;
+        if server.as_deref() != Some(self.ca.directory.as_str()) {
+            return Ok(Lineage::Unusable(format!(
+                "certbot's lineage {name} is from {}, not {}",
+                server.unwrap_or_else(|| "an unknown CA".into()),
+                self.ca.directory
+            )));
+        }
+        let verdict = pki::parse_bundle(format!("{chain}{key}").as_bytes())
+            .ok()
+            .and_then(|bundle| {
+                let verdict = pki::judge(&bundle, &self.domains, pki::now())?;
+                Some((bundle.leaf().cloned()?, verdict))
+            });
+        let Some((leaf, verdict)) = verdict else {
+            return Ok(Lineage::Unusable(format!(
+                "{live} holds no readable certificate"
+            )));
+        };
+        Ok(if !verdict.key_matches {
+            Lineage::Unusable(format!("the key in {live} does not match its certificate"))
+        } else if let Some(missing) = verdict.uncovered {
+            Lineage::Unusable(format!(
+                "the certificate in {live} does not cover {missing}"
+            ))
+        } else if let Some(why) = verdict.renewal_due {
+            Lineage::Unusable(format!("the certificate in {live} is due ({why})"))
+        } else {
+            Lineage::Current(leaf)
+        })
+    }
+
+    /// The certificate and key of a current lineage, read again at apply
+    /// (a drift never holds a private key).
+    fn lineage_certificate(&self, ctx: &Ctx) -> Result<Issued> {
+        if let Lineage::Unusable(why) = self.lineage(ctx)? {
+            bail!("certbot's certificate cannot be installed: {why}");
+        }
+        let live = certbot::live_dir(&self.certbot_dir, self.primary()?);
+        let read = |f: &str| -> Result<String> {
+            ctx.host
+                .read_string(&format!("{live}/{f}"))?
+                .with_context(|| format!("{live}/{f} is gone"))
+        };
+        Ok(Issued {
+            chain_pem: read("fullchain.pem")?,
+            key_pem: read("privkey.pem")?,
+        })
     }
 
     /// Whether the engine may apply this entry together with its neighbours
@@ -136,7 +235,7 @@ impl AcmeCertificate {
         let now = pki::now();
         if let Some(until) = policy::retry_after(ctx.host, ctx.state_dir, domain)?
             && until > now
-            && !ctx.force
+            && ctx.renewal != Renewal::Forced
         {
             bail!(
                 "the CA rate-limited the last order; not retrying for another {} minutes \
@@ -232,14 +331,28 @@ impl AcmeCertificate {
             .collect()
     }
 
-    /// certbot's way, one entry: the checks, the preflight on a responder of
-    /// its own (gone before certbot binds the port), the account, certbot.
+    /// certbot's way, one entry: certbot's current lineage installed as it
+    /// is; or the checks, the preflight on a responder of its own (gone
+    /// before certbot binds the port), the account, certbot. Never the CA
+    /// for `--from-certbot`.
     fn obtain_alone(&self, ctx: &Ctx, drift: &CertDrift) -> Obtained {
         let started = Instant::now();
-        let result = if drift.pem.content.is_some() {
-            self.certbot_issue(ctx).map(Some)
-        } else {
-            Ok(None)
+        let result = match (&drift.pem.content, &drift.source) {
+            (None, _) => Ok(None),
+            (Some(_), Source::Lineage) => self
+                .lineage_certificate(ctx)
+                .map(Some)
+                .map_err(Failure::Before),
+            (Some(_), Source::Ca(unusable)) if ctx.renewal == Renewal::FromCertbot => {
+                Err(Failure::Before(anyhow!(
+                    "{}; the CA was not asked (`edgeup renew {}` orders a new certificate)",
+                    unusable
+                        .clone()
+                        .unwrap_or_else(|| "certbot holds no certificate to install".into()),
+                    self.domains.first().map(String::as_str).unwrap_or_default()
+                )))
+            }
+            (Some(_), Source::Ca(_)) => self.certbot_issue(ctx).map(Some),
         };
         Obtained {
             result,
@@ -264,19 +377,8 @@ impl AcmeCertificate {
         let live = certbot::live_dir(&self.certbot_dir, name);
         let read =
             |f: &str| -> Result<Option<String>> { ctx.host.read_string(&format!("{live}/{f}")) };
-        // A valid, current lineage (e.g. the PEM was deleted): reuse it.
-        let reusable = match (read("fullchain.pem")?, read("privkey.pem")?) {
-            (Some(chain), Some(key)) if lineage_current(&chain, &key, &self.domains) => {
-                Some(Issued {
-                    chain_pem: chain,
-                    key_pem: key,
-                })
-            }
-            _ => None,
-        };
-        if let Some(issued) = reusable.filter(|_| !ctx.force) {
-            return Ok(issued);
-        }
+        // An existing lineage that is not current (check installs a current
+        // one as it is): certbot renews it only when told to.
         let lineage_exists = read("fullchain.pem")?.is_some();
         certbot::certonly(
             ctx.host,
@@ -285,7 +387,7 @@ impl AcmeCertificate {
             &self.domains,
             &self.key_type,
             self.responder,
-            ctx.force || lineage_exists,
+            ctx.renewal == Renewal::Forced || lineage_exists,
         )?;
         match (read("fullchain.pem")?, read("privkey.pem")?) {
             (Some(chain_pem), Some(key_pem)) => Ok(Issued { chain_pem, key_pem }),
@@ -384,20 +486,54 @@ impl Obtained {
     }
 }
 
-fn lineage_current(chain: &str, key: &str, domains: &[String]) -> bool {
-    let Ok(bundle) = pki::parse_bundle(format!("{chain}{key}").as_bytes()) else {
-        return false;
-    };
-    pki::judge(&bundle, domains, pki::now())
-        .is_some_and(|v| v.key_matches && v.uncovered.is_none() && v.renewal_due.is_none())
+/// The current PEM as check judged it.
+struct PemState {
+    /// Why it must change; None: it is fine.
+    problem: Option<String>,
+    leaf: Option<pki::CertInfo>,
+}
+
+/// certbot's lineage as check judged it.
+enum Lineage {
+    /// Installable as it is; its certificate.
+    Current(pki::CertInfo),
+    /// Why not.
+    Unusable(String),
+}
+
+/// Why the certificate must change, and from where.
+struct Need {
+    why: String,
+    source: Source,
+}
+
+impl Need {
+    fn ca(why: &str, unusable_lineage: Option<String>) -> Need {
+        Need {
+            why: why.to_string(),
+            source: Source::Ca(unusable_lineage),
+        }
+    }
+}
+
+/// Where a new certificate comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// An order (builtin client or certbot), with why certbot's lineage
+    /// could not be installed instead (certbot client).
+    Ca(Option<String>),
+    /// certbot's current lineage, installed as it is.
+    Lineage,
 }
 
 /// What differs about a CA-issued certificate: the PEM (a new
-/// certificate is needed, or only its mode/owner), and the account that
-/// must be registered first.
+/// certificate is needed, or only its mode/owner), where a new one comes
+/// from, and the account that must be registered first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CertDrift {
     pub pem: PemDrift,
+    /// Where the new certificate comes from, when one is needed.
+    pub source: Source,
     pub register: Option<String>,
 }
 
@@ -428,12 +564,25 @@ impl Step for AcmeCertificate {
             ),
             None => String::new(),
         };
-        let problem = self
-            .content_problem(ctx)?
-            .map(|p| format!("obtain a certificate{how}: {p}"));
-        let content = problem.is_some();
+        let (problem, source) = match self.needed(ctx)? {
+            Some(Need { why, source }) => {
+                let installs = source == Source::Lineage || ctx.renewal == Renewal::FromCertbot;
+                let line = if installs {
+                    format!(
+                        "install certbot's certificate from {}: {why}",
+                        certbot::live_dir(&self.certbot_dir, self.primary()?)
+                    )
+                } else {
+                    format!("obtain a certificate{how}: {why}")
+                };
+                (Some(line), source)
+            }
+            None => (None, Source::Ca(None)),
+        };
+        let orders =
+            problem.is_some() && source != Source::Lineage && ctx.renewal != Renewal::FromCertbot;
         let pem = pem_file::drift(ctx, &self.path, &self.owner, &self.group, problem)?;
-        let register = (content && !account::registered(ctx.host, &self.ca, &self.certbot_dir)?)
+        let register = (orders && !account::registered(ctx.host, &self.ca, &self.certbot_dir)?)
             .then(|| {
                 format!(
                     "register a {} account with {} (once the preflight has passed)",
@@ -446,7 +595,11 @@ impl Step for AcmeCertificate {
                 self.domains.join(", ")
             )));
         }
-        Ok(State::Drift(CertDrift { pem, register }))
+        Ok(State::Drift(CertDrift {
+            pem,
+            source,
+            register,
+        }))
     }
 
     fn apply(&self, ctx: &Ctx, drift: &CertDrift) -> Result<()> {

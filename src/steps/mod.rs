@@ -34,10 +34,23 @@ pub struct Ctx<'a> {
     pub state_dir: &'a str,
     /// What steps leave for the engine during the run.
     pub journal: &'a Journal,
-    /// Act even where the host looks converged (`edgeup renew --force`).
-    /// The engine's re-check after apply sees it false: it judges what
-    /// apply left, so a forced step converges.
-    pub force: bool,
+    /// What certificate steps may do in this run. The engine's re-check
+    /// after apply sees `WhenDue`: it judges what apply left, so a forced
+    /// step converges.
+    pub renewal: Renewal,
+}
+
+/// What a run lets certificate steps do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Renewal {
+    /// Ask the CA where a certificate is missing, wrong or due.
+    #[default]
+    WhenDue,
+    /// Ask the CA even where the certificate looks fine (`edgeup renew --force`).
+    Forced,
+    /// Never ask the CA: install the certificate certbot already holds
+    /// (`edgeup renew DOMAIN --from-certbot`, what certbot's deploy hook runs).
+    FromCertbot,
 }
 
 impl Ctx<'_> {

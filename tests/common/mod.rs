@@ -177,7 +177,7 @@ pub fn config(yaml: &str) -> Config {
 
 /// haproxy.cfg and the host name map, as edgeup renders them.
 pub fn render_config(config: &Config, distro: &Distro, facts: FactVars) -> (String, String) {
-    let vars = Vars::new(config, distro, facts, &[]).expect("vars");
+    let vars = Vars::new(config, distro, facts, &[], edgeup::paths::INSTALL_PATH).expect("vars");
     let assets = edgeup::assets::Assets::new(None);
     let cfg = render_template(&assets, "haproxy.cfg.j2", &vars)
         .unwrap_or_else(|e| panic!("rendering haproxy.cfg.j2: {e:#}"));

@@ -762,6 +762,14 @@ fn certbot_client_issues_and_its_deploy_hook_rebuilds_the_pem_on_renewal() {
         workers,
         "the hook did not reload HAProxy"
     );
+    // It was edgeup that installed it: certbot logs what its hook printed.
+    let log = c.ok("cat /var/log/letsencrypt/letsencrypt.log");
+    assert!(
+        log.contains("Hook 'deploy-hook' ran with output")
+            && log.contains(&format!("install certbot's certificate from /etc/letsencrypt/live/{DOMAIN}: certbot renewed it"))
+            && log.contains("recap: ok="),
+        "{log}"
+    );
     // edgeup agrees the renewed certificate is converged.
     let third = edgeup(&c, &format!("apply {flags}"));
     assert_eq!(third.count("changed"), 0, "{:?}", third.changed_steps());
@@ -781,6 +789,13 @@ fn certbot_client_issues_and_its_deploy_hook_rebuilds_the_pem_on_renewal() {
         file_serial(&served_pem(&c)),
         renewed,
         "renew --force issued nothing"
+    );
+    // certbot ran its deploy hook for that renewal too; the hook's edgeup
+    // saw its grandparent holding the lock and left the work to it.
+    let log = c.ok("cat /var/log/letsencrypt/letsencrypt.log");
+    assert!(
+        log.contains("started by the edgeup run holding the lock"),
+        "{log}"
     );
     assert_pebble_issued(&c, &pebble);
     eprintln!("scenario certbot ACME: {:.1?}", started.elapsed());

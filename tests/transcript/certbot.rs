@@ -1,7 +1,8 @@
 //! certbot as far as edgeup uses it, for the transcript tests: `register`
 //! creates the account where certbot keeps it, `certonly` writes a lineage
 //! (`live/NAME/`) holding a certificate for every `-d` name, signed by a
-//! throwaway CA (so it is CA-issued, not edgeup's placeholder). A command
+//! throwaway CA (so it is CA-issued, not edgeup's placeholder), and its
+//! `renewal/NAME.conf` naming the server. A command
 //! missing what edgeup must pass (config dir, server, the standalone
 //! responder, `--cert-name`) fails the way certbot would.
 
@@ -53,6 +54,11 @@ pub fn certbot(root: &Path, cmd: &Cmd) -> Result<CmdOutput> {
             let live = live_dir(config, name);
             write(&file(format!("{live}/fullchain.pem")), &chain)?;
             write(&file(format!("{live}/privkey.pem")), &key)?;
+            // As certbot does: the lineage's renewal settings name its CA.
+            write(
+                &file(format!("{config}/renewal/{name}.conf")),
+                &format!("[renewalparams]\nserver = {server}\n"),
+            )?;
             Ok(CmdOutput::ok(&format!(
                 "Successfully received certificate.\nCertificate is saved at: {live}/fullchain.pem\n"
             )))

@@ -254,7 +254,24 @@ impl Fixture {
     /// the fixture's own (first matching rule wins), e.g. a failing reload.
     /// `edgeup renew` (`--force` with `force`): the certificate steps only.
     pub fn renew(&self, force: bool) -> Run {
-        self.run_as(RunOptions::renew(force, None), |r| r)
+        let renewal = if force {
+            edgeup::steps::Renewal::Forced
+        } else {
+            edgeup::steps::Renewal::WhenDue
+        };
+        self.run_as(RunOptions::renew(renewal, None), |r| r)
+    }
+
+    /// `edgeup renew DOMAIN --from-certbot`: what certbot's deploy hook runs.
+    pub fn renew_from_certbot(
+        &self,
+        domain: &str,
+        overrides: impl FnOnce(ScriptedRunner) -> ScriptedRunner,
+    ) -> Run {
+        self.run_as(
+            RunOptions::renew(edgeup::steps::Renewal::FromCertbot, Some(domain)),
+            overrides,
+        )
     }
 
     pub fn run(&self, mode: Mode, overrides: impl FnOnce(ScriptedRunner) -> ScriptedRunner) -> Run {
