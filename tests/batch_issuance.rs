@@ -58,7 +58,7 @@ fn a_batch_overlaps_its_orders_within_the_bound_and_isolates_failures() {
     let root = dir.path().to_path_buf();
     let host = Host::new(root.clone(), Box::new(ScriptedRunner::new(root)));
     let ca = CaSettings {
-        client: "builtin".into(),
+        client: edgeup::site::AcmeClient::Builtin,
         directory: pebble.directory.clone(),
         ca_bundle: Some(pebble.ca_bundle.clone()),
         email: Some("ops@example.org".into()),

@@ -5,6 +5,7 @@
 
 use super::{CaSettings, directory_key};
 use crate::host::{FileAttrs, Host};
+use crate::site::AcmeClient;
 use anyhow::{Context, Result, anyhow};
 use instant_acme::{Account, AccountCredentials, ExternalAccountKey, NewAccount};
 
@@ -83,13 +84,13 @@ fn decode_b64url(text: &str) -> Result<Vec<u8>> {
 /// Whether `ca` has an account here (builtin: its credentials; certbot: its
 /// account store). A corrupt credentials file is an error, never "no".
 pub fn registered(host: &Host, ca: &CaSettings, certbot_dir: &str) -> Result<bool> {
-    match ca.client.as_str() {
-        "certbot" => Ok(super::certbot::has_account(
+    match ca.client {
+        AcmeClient::Certbot => Ok(super::certbot::has_account(
             host,
             certbot_dir,
             &ca.directory,
         )),
-        _ => Ok(load(host, ca)?.is_some()),
+        AcmeClient::Builtin => Ok(load(host, ca)?.is_some()),
     }
 }
 
@@ -99,9 +100,9 @@ pub fn ensure(host: &Host, ca: &CaSettings, certbot_dir: &str) -> Result<()> {
     if registered(host, ca, certbot_dir)? {
         return Ok(());
     }
-    match ca.client.as_str() {
-        "certbot" => super::certbot::register(host, ca, certbot_dir),
-        _ => register(host, ca),
+    match ca.client {
+        AcmeClient::Certbot => super::certbot::register(host, ca, certbot_dir),
+        AcmeClient::Builtin => register(host, ca),
     }
 }
 

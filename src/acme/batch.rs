@@ -309,7 +309,7 @@ mod tests {
 
         fn settings(&self) -> CaSettings {
             CaSettings {
-                client: "builtin".into(),
+                client: crate::site::AcmeClient::Builtin,
                 directory: format!("https://127.0.0.1:{}/dir", self.port),
                 ca_bundle: None,
                 email: Some("ops@example.org".into()),

@@ -9,6 +9,7 @@ use super::account::account_builder;
 use super::responder::Responder;
 use crate::dns::Dns01;
 use crate::host::{Cmd, Host};
+use crate::site::KeyType;
 use anyhow::{Context, Result, anyhow, bail};
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order,
@@ -29,10 +30,10 @@ const VALIDATION_TIMEOUT: Duration = Duration::from_secs(120);
 /// The key for a new certificate, made before any network call so a
 /// missing openssl fails early: RSA keys come from openssl (ring cannot
 /// generate RSA); None for P-256, made fresh at finalize.
-pub fn new_key(host: &Host, key_type: &str) -> Result<Option<String>> {
+pub fn new_key(host: &Host, key_type: KeyType) -> Result<Option<String>> {
     match key_type {
-        "rsa-2048" => generate_rsa(host).map(Some),
-        _ => Ok(None),
+        KeyType::Rsa2048 => generate_rsa(host).map(Some),
+        KeyType::EcdsaP256 => Ok(None),
     }
 }
 

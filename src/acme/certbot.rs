@@ -5,6 +5,7 @@
 
 use super::CaSettings;
 use crate::host::{Cmd, Host};
+use crate::site::KeyType;
 use anyhow::{Result, bail};
 
 /// certbot's account directory for a server URL:
@@ -98,7 +99,7 @@ pub fn certonly(
     ca: &CaSettings,
     certbot_dir: &str,
     domains: &[String],
-    key_type: &str,
+    key_type: KeyType,
     responder: std::net::SocketAddr,
     force: bool,
 ) -> Result<()> {
@@ -130,8 +131,8 @@ pub fn certonly(
         cmd = cmd.arg("-d").arg(domain);
     }
     cmd = match key_type {
-        "rsa-2048" => cmd.args(["--key-type", "rsa", "--rsa-key-size", "2048"]),
-        _ => cmd.args(["--key-type", "ecdsa", "--elliptic-curve", "secp256r1"]),
+        KeyType::Rsa2048 => cmd.args(["--key-type", "rsa", "--rsa-key-size", "2048"]),
+        KeyType::EcdsaP256 => cmd.args(["--key-type", "ecdsa", "--elliptic-curve", "secp256r1"]),
     };
     if force {
         cmd = cmd.arg("--force-renewal");
@@ -247,7 +248,7 @@ mod eab_tests {
         let log = runner.transcript();
         let host = Host::new(root.clone(), Box::new(runner));
         let ca = CaSettings {
-            client: "certbot".into(),
+            client: crate::site::AcmeClient::Certbot,
             directory: "https://ca.example.org/dir".into(),
             ca_bundle: None,
             email: Some("ops@example.org".into()),

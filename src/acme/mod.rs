@@ -129,8 +129,7 @@ impl SiteAcme {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CaSettings {
-    /// `builtin` or `certbot`.
-    pub client: String,
+    pub client: AcmeClient,
     /// Directory URL.
     pub directory: String,
     /// PEM to trust for the directory's HTTPS (private CAs such as Pebble).
@@ -147,7 +146,7 @@ pub struct CaSettings {
 impl CaSettings {
     pub fn of(site: &Site) -> CaSettings {
         CaSettings {
-            client: site.acme.client.to_string(),
+            client: site.acme.client,
             directory: site.acme.directory.url().unwrap_or("off").to_string(),
             ca_bundle: site.acme.ca_bundle.clone(),
             email: site.email.clone(),

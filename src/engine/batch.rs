@@ -326,4 +326,29 @@ mod tests {
         ];
         assert_eq!(runs(&steps), [0, 3, 2, 1, 0, 1, 0, 0, 1, 0]);
     }
+
+    /// The client and the key type are types in the spec: a misspelling is
+    /// an error naming it, never a silent fallback to another client or key.
+    #[test]
+    fn an_unknown_client_or_key_type_is_refused() {
+        for (spec, bad) in [
+            (certificate(Some("a"), "certbto"), "certbto"),
+            (
+                certificate(Some("a"), "builtin").replace("ecdsa-p256", "rsa-4096"),
+                "rsa-4096",
+            ),
+        ] {
+            let yaml = format!("name: t\nsteps:\n{spec}");
+            let err = serde_saphyr::from_str::<Playbook>(&yaml)
+                .err()
+                .map(|e| e.to_string())
+                .expect("refused");
+            assert!(err.contains(&format!("unknown variant `{bad}`")), "{err}");
+        }
+        let good = format!(
+            "name: t\nsteps:\n{}",
+            certificate(Some("a"), "certbot").replace("ecdsa-p256", "rsa-2048")
+        );
+        assert!(serde_saphyr::from_str::<Playbook>(&good).is_ok());
+    }
 }

@@ -84,17 +84,26 @@ pub enum Directory {
     Off,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Spelled the same in flags, site files and step specs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum AcmeClient {
     Builtin,
     Certbot,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Spelled the same in flags, site files and step specs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 pub enum KeyType {
     #[value(name = "ecdsa-p256")]
+    #[serde(rename = "ecdsa-p256")]
     EcdsaP256,
     #[value(name = "rsa-2048")]
+    #[serde(rename = "rsa-2048")]
     Rsa2048,
 }
 

@@ -22,7 +22,7 @@ use crate::acme::{CaSettings, account, ari, builtin, certbot, policy, preflight}
 use crate::dns::Dns01;
 use crate::notify;
 use crate::pki;
-use crate::site::RawDns;
+use crate::site::{AcmeClient, KeyType, RawDns};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -38,8 +38,7 @@ pub struct AcmeCertificate {
     pub path: String,
     pub owner: String,
     pub group: String,
-    /// `ecdsa-p256` or `rsa-2048`.
-    pub key_type: String,
+    pub key_type: KeyType,
     /// Loopback address of the HTTP-01 responder (HAProxy's acme backend).
     pub responder: std::net::SocketAddr,
     /// Port the CA connects to for HTTP-01 (80 for public CAs).
@@ -105,7 +104,7 @@ impl AcmeCertificate {
             ))
         } else if let Some(why) = verdict.renewal_due {
             Some(why)
-        } else if self.ari && self.ca.client == "builtin" {
+        } else if self.ari && self.ca.client == AcmeClient::Builtin {
             // A CA without ARI, or one that cannot be reached right now, leaves
             // the lifetime rule in charge: never a reason to fail a renew run.
             match ari::window(ctx.host, &self.ca, &pem) {
@@ -131,9 +130,9 @@ impl AcmeCertificate {
         if ctx.renewal == Renewal::Forced {
             return Ok(Some(Need::ca("renewal forced", None)));
         }
-        let lineage = match self.ca.client.as_str() {
-            "certbot" => Some(self.lineage(ctx)?),
-            _ => None,
+        let lineage = match self.ca.client {
+            AcmeClient::Certbot => Some(self.lineage(ctx)?),
+            AcmeClient::Builtin => None,
         };
         let pem = self.pem_state(ctx)?;
         Ok(match (pem.problem, lineage) {
@@ -225,7 +224,7 @@ impl AcmeCertificate {
     /// at a time: it holds its own lock, and its standalone server needs
     /// the responder's port.
     pub fn batchable(&self) -> bool {
-        self.ca.client != "certbot"
+        self.ca.client == AcmeClient::Builtin
     }
 
     /// What must hold before this entry may ask the CA for anything: no
@@ -278,7 +277,7 @@ impl AcmeCertificate {
             let before_ca = if drift.pem.content.is_some() {
                 cert.may_order(ctx).and_then(|()| {
                     Ok((
-                        builtin::new_key(ctx.host, &cert.key_type)?,
+                        builtin::new_key(ctx.host, cert.key_type)?,
                         cert.dns_provider(ctx)?,
                     ))
                 })
@@ -385,7 +384,7 @@ impl AcmeCertificate {
             &self.ca,
             &self.certbot_dir,
             &self.domains,
-            &self.key_type,
+            self.key_type,
             self.responder,
             ctx.renewal == Renewal::Forced || lineage_exists,
         )?;
