@@ -135,6 +135,9 @@ pub struct FleetArgs {
     /// Trust a host key seen for the first time (OpenSSH accept-new); known keys are always checked.
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// Cut off a host whose session has not ended after SECS seconds (that host fails alone).
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
     /// Directory with edgeup-<arch> builds (e.g. edgeup-aarch64) for other architectures.
     #[arg(long, value_name = "DIR")]
     pub binary_dir: Option<PathBuf>,

@@ -2,8 +2,9 @@
 //! through a fake `ssh` on PATH that plays each host (no network): each bad
 //! host fails alone, the controller neither crashes nor buffers without
 //! bound, prints no control characters, never names a path the host chose,
-//! shows a recap as the host's claim, and hands ssh the user as `-l USER`
-//! and the address after `--` (issue: hardening).
+//! shows a recap as the host's claim, cuts off a host that never finishes,
+//! and hands ssh the user as `-l USER` and the address after `--` (issue:
+//! hardening).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -38,6 +39,7 @@ case "$addr" in
     printf 'raw \033[31mred\r\n'
     recap 0 0 1; exit 1;;
   lie) recap 18446744073709551615 18446744073709551615 0; exit 0;;
+  hang) printf '{"event":"start","command":"apply","playbook":"open-webui","distro":"x","steps":1}\n'; exec sleep 600;;
   newer)
     printf '{"event":"step","index":1,"total":2,"name":"colour step","status":"changed","handler":false,"changes":[],"duration_ms":1,"colour":"blue","v":2}\n'
     printf '{"event":"progress","percent":50,"v":2}\n'
@@ -274,4 +276,36 @@ fn hosts_running_another_edgeup_are_read_not_failed() {
         ),
         "{json}"
     );
+}
+
+/// A host that stays connected and never finishes (it said it started,
+/// then nothing) is cut off at `--timeout` and fails alone; the others'
+/// results stand and the controller ends.
+#[test]
+fn a_host_that_never_finishes_is_cut_off_at_the_timeout() {
+    let (_dir, log, path) = fake_ssh();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeup"))
+        .env("PATH", &path)
+        .env("FAKE_SSH_LOG", &log)
+        .args(["fleet", "--timeout", "2", "--domain", "chat.example.com"])
+        .args(["--email", "ops@example.org", "--backend", "127.0.0.1:3000"])
+        .args(["--acme-directory", "off"])
+        .args(["--host", "root@hang", "--host", "root@good"])
+        .output()
+        .expect("run edgeup fleet");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let line = |host: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{host} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("hang").contains("had not finished after 2 s; the session was cut off"),
+        "{stdout}"
+    );
+    assert!(line("good").contains("ok=3 changed=0 failed=0"), "{stdout}");
+    assert!(stdout.contains("total: 2 hosts"), "{stdout}");
 }

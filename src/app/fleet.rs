@@ -54,6 +54,7 @@ pub fn run(args: &FleetArgs, json: bool, verbose: bool) -> Result<i32> {
             ssh: Ssh {
                 target,
                 accept_new_host_keys: args.accept_new_host_keys,
+                timeout: std::time::Duration::from_secs(args.timeout),
             },
             command,
             binaries: &binaries,

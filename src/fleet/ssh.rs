@@ -5,13 +5,20 @@
 //! one login and one ssh process, and hosts need no sftp subsystem.
 
 use super::inventory::FleetHost;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
 
 pub struct Ssh<'a> {
     pub target: &'a FleetHost,
     /// `accept-new` on first contact, else `yes` (known_hosts must already know the host).
     pub accept_new_host_keys: bool,
+    /// How long a session may take, from its start to ssh's end: a host
+    /// that stays connected and never finishes is cut off (`--timeout`).
+    pub timeout: Duration,
 }
 
 pub struct Ended {
@@ -138,11 +145,71 @@ impl Ssh<'_> {
             .unchecked()
             .reader()
             .context("could not start ssh (is openssh-client installed?)")?;
+        let handle = Arc::new(reader);
         Ok(Session {
             ssh: self,
-            out: BufReader::new(reader),
+            out: BufReader::new(Shared(Arc::clone(&handle))),
             stdin: Some(stdin_writer),
+            watchdog: Watchdog::start(handle, self.timeout),
         })
+    }
+}
+
+/// ssh's stdout, read through the handle the watchdog can also kill.
+struct Shared(Arc<duct::ReaderHandle>);
+
+impl Read for Shared {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+/// Kills ssh when the session outlives its timeout (duct's kill is safe
+/// beside a reading thread, and a no-op once ssh has been waited for).
+struct Watchdog {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    fired: Arc<AtomicBool>,
+    timeout: Duration,
+}
+
+impl Watchdog {
+    fn start(handle: Arc<duct::ReaderHandle>, timeout: Duration) -> Watchdog {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let fired = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&fired);
+        let thread = std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
+                flag.store(true, Ordering::SeqCst);
+                let _ = handle.kill();
+            }
+        });
+        Watchdog {
+            stop: Some(stop),
+            thread: Some(thread),
+            fired,
+            timeout,
+        }
+    }
+
+    /// The error a session cut off by the watchdog ends with.
+    fn fired(&self, host: &str) -> Option<anyhow::Error> {
+        self.fired.load(Ordering::SeqCst).then(|| {
+            anyhow!(
+                "{host} had not finished after {} s; the session was cut off \
+                 (fleet --timeout SECS allows longer)",
+                self.timeout.as_secs()
+            )
+        })
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -151,8 +218,9 @@ impl Ssh<'_> {
 /// it); stderr keeps its last MAX_STDERR bytes.
 pub struct Session<'a> {
     ssh: &'a Ssh<'a>,
-    out: BufReader<duct::ReaderHandle>,
+    out: BufReader<Shared>,
     stdin: Option<std::io::PipeWriter>,
+    watchdog: Watchdog,
 }
 
 impl Session<'_> {
@@ -161,13 +229,15 @@ impl Session<'_> {
         let mut bytes = Vec::new();
         let read = (&mut self.out)
             .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut bytes)
-            .context("reading the remote output")?;
-        if read == 0 {
+            .read_until(b'\n', &mut bytes);
+        if let Some(cut_off) = self.watchdog.fired(&self.ssh.target.name) {
+            return Err(cut_off);
+        }
+        if read.context("reading the remote output")? == 0 {
             return Ok(None);
         }
         if bytes.len() > MAX_LINE {
-            let _ = self.out.get_ref().kill();
+            let _ = self.out.get_ref().0.kill();
             bail!(
                 "{} sent an output line longer than {} KiB; stopped reading from it",
                 self.ssh.target.name,
@@ -186,15 +256,20 @@ impl Session<'_> {
     /// amount; then the session is cut off), and waits for ssh.
     pub fn finish(mut self) -> Result<Ended> {
         drop(self.stdin.take());
-        let drained = std::io::copy(&mut (&mut self.out).take(MAX_DRAIN), &mut std::io::sink())
-            .context("reading the remote output")?;
-        if drained == MAX_DRAIN {
-            let _ = self.out.get_ref().kill();
+        // The watchdog still runs: a host that keeps the session open
+        // without a word is cut off here too.
+        let drained = std::io::copy(&mut (&mut self.out).take(MAX_DRAIN), &mut std::io::sink());
+        if let Some(cut_off) = self.watchdog.fired(&self.ssh.target.name) {
+            return Err(cut_off);
+        }
+        if drained.context("reading the remote output")? == MAX_DRAIN {
+            let _ = self.out.get_ref().0.kill();
             let _ = std::io::copy(&mut self.out, &mut std::io::sink());
         }
         let out = self
             .out
             .get_ref()
+            .0
             .try_wait()?
             .context("ssh did not finish after closing its output")?;
         let output = Ended {
