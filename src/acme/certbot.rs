@@ -178,12 +178,13 @@ pub fn lineage_server(host: &Host, certbot_dir: &str, name: &str) -> Result<Opti
 /// if that fails). `edgeup_binary` is the fixed root-owned edgeup
 /// (`renewal_binary`).
 pub fn deploy_hook(certbot_dir: &str, domain: &str, edgeup_binary: &str) -> String {
+    let live = live_dir(certbot_dir, domain);
     format!(
         r#"#!/bin/sh
 # Managed by edgeup: after certbot renews {domain}, edgeup installs the new
 # certificate into HAProxy's PEM and reloads HAProxy (checked, atomic, rolled
 # back if HAProxy rejects it). Edits are overwritten.
-[ "${{RENEWED_LINEAGE:-}}" = "{certbot_dir}/live/{domain}" ] || exit 0
+[ "${{RENEWED_LINEAGE:-}}" = "{live}" ] || exit 0
 exec {edgeup_binary} renew {domain} --from-certbot
 "#
     )

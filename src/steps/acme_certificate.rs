@@ -125,37 +125,55 @@ impl AcmeCertificate {
     /// Why the certificate must change and where the new one comes from;
     /// None: converged. With certbot, a current lineage from this CA is
     /// installed as it is (certbot renewed it, or the PEM was lost): only a
-    /// forced renewal, or a lineage that is not current, asks the CA.
+    /// forced renewal, or a lineage that is not current, asks the CA, and
+    /// `--from-certbot` never does.
     fn needed(&self, ctx: &Ctx) -> Result<Option<Need>> {
         if ctx.renewal == Renewal::Forced {
-            return Ok(Some(Need::ca("renewal forced", None)));
+            return Ok(Some(Need::ca("renewal forced".into())));
         }
         let lineage = match self.ca.client {
             AcmeClient::Certbot => Some(self.lineage(ctx)?),
             AcmeClient::Builtin => None,
         };
         let pem = self.pem_state(ctx)?;
-        Ok(match (pem.problem, lineage) {
-            (_, Some(Lineage::Unusable(why))) if ctx.renewal == Renewal::FromCertbot => {
-                Some(Need::ca(&why, Some(why.clone())))
-            }
-            (Some(problem), Some(Lineage::Current(_))) => Some(Need {
-                why: problem,
+        if let Some(Lineage::Current { leaf: renewed, .. }) = &lineage {
+            let newer = pem
+                .leaf
+                .as_ref()
+                .is_some_and(|leaf| leaf != renewed && renewed.not_before >= leaf.not_before);
+            let why = pem
+                .problem
+                .or_else(|| newer.then(|| "certbot renewed it".to_string()));
+            return Ok(why.map(|why| Need {
+                why,
                 source: Source::Lineage,
-            }),
-            (Some(problem), Some(Lineage::Unusable(why))) => Some(Need::ca(&problem, Some(why))),
-            (Some(problem), None) => Some(Need::ca(&problem, None)),
-            (None, Some(Lineage::Current(renewed)))
-                if pem.leaf.as_ref().is_some_and(|leaf| {
-                    *leaf != renewed && renewed.not_before >= leaf.not_before
-                }) =>
-            {
-                Some(Need {
-                    why: "certbot renewed it".into(),
-                    source: Source::Lineage,
-                })
-            }
-            (None, _) => None,
+            }));
+        }
+        if ctx.renewal == Renewal::FromCertbot {
+            // What would be an order is refused, saying why certbot's
+            // certificate cannot be installed.
+            let why = match lineage {
+                Some(Lineage::Unusable(why)) => Some(why),
+                _ => pem
+                    .problem
+                    .map(|p| format!("{p}, and this site's certificate is not certbot's")),
+            };
+            return Ok(why.map(|why| Need {
+                why: why.clone(),
+                source: Source::Nowhere(why),
+            }));
+        }
+        Ok(pem.problem.map(Need::ca))
+    }
+
+    /// fullchain.pem and privkey.pem of certbot's lineage, when both are there.
+    fn lineage_files(&self, ctx: &Ctx) -> Result<Option<Issued>> {
+        let live = certbot::live_dir(&self.certbot_dir, self.primary()?);
+        let read =
+            |f: &str| -> Result<Option<String>> { ctx.host.read_string(&format!("{live}/{f}")) };
+        Ok(match (read("fullchain.pem")?, read("privkey.pem")?) {
+            (Some(chain_pem), Some(key_pem)) => Some(Issued { chain_pem, key_pem }),
+            _ => None,
         })
     }
 
@@ -164,9 +182,7 @@ impl AcmeCertificate {
     fn lineage(&self, ctx: &Ctx) -> Result<Lineage> {
         let name = self.primary()?;
         let live = certbot::live_dir(&self.certbot_dir, name);
-        let read =
-            |f: &str| -> Result<Option<String>> { ctx.host.read_string(&format!("{live}/{f}")) };
-        let (Some(chain), Some(key)) = (read("fullchain.pem")?, read("privkey.pem")?) else {
+        let Some(issued) = self.lineage_files(ctx)? else {
             return Ok(Lineage::Unusable(format!("{live} holds no certificate")));
         };
         let server = certbot::lineage_server(ctx.host, &self.certbot_dir, name)?;
@@ -177,12 +193,13 @@ impl AcmeCertificate {
                 self.ca.directory
             )));
         }
-        let verdict = pki::parse_bundle(format!("{chain}{key}").as_bytes())
-            .ok()
-            .and_then(|bundle| {
-                let verdict = pki::judge(&bundle, &self.domains, pki::now())?;
-                Some((bundle.leaf().cloned()?, verdict))
-            });
+        let verdict =
+            pki::parse_bundle(format!("{}{}", issued.chain_pem, issued.key_pem).as_bytes())
+                .ok()
+                .and_then(|bundle| {
+                    let verdict = pki::judge(&bundle, &self.domains, pki::now())?;
+                    Some((bundle.leaf().cloned()?, verdict))
+                });
         let Some((leaf, verdict)) = verdict else {
             return Ok(Lineage::Unusable(format!(
                 "{live} holds no readable certificate"
@@ -197,25 +214,7 @@ impl AcmeCertificate {
         } else if let Some(why) = verdict.renewal_due {
             Lineage::Unusable(format!("the certificate in {live} is due ({why})"))
         } else {
-            Lineage::Current(leaf)
-        })
-    }
-
-    /// The certificate and key of a current lineage, read again at apply
-    /// (a drift never holds a private key).
-    fn lineage_certificate(&self, ctx: &Ctx) -> Result<Issued> {
-        if let Lineage::Unusable(why) = self.lineage(ctx)? {
-            bail!("certbot's certificate cannot be installed: {why}");
-        }
-        let live = certbot::live_dir(&self.certbot_dir, self.primary()?);
-        let read = |f: &str| -> Result<String> {
-            ctx.host
-                .read_string(&format!("{live}/{f}"))?
-                .with_context(|| format!("{live}/{f} is gone"))
-        };
-        Ok(Issued {
-            chain_pem: read("fullchain.pem")?,
-            key_pem: read("privkey.pem")?,
+            Lineage::Current { leaf, issued }
         })
     }
 
@@ -274,6 +273,13 @@ impl AcmeCertificate {
         let mut jobs = Vec::new();
         for (place, (cert, drift)) in members.iter().enumerate() {
             let started = Instant::now();
+            if drift.pem.content.is_some() && drift.source != Source::Ca {
+                // Nothing to order (certbot's lineage, or a refusal).
+                if let Some(slot) = obtained.get_mut(place) {
+                    *slot = Some(cert.obtain_alone(ctx, drift));
+                }
+                continue;
+            }
             let before_ca = if drift.pem.content.is_some() {
                 cert.may_order(ctx).and_then(|()| {
                     Ok((
@@ -330,28 +336,26 @@ impl AcmeCertificate {
             .collect()
     }
 
-    /// certbot's way, one entry: certbot's current lineage installed as it
-    /// is; or the checks, the preflight on a responder of its own (gone
-    /// before certbot binds the port), the account, certbot. Never the CA
-    /// for `--from-certbot`.
+    /// One entry at a time: certbot's current lineage installed as it is,
+    /// `--from-certbot`'s refusal to ask the CA, or certbot's order (the
+    /// checks, the preflight on a responder of its own, gone before certbot
+    /// binds the port, the account, certbot).
     fn obtain_alone(&self, ctx: &Ctx, drift: &CertDrift) -> Obtained {
         let started = Instant::now();
         let result = match (&drift.pem.content, &drift.source) {
             (None, _) => Ok(None),
-            (Some(_), Source::Lineage) => self
-                .lineage_certificate(ctx)
-                .map(Some)
-                .map_err(Failure::Before),
-            (Some(_), Source::Ca(unusable)) if ctx.renewal == Renewal::FromCertbot => {
-                Err(Failure::Before(anyhow!(
-                    "{}; the CA was not asked (`edgeup renew {}` orders a new certificate)",
-                    unusable
-                        .clone()
-                        .unwrap_or_else(|| "certbot holds no certificate to install".into()),
-                    self.domains.first().map(String::as_str).unwrap_or_default()
-                )))
-            }
-            (Some(_), Source::Ca(_)) => self.certbot_issue(ctx).map(Some),
+            (Some(_), Source::Lineage) => match self.lineage(ctx) {
+                Ok(Lineage::Current { issued, .. }) => Ok(Some(issued)),
+                Ok(Lineage::Unusable(why)) => Err(Failure::Before(anyhow!(
+                    "certbot's certificate cannot be installed: {why}"
+                ))),
+                Err(e) => Err(Failure::Before(e)),
+            },
+            (Some(_), Source::Nowhere(why)) => Err(Failure::Before(anyhow!(
+                "{why}; the CA was not asked (`edgeup renew {}` orders a new certificate)",
+                self.domains.first().map(String::as_str).unwrap_or_default()
+            ))),
+            (Some(_), Source::Ca) => self.certbot_issue(ctx).map(Some),
         };
         Obtained {
             result,
@@ -372,13 +376,10 @@ impl AcmeCertificate {
     }
 
     fn certbot_obtain(&self, ctx: &Ctx) -> Result<Issued> {
-        let name = self.primary()?;
-        let live = certbot::live_dir(&self.certbot_dir, name);
-        let read =
-            |f: &str| -> Result<Option<String>> { ctx.host.read_string(&format!("{live}/{f}")) };
+        let live = certbot::live_dir(&self.certbot_dir, self.primary()?);
         // An existing lineage that is not current (check installs a current
         // one as it is): certbot renews it only when told to.
-        let lineage_exists = read("fullchain.pem")?.is_some();
+        let lineage_exists = ctx.host.read(&format!("{live}/fullchain.pem"))?.is_some();
         certbot::certonly(
             ctx.host,
             &self.ca,
@@ -388,10 +389,9 @@ impl AcmeCertificate {
             self.responder,
             ctx.renewal == Renewal::Forced || lineage_exists,
         )?;
-        match (read("fullchain.pem")?, read("privkey.pem")?) {
-            (Some(chain_pem), Some(key_pem)) => Ok(Issued { chain_pem, key_pem }),
-            _ => bail!("certbot reported success but {live} has no fullchain.pem/privkey.pem"),
-        }
+        self.lineage_files(ctx)?.with_context(|| {
+            format!("certbot reported success but {live} has no fullchain.pem/privkey.pem")
+        })
     }
 
     /// The rest of `apply` for one entry, once its certificate is obtained:
@@ -494,8 +494,8 @@ struct PemState {
 
 /// certbot's lineage as check judged it.
 enum Lineage {
-    /// Installable as it is; its certificate.
-    Current(pki::CertInfo),
+    /// Installable as it is.
+    Current { leaf: pki::CertInfo, issued: Issued },
     /// Why not.
     Unusable(String),
 }
@@ -507,10 +507,10 @@ struct Need {
 }
 
 impl Need {
-    fn ca(why: &str, unusable_lineage: Option<String>) -> Need {
+    fn ca(why: String) -> Need {
         Need {
-            why: why.to_string(),
-            source: Source::Ca(unusable_lineage),
+            why,
+            source: Source::Ca,
         }
     }
 }
@@ -518,11 +518,13 @@ impl Need {
 /// Where a new certificate comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
-    /// An order (builtin client or certbot), with why certbot's lineage
-    /// could not be installed instead (certbot client).
-    Ca(Option<String>),
+    /// An order (builtin client or certbot).
+    Ca,
     /// certbot's current lineage, installed as it is.
     Lineage,
+    /// Nowhere: `--from-certbot` never asks the CA, and certbot's
+    /// certificate cannot be installed (why).
+    Nowhere(String),
 }
 
 /// What differs about a CA-issued certificate: the PEM (a new
@@ -565,21 +567,18 @@ impl Step for AcmeCertificate {
         };
         let (problem, source) = match self.needed(ctx)? {
             Some(Need { why, source }) => {
-                let installs = source == Source::Lineage || ctx.renewal == Renewal::FromCertbot;
-                let line = if installs {
-                    format!(
+                let line = match source {
+                    Source::Ca => format!("obtain a certificate{how}: {why}"),
+                    Source::Lineage | Source::Nowhere(_) => format!(
                         "install certbot's certificate from {}: {why}",
                         certbot::live_dir(&self.certbot_dir, self.primary()?)
-                    )
-                } else {
-                    format!("obtain a certificate{how}: {why}")
+                    ),
                 };
                 (Some(line), source)
             }
-            None => (None, Source::Ca(None)),
+            None => (None, Source::Ca),
         };
-        let orders =
-            problem.is_some() && source != Source::Lineage && ctx.renewal != Renewal::FromCertbot;
+        let orders = problem.is_some() && source == Source::Ca;
         let pem = pem_file::drift(ctx, &self.path, &self.owner, &self.group, problem)?;
         let register = (orders && !account::registered(ctx.host, &self.ca, &self.certbot_dir)?)
             .then(|| {
