@@ -68,6 +68,15 @@ fn fake_ssh() -> (tempfile::TempDir, PathBuf, String) {
     (dir, log, path)
 }
 
+/// The line fleet printed for `host` (its name, then a space), or "".
+fn host_line(stdout: &str, host: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{host} ")))
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[test]
 fn hostile_hosts_fail_alone_and_cannot_harm_the_controller() {
     let (_dir, log, path) = fake_ssh();
@@ -94,16 +103,7 @@ fn hostile_hosts_fail_alone_and_cannot_harm_the_controller() {
         all.contains("\\u{1b}[2Jwiped"),
         "the escape is shown, not run:\n{all}"
     );
-    let line = |host: &str| {
-        stdout
-            .lines()
-            .find(|l| {
-                l.strip_prefix(host)
-                    .is_some_and(|rest| rest.starts_with(' '))
-            })
-            .unwrap_or_default()
-            .to_string()
-    };
+    let line = |host: &str| host_line(&stdout, host);
     assert!(line("good").contains("ok=3 changed=0 failed=0"), "{stdout}");
     assert!(line("flood").contains("longer than 1024 KiB"), "{stdout}");
     assert!(
@@ -226,13 +226,7 @@ fn hosts_running_another_edgeup_are_read_not_failed() {
     ] {
         assert!(plain.contains(wanted), "{wanted:?} missing:\n{plain}");
     }
-    let recap = |host: &str| {
-        plain
-            .lines()
-            .find(|l| l.starts_with(&format!("{host} ")))
-            .unwrap_or_default()
-            .to_string()
-    };
+    let recap = |host: &str| host_line(&plain, host);
     assert!(
         recap("newer").contains("ok=1 changed=1 failed=0"),
         "{plain}"
@@ -295,13 +289,7 @@ fn a_host_that_never_finishes_is_cut_off_at_the_timeout() {
         .expect("run edgeup fleet");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    let line = |host: &str| {
-        stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{host} ")))
-            .unwrap_or_default()
-            .to_string()
-    };
+    let line = |host: &str| host_line(&stdout, host);
     assert!(
         line("hang").contains("had not finished after 2 s; the session was cut off"),
         "{stdout}"
